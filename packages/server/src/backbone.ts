@@ -1,0 +1,122 @@
+/**
+ * The backbone contract: how publications move between gateway nodes, and where channel history
+ * lives. The gateway core reference-counts channel subscriptions and calls `subscribe` once per
+ * channel per node; adapters never count.
+ *
+ * docs/backbones.md explains the contract in prose and what each adapter promises.
+ */
+
+/** A publication as it travels through the backbone. */
+export interface Publication {
+  /** Full channel name, `namespace:name`. */
+  readonly channel: string;
+  /** Identifies the continuous history this offset belongs to. */
+  readonly epoch: string;
+  /** Strictly rising within (channel, epoch). Contiguous (+1) when `capabilities.contiguousOffsets`. */
+  readonly offset: number;
+  /** When the publication was accepted, ms since the Unix epoch (for latency measurement). */
+  readonly ts: number;
+  /** The payload as JSON text. Never parsed by the gateway on the delivery path. */
+  readonly data: string;
+}
+
+/** Where history retention comes from for one publish (the channel's namespace settings). */
+export interface PublishOptions {
+  /** Keep at most this many publications for recovery (0: no history kept). */
+  readonly historySize: number;
+  /** Keep publications for at most this many seconds (0: no time limit beyond size). */
+  readonly historyTtlSeconds: number;
+}
+
+/** The answer to a history read. */
+export interface HistoryResult {
+  /** The channel's current position: epoch and the offset of the newest publication (0 if none). */
+  readonly epoch: string;
+  readonly offset: number;
+  /**
+   * Publications with offset strictly greater than the requested `after`, oldest first, in the
+   * current epoch. Empty when `after` is absent.
+   */
+  readonly publications: readonly Publication[];
+  /**
+   * True when `publications` holds every publication after `after` (nothing was trimmed or
+   * expired in between and the epoch matched). False means the caller must report a gap.
+   */
+  readonly complete: boolean;
+}
+
+/** Connection state of a backbone, as shown in /readyz and metrics. */
+export type BackboneState = 'connecting' | 'up' | 'down' | 'closed';
+
+/** What the backbone calls back into. The gateway core implements it. */
+export interface BackboneHandler {
+  /**
+   * A publication arrived on a channel this node subscribed to (including one this node
+   * published: every publication reaches local subscribers through this one path).
+   * Must not throw; called in per-channel order.
+   */
+  onPublication(pub: Publication): void;
+  /**
+   * The connection state changed. Going `down` then `up` on a backbone without durable delivery
+   * means publications may have been missed on every subscribed channel: the core tells clients.
+   */
+  onStateChange(state: BackboneState, error?: Error): void;
+}
+
+/** What an adapter can promise; the core and the conformance suite read these. */
+export interface BackboneCapabilities {
+  /** Publications are kept for recovery (`history` returns them). */
+  readonly history: boolean;
+  /** Offsets in a channel rise by exactly one; otherwise only strictly. */
+  readonly contiguousOffsets: boolean;
+  /** History survives a gateway restart (it lives outside the process). */
+  readonly durable: boolean;
+  /** Several gateway processes can share this backbone. */
+  readonly shared: boolean;
+}
+
+/**
+ * A message backbone.
+ *
+ * Semantics every adapter states and the conformance suite checks:
+ * - Delivery: a publication accepted by `publish` reaches every node subscribed to its channel
+ *   at most once while the backbone is up (at least once is never surfaced: offsets dedupe).
+ * - Ordering: per channel, `onPublication` is called in offset order on every node.
+ * - Self-delivery: the publishing node receives its own publications through `onPublication`.
+ * - `subscribe` and `unsubscribe` are idempotent; `subscribe` resolves once publications on the
+ *   channel published after it resolves will be delivered.
+ * - While unreachable: `publish` rejects (it never silently drops); the adapter reconnects by
+ *   itself, re-establishes every subscription, and reports state through `onStateChange`.
+ * - Offsets are assigned by the backbone atomically with the publish, so two publishers on two
+ *   nodes never get the same offset in a channel.
+ */
+export interface Backbone {
+  /** Short name for logs and metrics (`memory`, `redis`, `nats`, `jetstream`, `kafka`). */
+  readonly kind: string;
+  readonly capabilities: BackboneCapabilities;
+  /** Current connection state. */
+  readonly state: BackboneState;
+  /** Connects and registers the handler. Resolves when the backbone is usable. */
+  start(handler: BackboneHandler): Promise<void>;
+  /** Publishes `data` (JSON text) to `channel`; resolves with its position once accepted. */
+  publish(channel: string, data: string, options: PublishOptions): Promise<Publication>;
+  /** Starts delivering `channel`'s publications to the handler. Idempotent. */
+  subscribe(channel: string): Promise<void>;
+  /** Stops delivering `channel`. Idempotent. */
+  unsubscribe(channel: string): Promise<void>;
+  /**
+   * The channel's position and the publications after `after` (at most `limit`). Without
+   * `after`, only the position. A channel never published to has a stable epoch and offset 0.
+   */
+  history(channel: string, after: { epoch: string; offset: number } | undefined, limit: number): Promise<HistoryResult>;
+  /** Disconnects. Pending operations reject. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Thrown by adapters when the backbone cannot take an operation now. */
+export class BackboneUnavailableError extends Error {
+  override readonly name = 'BackboneUnavailableError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
