@@ -131,6 +131,10 @@ export interface PubFrame {
   op: 'pub';
   channel: string;
   epoch: string;
+  /**
+   * Position in the channel's stream. 0 (with epoch '') means unsequenced: the backbone (NATS
+   * core) cannot order the channel, so there is nothing to deduplicate or recover by.
+   */
   offset: number;
   /** When the publication was accepted (ms since epoch), for latency measurement. */
   ts: number;

@@ -12,7 +12,10 @@ export interface Publication {
   readonly channel: string;
   /** Identifies the continuous history this offset belongs to. */
   readonly epoch: string;
-  /** Strictly rising within (channel, epoch). Contiguous (+1) when `capabilities.contiguousOffsets`. */
+  /**
+   * Strictly rising within (channel, epoch). Contiguous (+1) when `capabilities.contiguousOffsets`.
+   * 0 (with epoch '') when the backbone is not `sequenced`.
+   */
   readonly offset: number;
   /** When the publication was accepted, ms since the Unix epoch (for latency measurement). */
   readonly ts: number;
@@ -65,6 +68,12 @@ export interface BackboneHandler {
 
 /** What an adapter can promise; the core and the conformance suite read these. */
 export interface BackboneCapabilities {
+  /**
+   * Publications carry a real stream position. False only where the backbone cannot order a
+   * channel across publishers (NATS core): offsets are then 0 and the epoch '', clients cannot
+   * recover, and every reconnect or backbone outage is reported to them as a gap.
+   */
+  readonly sequenced: boolean;
   /** Publications are kept for recovery (`history` returns them). */
   readonly history: boolean;
   /** Offsets in a channel rise by exactly one; otherwise only strictly. */

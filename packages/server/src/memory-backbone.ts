@@ -74,7 +74,7 @@ function trimExpired(s: ChannelStream, now: number): void {
   }
 }
 
-const CAPABILITIES: BackboneCapabilities = { history: true, contiguousOffsets: true, durable: false, shared: false };
+const CAPABILITIES: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: true, durable: false, shared: false };
 
 /** In-process backbone. The default: one command starts a working single node. */
 export class MemoryBackbone implements Backbone {
