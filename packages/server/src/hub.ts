@@ -1,0 +1,341 @@
+/**
+ * The hub: which local sessions subscribe to which channels, and the one delivery path from the
+ * backbone to their sockets.
+ *
+ * - Backbone subscriptions are reference-counted here: the first local subscriber subscribes the
+ *   channel once, a failure rolls back, the last one leaves after a short linger.
+ * - A publication is encoded and framed once; the same Buffer is queued for every subscriber.
+ *   Queues are flushed once per tick, so what a socket gets in one tick is one write.
+ * - Each channel tracks the last position delivered on this node. On backbones with contiguous
+ *   offsets a jump (lost pub/sub message, reconnect) is filled from history before anything newer
+ *   is delivered; a hole history cannot fill, or a changed epoch, is reported to clients as a gap.
+ */
+import { encodePub, encodeServerFrame } from '@gatehouse/protocol';
+import type { GapReason, StreamPosition } from '@gatehouse/protocol';
+import type { Backbone, BackboneHandler, BackboneState, Publication } from './backbone.js';
+import type { GatewayMetrics } from './metrics.js';
+import { Session, SessionState } from './session.js';
+import { textFrame } from './wire.js';
+import type { Logger } from 'pino';
+
+interface Channel {
+  readonly name: string;
+  readonly subs: Set<Session>;
+  /** Settles when the backbone subscription is in place. */
+  ready: Promise<void>;
+  lingerTimer: NodeJS.Timeout | undefined;
+  /** Last position delivered on this node ('' epoch: not known yet). */
+  epoch: string;
+  offset: number;
+  /** While filling a hole from history, newer publications wait here. */
+  resync: Publication[] | undefined;
+}
+
+/** What the hub needs from the gateway. */
+export interface HubOptions {
+  backbone: Backbone;
+  metrics: GatewayMetrics;
+  log: Logger;
+  maxQueueBytes: number;
+  maxQueueMessages: number;
+  channelLingerMs: number;
+  /** History limit for one recovery or resync read of `channel`. */
+  historyLimit(channel: string): number;
+  /** Closes a session with a code (used for slow consumers). */
+  closeSession(session: Session, code: number, reason: string): void;
+  /** Called when a session's queue hits the cap. */
+  onSlowConsumer(session: Session): void;
+}
+
+/** Outcome of a subscription request. */
+export interface SubscribeResult {
+  epoch: string;
+  offset: number;
+  recovered?: boolean;
+}
+
+const MAX_RESYNC_BUFFER = 10_000;
+
+/** Channel registry and fan-out. */
+export class Hub implements BackboneHandler {
+  private readonly channels = new Map<string, Channel>();
+  private dirty: Session[] = [];
+  private spare: Session[] = [];
+  private flushScheduled = false;
+  /** Accept times of publications fanned out since the last flush (one per publication). */
+  private readonly flushTs: number[] = [];
+  private wasDown = false;
+  private readonly flushBound = () => this.flush();
+
+  constructor(private readonly o: HubOptions) {}
+
+  /** Number of channels with local subscribers. */
+  get channelCount(): number {
+    return this.channels.size;
+  }
+
+  // ---- backbone handler ----
+
+  onPublication(pub: Publication): void {
+    const ch = this.channels.get(pub.channel);
+    if (!ch) return;
+    if (ch.resync) {
+      if (ch.resync.length < MAX_RESYNC_BUFFER) ch.resync.push(pub);
+      else this.abandonResync(ch, 'history');
+      return;
+    }
+    if (pub.offset === 0 || ch.epoch === '') {
+      // Unsequenced backbone, or the first publication this node sees on the channel.
+      if (pub.offset !== 0) this.advance(ch, pub);
+      this.fanout(ch, pub);
+      return;
+    }
+    if (pub.epoch !== ch.epoch) {
+      // The history behind the channel was lost or reset: continuity is broken for everyone.
+      this.gap(ch, 'epoch');
+      this.advance(ch, pub);
+      this.fanout(ch, pub);
+      return;
+    }
+    if (pub.offset <= ch.offset) return; // redelivery: already delivered on this node
+    if (this.o.backbone.capabilities.contiguousOffsets && pub.offset > ch.offset + 1) {
+      ch.resync = [pub];
+      void this.fillFromHistory(ch);
+      return;
+    }
+    this.advance(ch, pub);
+    this.fanout(ch, pub);
+  }
+
+  onStateChange(state: BackboneState): void {
+    if (state === 'down') {
+      this.wasDown = true;
+      return;
+    }
+    if (state !== 'up' || !this.wasDown) return;
+    this.wasDown = false;
+    // Publications may have been missed while the backbone was away. Where history exists, fill
+    // the hole; otherwise say so: never a silent gap.
+    for (const ch of this.channels.values()) {
+      if (!this.o.backbone.capabilities.history || ch.epoch === '') {
+        this.gap(ch, 'backbone');
+      } else if (!ch.resync) {
+        ch.resync = [];
+        void this.fillFromHistory(ch);
+      }
+    }
+  }
+
+  // ---- subscriptions ----
+
+  /**
+   * Subscribes `s` to `channel`, recovering from `since` when given. Resolves after the
+   * `subscribed` reply and any replayed publications were queued (in that order).
+   */
+  async subscribe(s: Session, channel: string, requestId: number, since: StreamPosition | undefined): Promise<void> {
+    let ch = this.channels.get(channel);
+    if (!ch) {
+      ch = { name: channel, subs: new Set(), ready: Promise.resolve(), lingerTimer: undefined, epoch: '', offset: 0, resync: undefined };
+      this.channels.set(channel, ch);
+      const created = ch;
+      ch.ready = this.o.backbone.subscribe(channel).catch((err: unknown) => {
+        // Roll back so the next subscriber tries again instead of joining a dead channel.
+        if (this.channels.get(channel) === created) this.channels.delete(channel);
+        throw err;
+      });
+    } else if (ch.lingerTimer) {
+      clearTimeout(ch.lingerTimer);
+      ch.lingerTimer = undefined;
+    }
+    ch.subs.add(s);
+    s.channels.push(channel);
+    (s.recovering ??= new Map()).set(channel, []);
+    try {
+      await ch.ready;
+      const sequenced = this.o.backbone.capabilities.sequenced;
+      const hist = sequenced
+        ? await this.o.backbone.history(channel, since, this.o.historyLimit(channel))
+        : { epoch: '', offset: 0, publications: [], complete: false };
+      if (s.state === SessionState.Closing || !s.channels.includes(channel)) return;
+      if (ch.epoch === '' && hist.epoch !== '') {
+        ch.epoch = hist.epoch;
+        ch.offset = hist.offset;
+      }
+      const result: SubscribeResult = { epoch: hist.epoch, offset: hist.offset };
+      let last = hist.offset;
+      if (since) {
+        result.recovered = hist.complete;
+        this.o.metrics.recoveries.inc({ outcome: hist.complete ? 'recovered' : 'gap' });
+      }
+      this.send(s, encodeServerFrame({ op: 'subscribed', id: requestId, channel, ...result }));
+      if (since && hist.complete) {
+        for (const p of hist.publications) {
+          this.enqueue(s, textFrame(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data)));
+          last = p.offset;
+        }
+      }
+      // Release what arrived live during the history read, without what the replay covered.
+      const waiting = s.recovering?.get(channel) ?? [];
+      s.recovering?.delete(channel);
+      if (s.recovering?.size === 0) s.recovering = undefined;
+      for (const p of waiting) {
+        if (p.offset !== 0 && p.epoch === hist.epoch && p.offset <= last) continue;
+        this.enqueue(s, textFrame(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data)));
+      }
+    } catch (err) {
+      this.removeFromChannel(s, channel);
+      throw err;
+    }
+  }
+
+  /** Removes `s` from `channel`. Returns false when it was not subscribed. */
+  unsubscribe(s: Session, channel: string): boolean {
+    if (!s.channels.includes(channel)) return false;
+    this.removeFromChannel(s, channel);
+    return true;
+  }
+
+  /** Removes a closed session from every channel. */
+  removeSession(s: Session): void {
+    for (const channel of s.channels.slice()) this.removeFromChannel(s, channel);
+    s.recovering = undefined;
+    s.queue.length = 0;
+    s.queuedBytes = 0;
+  }
+
+  private removeFromChannel(s: Session, channel: string): void {
+    const i = s.channels.indexOf(channel);
+    if (i >= 0) s.channels.splice(i, 1);
+    s.recovering?.delete(channel);
+    const ch = this.channels.get(channel);
+    if (!ch || !ch.subs.delete(s) || ch.subs.size > 0) return;
+    // The last local subscriber left: keep the backbone subscription briefly to absorb churn.
+    ch.lingerTimer = setTimeout(() => {
+      ch.lingerTimer = undefined;
+      if (ch.subs.size > 0 || this.channels.get(channel) !== ch) return;
+      this.channels.delete(channel);
+      this.o.backbone.unsubscribe(channel).catch((err: unknown) => {
+        this.o.log.warn({ err, channel }, 'backbone unsubscribe failed');
+      });
+    }, this.o.channelLingerMs);
+    ch.lingerTimer.unref();
+  }
+
+  /** Drops every channel (gateway shutdown). */
+  clear(): void {
+    for (const ch of this.channels.values()) if (ch.lingerTimer) clearTimeout(ch.lingerTimer);
+    this.channels.clear();
+  }
+
+  // ---- delivery ----
+
+  private advance(ch: Channel, pub: Publication): void {
+    ch.epoch = pub.epoch;
+    ch.offset = pub.offset;
+  }
+
+  private fanout(ch: Channel, pub: Publication): void {
+    const frame = textFrame(encodePub(pub.channel, pub.epoch, pub.offset, pub.ts, pub.data));
+    let n = 0;
+    for (const s of ch.subs) {
+      const waiting = s.recovering?.get(ch.name);
+      if (waiting) {
+        waiting.push(pub);
+        if (waiting.length > this.o.maxQueueMessages) this.o.onSlowConsumer(s);
+        continue;
+      }
+      this.enqueue(s, frame);
+      n++;
+    }
+    if (n > 0) {
+      this.o.metrics.deliveries.inc(n);
+      this.flushTs.push(pub.ts);
+    }
+  }
+
+  /** Sends one non-hot frame (replies, errors) to one session, in order with its publications. */
+  send(s: Session, json: string): void {
+    this.enqueue(s, textFrame(json));
+  }
+
+  /** Queues bytes for `s`; closes it as a slow consumer when its queue would pass the cap. */
+  enqueue(s: Session, frame: Buffer): void {
+    if (s.state === SessionState.Closing) return;
+    const q = s.queue;
+    if (q.length >= this.o.maxQueueMessages || s.queuedBytes + frame.length + s.socket.writableLength > this.o.maxQueueBytes) {
+      this.o.onSlowConsumer(s);
+      return;
+    }
+    if (q.length === 0) {
+      this.dirty.push(s);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flushBound);
+      }
+    }
+    q.push(frame);
+    s.queuedBytes += frame.length;
+  }
+
+  /** Writes everything queued in this tick: one write per socket. */
+  flush(): void {
+    this.flushScheduled = false;
+    const dirty = this.dirty;
+    this.dirty = this.spare;
+    for (const s of dirty) {
+      const q = s.queue;
+      if (q.length === 0) continue;
+      if (s.state !== SessionState.Closing && s.socket.writable) {
+        s.socket.write(q.length === 1 ? (q[0] as Buffer) : Buffer.concat(q, s.queuedBytes));
+      }
+      q.length = 0;
+      s.queuedBytes = 0;
+    }
+    dirty.length = 0;
+    this.spare = dirty;
+    if (this.flushTs.length > 0) {
+      const now = performance.timeOrigin + performance.now();
+      for (const ts of this.flushTs) this.o.metrics.publishDelivery.observe(Math.max(0, now - ts) / 1000);
+      this.flushTs.length = 0;
+    }
+  }
+
+  private gap(ch: Channel, reason: GapReason): void {
+    const frame = textFrame(encodeServerFrame({ op: 'gap', channel: ch.name, reason }));
+    for (const s of ch.subs) this.enqueue(s, frame);
+  }
+
+  private abandonResync(ch: Channel, reason: GapReason): void {
+    const waiting = ch.resync ?? [];
+    ch.resync = undefined;
+    this.gap(ch, reason);
+    for (const p of waiting) {
+      if (p.epoch === ch.epoch && p.offset <= ch.offset) continue;
+      this.advance(ch, p);
+      this.fanout(ch, p);
+    }
+  }
+
+  /** Delivers what this node missed on `ch` from history, then what waited in `ch.resync`. */
+  private async fillFromHistory(ch: Channel): Promise<void> {
+    try {
+      const hist = await this.o.backbone.history(ch.name, { epoch: ch.epoch, offset: ch.offset }, this.o.historyLimit(ch.name));
+      if (this.channels.get(ch.name) !== ch || !ch.resync) return;
+      if (!hist.complete) {
+        this.abandonResync(ch, hist.epoch !== ch.epoch ? 'epoch' : 'history');
+        return;
+      }
+      const waiting = ch.resync;
+      ch.resync = undefined;
+      for (const p of hist.publications) {
+        if (p.offset <= ch.offset) continue;
+        this.advance(ch, p);
+        this.fanout(ch, p);
+      }
+      for (const p of waiting) this.onPublication(p);
+    } catch (err) {
+      this.o.log.warn({ err, channel: ch.name }, 'history read failed while filling a gap');
+      if (this.channels.get(ch.name) === ch && ch.resync) this.abandonResync(ch, 'backbone');
+    }
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * Prometheus metrics. Each gateway owns a registry (several gateways can live in one test
+ * process). Per-delivery work is a counter increment; distributions over connections (queue
+ * depth) are computed when Prometheus scrapes, not on the hot path.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What the metrics read at scrape time. */
+export interface MetricsSource {
+  connectionCount(): number;
+  /** Bytes waiting to be written per open connection. */
+  queueDepths(): Iterable<number>;
+  backboneUp(): boolean;
+  channelCount(): number;
+  tokenCacheEntries(): number;
+  draining(): boolean;
+}
+
+/** The gateway's metrics, registered in their own registry. */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly connectsTotal: Counter;
+  readonly reconnectsTotal: Counter;
+  readonly disconnectsTotal: Counter<'code'>;
+  readonly publishDelivery: Histogram;
+  readonly slowConsumerDisconnects: Counter;
+  readonly admissionRejects: Counter<'reason'>;
+  readonly authCacheHits: Counter;
+  readonly authCacheMisses: Counter;
+  readonly authFailures: Counter<'reason'>;
+  readonly deliveries: Counter;
+  readonly publications: Counter<'source'>;
+  readonly protocolErrors: Counter<'code'>;
+  readonly backboneStateChanges: Counter<'state'>;
+  readonly backbonePublishErrors: Counter;
+  readonly recoveries: Counter<'outcome'>;
+  readonly drainClosed: Counter;
+
+  constructor(nodeId: string, source: MetricsSource) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ node: nodeId });
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
+
+    new Gauge({
+      name: 'gatehouse_connections',
+      help: 'Open WebSocket connections on this node',
+      registers,
+      collect() {
+        this.set(source.connectionCount());
+      },
+    });
+    this.connectsTotal = new Counter({ name: 'gatehouse_connects_total', help: 'Connections that completed connect', registers });
+    this.reconnectsTotal = new Counter({
+      name: 'gatehouse_reconnects_total',
+      help: 'Connects that the SDK marked as reconnects after a lost connection',
+      registers,
+    });
+    this.disconnectsTotal = new Counter({
+      name: 'gatehouse_disconnects_total',
+      help: 'Connections closed, by close code',
+      labelNames: ['code'],
+      registers,
+    });
+    this.publishDelivery = new Histogram({
+      name: 'gatehouse_publish_delivery_seconds',
+      help: 'From publication accepted to its bytes written to the last local subscriber socket (one observation per publication per node)',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
+      registers,
+    });
+    const queueHist = new Histogram({
+      name: 'gatehouse_outbound_queue_bytes',
+      help: 'Bytes waiting to be written, one observation per open connection at scrape time',
+      buckets: [0, 1024, 16384, 65536, 262144, 1048576, 4194304, 16777216],
+      registers,
+      collect() {
+        this.reset();
+        let max = 0;
+        for (const d of source.queueDepths()) {
+          this.observe(d);
+          if (d > max) max = d;
+        }
+        queueMax.set(max);
+      },
+    });
+    void queueHist;
+    const queueMax = new Gauge({
+      name: 'gatehouse_outbound_queue_max_bytes',
+      help: 'Largest outbound queue of any connection at scrape time',
+      registers,
+    });
+    this.slowConsumerDisconnects = new Counter({
+      name: 'gatehouse_slow_consumer_disconnects_total',
+      help: 'Connections closed because their outbound queue hit the cap',
+      registers,
+    });
+    this.admissionRejects = new Counter({
+      name: 'gatehouse_admission_rejects_total',
+      help: 'Connections refused by admission control, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.authCacheHits = new Counter({ name: 'gatehouse_auth_cache_hits_total', help: 'Tokens answered from the verified-token cache', registers });
+    this.authCacheMisses = new Counter({ name: 'gatehouse_auth_cache_misses_total', help: 'Tokens verified cryptographically', registers });
+    this.authFailures = new Counter({
+      name: 'gatehouse_auth_failures_total',
+      help: 'Refused connect attempts, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.deliveries = new Counter({ name: 'gatehouse_deliveries_total', help: 'Publications queued to subscriber sockets', registers });
+    this.publications = new Counter({
+      name: 'gatehouse_publications_total',
+      help: 'Publications accepted by this node, by source',
+      labelNames: ['source'],
+      registers,
+    });
+    this.protocolErrors = new Counter({
+      name: 'gatehouse_protocol_errors_total',
+      help: 'Malformed or refused client frames, by error code',
+      labelNames: ['code'],
+      registers,
+    });
+    new Gauge({
+      name: 'gatehouse_backbone_up',
+      help: '1 when the backbone is connected',
+      registers,
+      collect() {
+        this.set(source.backboneUp() ? 1 : 0);
+      },
+    });
+    this.backboneStateChanges = new Counter({
+      name: 'gatehouse_backbone_state_changes_total',
+      help: 'Backbone connection state changes, by new state',
+      labelNames: ['state'],
+      registers,
+    });
+    this.backbonePublishErrors = new Counter({
+      name: 'gatehouse_backbone_publish_errors_total',
+      help: 'Publications the backbone refused',
+      registers,
+    });
+    this.recoveries = new Counter({
+      name: 'gatehouse_recoveries_total',
+      help: 'Subscriptions that asked to recover, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
+    new Gauge({
+      name: 'gatehouse_channels',
+      help: 'Channels with at least one local subscriber',
+      registers,
+      collect() {
+        this.set(source.channelCount());
+      },
+    });
+    new Gauge({
+      name: 'gatehouse_auth_cache_entries',
+      help: 'Verified tokens in the cache',
+      registers,
+      collect() {
+        this.set(source.tokenCacheEntries());
+      },
+    });
+    new Gauge({
+      name: 'gatehouse_draining',
+      help: '1 while the node drains',
+      registers,
+      collect() {
+        this.set(source.draining() ? 1 : 0);
+      },
+    });
+    this.drainClosed = new Counter({
+      name: 'gatehouse_drain_closed_total',
+      help: 'Connections closed by a drain',
+      registers,
+    });
+  }
+}

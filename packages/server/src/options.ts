@@ -1,0 +1,229 @@
+/**
+ * Gateway options: one plain object, every default in `DEFAULTS`, validated once at start with
+ * messages that name the offending field. A zero or missing value means "use the default".
+ */
+
+/** Per-namespace behaviour. Channels are `namespace:name`; unknown namespaces are refused. */
+export interface NamespaceOptions {
+  /** Publications kept per channel for recovery. Default 100; 0 keeps none. */
+  historySize: number;
+  /** Seconds a publication stays recoverable. Default 300; 0 means size alone decides. */
+  historyTtlSeconds: number;
+  /** Clients without a token may subscribe. Default false. */
+  anonymous: boolean;
+  /**
+   * Who may subscribe: 'claims' (the token's `channels` patterns must match; the default) or
+   * 'authenticated' (any valid token).
+   */
+  subscribe: 'claims' | 'authenticated';
+}
+
+/** An HTTP API key, optionally limited to channel patterns (`chat:*`). */
+export interface ApiKey {
+  key: string;
+  /** Channel patterns this key may publish to; absent means every channel. */
+  channels?: string[];
+}
+
+/** Everything a gateway can be told. See `DEFAULTS` for each default. */
+export interface GatewayOptions {
+  /** TCP port. Default 8080; 0 picks a free one (tests). */
+  port: number;
+  /** Address to bind. Default '0.0.0.0'. */
+  host: string;
+  /** This node's name in logs, metrics and frames. Default: a random id. */
+  nodeId: string;
+  /** PEM files for TLS termination in the process; both or neither. */
+  tlsCert?: string;
+  tlsKey?: string;
+
+  /** HS256 secret for tokens. */
+  tokenSecret?: string;
+  /** JWKS (RS256/ES256) as a file path or an http(s) URL. */
+  jwks?: string;
+  /** Required `iss`/`aud` claims, if set. */
+  tokenIssuer?: string;
+  tokenAudience?: string;
+  /** API keys for the HTTP publish API. */
+  apiKeys: ApiKey[];
+  /** Allowed `Origin` values for WebSocket upgrades; empty allows any origin. */
+  allowedOrigins: string[];
+
+  /** Namespaces by name. */
+  namespaces: Record<string, NamespaceOptions>;
+
+  /** Ms a new connection has to send `connect`. Default 10000. */
+  authTimeoutMs: number;
+  /** Server heartbeat interval (WebSocket ping + application ping). Default 25000. */
+  heartbeatMs: number;
+  /** Ms before `exp` at which the client is asked to refresh. Default 60000. */
+  refreshLeadMs: number;
+  /** Ms after `exp` before an unrefreshed connection is closed. Default 15000. */
+  tokenGraceMs: number;
+  /** Verified tokens kept in the cache. Default 50000. */
+  tokenCacheSize: number;
+
+  /** Largest inbound WebSocket message or HTTP body, bytes. Default 65536. */
+  maxPayloadBytes: number;
+  /** Fragments one inbound message may have. Default 64. */
+  maxFragments: number;
+  /** Outbound queue cap per connection, bytes. Default 4 MiB. */
+  maxQueueBytes: number;
+  /** Outbound queue cap per connection, messages waiting in the current tick. Default 10000. */
+  maxQueueMessages: number;
+  /** Subscriptions per connection. Default 128. */
+  maxSubscriptions: number;
+  /** Inbound messages per second per connection before throttling (twice that closes). Default 100. */
+  maxMessagesPerSecond: number;
+  /** Inbound WebSocket pings per second per connection before closing 1008. Default 10. */
+  maxPingsPerSecond: number;
+  /** Concurrent connections on this node. Default 50000. */
+  maxConnections: number;
+  /** Concurrent connections per user (`sub` claim). Default 16. */
+  maxConnectionsPerUser: number;
+  /** New connections per second this node admits (token bucket, burst = 2 s worth). Default 1000. */
+  connectRate: number;
+  /** New connections per second from one client address. Default 50. */
+  connectRatePerAddress: number;
+  /** Use the first X-Forwarded-For address as the client address (behind a trusted ingress). */
+  trustProxy: boolean;
+  /** Ms a closing socket may take before it is destroyed. Default 5000. */
+  closeTimeoutMs: number;
+  /** Ms an empty channel keeps its backbone subscription (absorbs churn). Default 2000. */
+  channelLingerMs: number;
+  /** Ms over which a drain spreads its closes. Default 30000. */
+  drainWindowMs: number;
+  /** Largest request header block, bytes. Default 8192. */
+  maxHeaderBytes: number;
+  /** Ms to receive a full request header (slowloris). Default 10000. */
+  headersTimeoutMs: number;
+}
+
+/** Defaults for every namespace field. */
+export const NAMESPACE_DEFAULTS: NamespaceOptions = {
+  historySize: 100,
+  historyTtlSeconds: 300,
+  anonymous: false,
+  subscribe: 'claims',
+};
+
+/** Every default in one place. */
+export const DEFAULTS: GatewayOptions = {
+  port: 8080,
+  host: '0.0.0.0',
+  nodeId: '',
+  apiKeys: [],
+  allowedOrigins: [],
+  namespaces: {
+    public: { ...NAMESPACE_DEFAULTS, anonymous: true },
+    private: { ...NAMESPACE_DEFAULTS },
+  },
+  authTimeoutMs: 10_000,
+  heartbeatMs: 25_000,
+  refreshLeadMs: 60_000,
+  tokenGraceMs: 15_000,
+  tokenCacheSize: 50_000,
+  maxPayloadBytes: 64 * 1024,
+  maxFragments: 64,
+  maxQueueBytes: 4 * 1024 * 1024,
+  maxQueueMessages: 10_000,
+  maxSubscriptions: 128,
+  maxMessagesPerSecond: 100,
+  maxPingsPerSecond: 10,
+  maxConnections: 50_000,
+  maxConnectionsPerUser: 16,
+  connectRate: 1000,
+  connectRatePerAddress: 50,
+  trustProxy: false,
+  closeTimeoutMs: 5000,
+  channelLingerMs: 2000,
+  drainWindowMs: 30_000,
+  maxHeaderBytes: 8192,
+  headersTimeoutMs: 10_000,
+};
+
+/** A configuration mistake, naming the field. */
+export class OptionsError extends TypeError {
+  override readonly name = 'OptionsError';
+}
+
+const NAMESPACE_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+function intField(o: Record<string, unknown>, key: string, min: number, max = Number.MAX_SAFE_INTEGER): void {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new OptionsError(`${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+}
+
+/**
+ * Merges `input` over the defaults and validates the result. Unknown fields, wrong types and
+ * contradictions throw `OptionsError` naming the field.
+ */
+export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOptions {
+  for (const key of Object.keys(input)) {
+    if (!(key in DEFAULTS) && !['tlsCert', 'tlsKey', 'tokenSecret', 'jwks', 'tokenIssuer', 'tokenAudience'].includes(key)) {
+      throw new OptionsError(`unknown option "${key}"`);
+    }
+  }
+  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+  const o: GatewayOptions = { ...DEFAULTS, ...defined };
+  if (!o.nodeId) o.nodeId = `gh-${Math.random().toString(36).slice(2, 10)}`;
+  const rec = o as unknown as Record<string, unknown>;
+  intField(rec, 'port', 0, 65535);
+  for (const k of [
+    'authTimeoutMs', 'heartbeatMs', 'tokenCacheSize', 'maxPayloadBytes', 'maxFragments', 'maxQueueBytes',
+    'maxQueueMessages', 'maxSubscriptions', 'maxMessagesPerSecond', 'maxPingsPerSecond', 'maxConnections',
+    'maxConnectionsPerUser', 'connectRate', 'connectRatePerAddress', 'closeTimeoutMs', 'maxHeaderBytes',
+    'headersTimeoutMs',
+  ]) intField(rec, k, 1);
+  for (const k of ['refreshLeadMs', 'tokenGraceMs', 'channelLingerMs', 'drainWindowMs']) intField(rec, k, 0);
+  if (typeof o.host !== 'string' || o.host === '') throw new OptionsError('host must be a non-empty string');
+  if (typeof o.nodeId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(o.nodeId)) {
+    throw new OptionsError('nodeId must be 1-64 characters from A-Z a-z 0-9 _ . -');
+  }
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
+    throw new OptionsError('tlsCert and tlsKey go together: give both or neither');
+  }
+  if (o.tokenSecret !== undefined && (typeof o.tokenSecret !== 'string' || o.tokenSecret.length < 8)) {
+    throw new OptionsError('tokenSecret must be a string of at least 8 characters');
+  }
+  if (!Array.isArray(o.apiKeys)) throw new OptionsError('apiKeys must be a list');
+  o.apiKeys = o.apiKeys.map((k, i) => {
+    const key = typeof k === 'string' ? { key: k } : k;
+    if (!key || typeof key.key !== 'string' || key.key.length < 8) {
+      throw new OptionsError(`apiKeys[${i}] must be at least 8 characters`);
+    }
+    if (key.channels !== undefined && (!Array.isArray(key.channels) || !key.channels.every((c) => typeof c === 'string'))) {
+      throw new OptionsError(`apiKeys[${i}].channels must be a list of channel patterns`);
+    }
+    return key;
+  });
+  if (!Array.isArray(o.allowedOrigins) || !o.allowedOrigins.every((x) => typeof x === 'string')) {
+    throw new OptionsError('allowedOrigins must be a list of origins like "https://app.example.com"');
+  }
+  if (typeof o.namespaces !== 'object' || o.namespaces === null || Object.keys(o.namespaces).length === 0) {
+    throw new OptionsError('namespaces must name at least one namespace');
+  }
+  const namespaces: Record<string, NamespaceOptions> = Object.create(null);
+  for (const [name, ns] of Object.entries(o.namespaces)) {
+    if (!NAMESPACE_RE.test(name)) throw new OptionsError(`namespaces.${name}: names are 1-64 characters from A-Z a-z 0-9 _ -`);
+    const merged = { ...NAMESPACE_DEFAULTS, ...(ns ?? {}) } as NamespaceOptions & Record<string, unknown>;
+    for (const key of Object.keys(merged)) {
+      if (!(key in NAMESPACE_DEFAULTS)) throw new OptionsError(`namespaces.${name}.${key} is not a namespace option`);
+    }
+    try {
+      intField(merged, 'historySize', 0, 1_000_000);
+      intField(merged, 'historyTtlSeconds', 0, 30 * 86400);
+    } catch (e) {
+      throw new OptionsError(`namespaces.${name}.${(e as Error).message}`);
+    }
+    if (typeof merged.anonymous !== 'boolean') throw new OptionsError(`namespaces.${name}.anonymous must be true or false`);
+    if (merged.subscribe !== 'claims' && merged.subscribe !== 'authenticated') {
+      throw new OptionsError(`namespaces.${name}.subscribe must be "claims" or "authenticated"`);
+    }
+    namespaces[name] = merged;
+  }
+  o.namespaces = namespaces;
+  return o;
+}

@@ -1,0 +1,21 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RawClient, api, startGateway, token } from './helpers.js';
+
+test('a subscriber receives a publication made through the HTTP API', async () => {
+  const gw = await startGateway();
+  try {
+    const c = await RawClient.connect(gw.port, await token('u1', { channels: ['private:*'] }));
+    const sub = await c.request({ op: 'subscribe', channel: 'private:a' });
+    assert.equal(sub['op'], 'subscribed');
+    const res = await api(gw.port, '/api/publish', { channel: 'private:a', data: { hello: 'world' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.offset, 1);
+    const [p] = await c.waitPubs(1, 'private:a');
+    assert.deepEqual(p?.['data'], { hello: 'world' });
+    assert.equal(p?.['offset'], 1);
+    c.close();
+  } finally {
+    await gw.close();
+  }
+});
