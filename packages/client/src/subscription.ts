@@ -1,0 +1,190 @@
+/**
+ * One channel the application listens to. The subscription outlives connections: it keeps the
+ * last stream position it delivered, so after a reconnect the client resubscribes from there and
+ * drops anything at or below it.
+ */
+import type { GapReason, PubFrame, StreamPosition, SubscribedFrame } from '@gatehouse/protocol';
+import { TypedEmitter, type ListenerErrorHook } from './emitter.js';
+import type { GatehouseError } from './errors.js';
+
+/** A publication as the application receives it. */
+export interface Publication {
+  readonly channel: string;
+  /** The stream's epoch; '' when the backbone does not sequence the channel. */
+  readonly epoch: string;
+  /** Position in the stream; 0 (with epoch '') when unsequenced. */
+  readonly offset: number;
+  /** When the server accepted the publication (ms since epoch). */
+  readonly ts: number;
+  readonly data: unknown;
+}
+
+/** Payload of `subscribed`: the server confirmed the subscription (again, after a reconnect). */
+export interface SubscribedEvent {
+  readonly channel: string;
+  readonly epoch: string;
+  readonly offset: number;
+  /** Present on a resubscribe with a position: whether every missed publication follows. */
+  readonly recovered?: boolean;
+}
+
+/** Payload of `gap`: publications may be missing; the application should reload the channel. */
+export interface GapEvent {
+  readonly channel: string;
+  readonly reason: GapReason;
+}
+
+/** Payload of `unsubscribed`: the subscription ended and will not come back by itself. */
+export interface UnsubscribedEvent {
+  readonly channel: string;
+  /** Why: the application asked, the server refused the subscription, or the client closed. */
+  readonly reason: 'unsubscribe' | 'error' | 'closed';
+}
+
+/** Events of a `Subscription`. */
+export interface SubscriptionEvents {
+  publication: Publication;
+  subscribed: SubscribedEvent;
+  gap: GapEvent;
+  error: GatehouseError;
+  unsubscribed: UnsubscribedEvent;
+}
+
+/** The subscription events the client re-emits on itself, so one listener can watch every channel. */
+export type RelayedEvents = Omit<SubscriptionEvents, 'unsubscribed'>;
+
+/** @internal How a subscription passes its events on to the client. */
+export type Relay = <K extends keyof RelayedEvents>(event: K, payload: RelayedEvents[K]) => void;
+
+/** Where a subscription stands. */
+export type SubscriptionState = 'subscribing' | 'subscribed' | 'unsubscribed';
+
+/** An unsequenced position (epoch '' and offset 0) carries nothing to deduplicate or recover by. */
+export function isSequenced(p: { epoch: string; offset: number }): boolean {
+  return !(p.epoch === '' && p.offset === 0);
+}
+
+/** A subscription to one channel, created by `GatehouseClient.subscribe`. */
+export class Subscription extends TypedEmitter<SubscriptionEvents> {
+  #state: SubscriptionState = 'subscribing';
+  #position: StreamPosition | undefined;
+  /** True once the server confirmed this subscription on some connection. */
+  #everSubscribed = false;
+
+  /** @internal Created by the client, which routes frames to it. */
+  constructor(
+    readonly channel: string,
+    private readonly leave: (sub: Subscription) => Promise<void>,
+    private readonly relay: Relay,
+    onListenerError: ListenerErrorHook,
+  ) {
+    super(onListenerError);
+  }
+
+  /** Emits on this subscription, then on the client. */
+  #tell<K extends keyof RelayedEvents>(event: K, payload: RelayedEvents[K]): void {
+    this.emit(event, payload as SubscriptionEvents[K]);
+    this.relay(event, payload);
+  }
+
+  /** Where the subscription stands. */
+  get state(): SubscriptionState {
+    return this.#state;
+  }
+
+  /** The last stream position delivered (or confirmed by the server), if any. */
+  get position(): StreamPosition | undefined {
+    return this.#position && { ...this.#position };
+  }
+
+  /**
+   * Stops the subscription. Resolves once the server confirmed, or at once when there is no
+   * connection (then the server holds nothing to undo). Never rejects: a server error is
+   * reported on the client's `error` event.
+   */
+  unsubscribe(): Promise<void> {
+    if (this.#state === 'unsubscribed') return Promise.resolve();
+    return this.leave(this);
+  }
+
+  /** @internal What to send as `since` when (re)subscribing. */
+  recoverFrom(): StreamPosition | undefined {
+    return this.#position && isSequenced(this.#position) ? { ...this.#position } : undefined;
+  }
+
+  /** @internal The connection dropped: the subscription waits for the next one. */
+  suspend(): void {
+    if (this.#state === 'subscribed') this.#state = 'subscribing';
+  }
+
+  /** @internal The server answered `subscribed` to a request that carried `since` (or not). */
+  confirm(frame: SubscribedFrame, since: StreamPosition | undefined): void {
+    if (this.#state === 'unsubscribed') return;
+    const wasResubscribe = this.#everSubscribed;
+    const lastPosition = this.#position;
+    this.#state = 'subscribed';
+    this.#everSubscribed = true;
+    let gap: GapReason | undefined;
+    if (since !== undefined) {
+      if (frame.recovered === true) {
+        // Replayed publications follow; dedupe keeps counting from where we were.
+      } else {
+        // An answer without `recovered` to a request with `since` is treated as not recovered:
+        // a silent gap is the one outcome the protocol forbids.
+        gap = frame.epoch !== since.epoch ? 'epoch' : 'history';
+        this.#position = { epoch: frame.epoch, offset: frame.offset };
+      }
+    } else {
+      this.#position = { epoch: frame.epoch, offset: frame.offset };
+      // A channel without sequence numbers cannot be recovered: after a lost connection the
+      // application must assume it missed publications.
+      if (wasResubscribe && lastPosition !== undefined && !isSequenced(lastPosition)) gap = 'history';
+    }
+    const event: SubscribedEvent =
+      frame.recovered === undefined
+        ? { channel: this.channel, epoch: frame.epoch, offset: frame.offset }
+        : { channel: this.channel, epoch: frame.epoch, offset: frame.offset, recovered: frame.recovered };
+    this.#tell('subscribed', event);
+    if (gap !== undefined) this.#tell('gap', { channel: this.channel, reason: gap });
+  }
+
+  /**
+   * @internal A `pub` frame for this channel. Delivers it unless it is a duplicate (at or below
+   * the last delivered offset in the same epoch) or arrived outside a confirmed subscription.
+   * Returns whether it was delivered.
+   */
+  receive(frame: PubFrame): boolean {
+    if (this.#state !== 'subscribed') return false;
+    const pub: Publication = { channel: frame.channel, epoch: frame.epoch, offset: frame.offset, ts: frame.ts, data: frame.data };
+    if (isSequenced(frame)) {
+      const last = this.#position;
+      if (last !== undefined && isSequenced(last) && frame.epoch === last.epoch && frame.offset <= last.offset) return false;
+      this.#position = { epoch: frame.epoch, offset: frame.offset };
+      if (last !== undefined && isSequenced(last) && frame.epoch !== last.epoch) {
+        // The stream was reset under a live subscription: earlier publications may be gone.
+        this.#tell('gap', { channel: this.channel, reason: 'epoch' });
+      }
+    }
+    this.#tell('publication', pub);
+    return true;
+  }
+
+  /** @internal The server reported lost continuity: the next publication sets a new position. */
+  markGap(reason: GapReason): void {
+    if (this.#state === 'unsubscribed') return;
+    this.#position = undefined;
+    this.#tell('gap', { channel: this.channel, reason });
+  }
+
+  /** @internal Reports an error about this subscription. */
+  fail(error: GatehouseError): void {
+    this.#tell('error', error);
+  }
+
+  /** @internal Ends the subscription for good. */
+  end(reason: UnsubscribedEvent['reason']): void {
+    if (this.#state === 'unsubscribed') return;
+    this.#state = 'unsubscribed';
+    this.emit('unsubscribed', { channel: this.channel, reason });
+  }
+}
