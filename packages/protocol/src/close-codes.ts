@@ -27,12 +27,6 @@ export const CloseCode = {
   PolicyViolation: 1008,
   /** RFC 6455: a message above the payload limit. */
   MessageTooBig: 1009,
-  /** RFC 6455: the server hit an unexpected condition. */
-  InternalError: 1011,
-  /** RFC 6455: the server is restarting. */
-  ServiceRestart: 1012,
-  /** RFC 6455: try again later (overloaded). */
-  TryAgainLater: 1013,
 
   /** The first frame was not a valid `connect`, or a frame broke the protocol. */
   BadRequest: 4000,
@@ -80,9 +74,6 @@ export const CLOSE_CODES: readonly CloseCodeInfo[] = [
   { code: 1007, name: 'InvalidPayload', class: 'terminal', meaning: 'text message is not valid UTF-8' },
   { code: 1008, name: 'PolicyViolation', class: 'backoff', meaning: 'message or ping rate above the limit' },
   { code: 1009, name: 'MessageTooBig', class: 'terminal', meaning: 'message above the payload limit' },
-  { code: 1011, name: 'InternalError', class: 'backoff', meaning: 'unexpected server condition' },
-  { code: 1012, name: 'ServiceRestart', class: 'reconnect', meaning: 'server restarting' },
-  { code: 1013, name: 'TryAgainLater', class: 'backoff', meaning: 'server overloaded' },
   { code: 4000, name: 'BadRequest', class: 'terminal', meaning: 'invalid first frame or protocol misuse' },
   { code: 4001, name: 'Unauthorized', class: 'terminal', meaning: 'token missing, malformed, wrongly signed or expired' },
   { code: 4002, name: 'AuthTimeout', class: 'terminal', meaning: 'no connect frame within the authentication deadline' },
@@ -103,7 +94,7 @@ const byCode = new Map(CLOSE_CODES.map((c) => [c.code, c]));
 /**
  * The class of a close code. Codes not in the table follow their range: 4000-4099 terminal,
  * 4100-4199 backoff, 4200-4299 reconnect, 4300-4399 resumable; anything else (1006 abnormal
- * closure, network loss) backs off.
+ * closure, network loss, 1011/1012/1013 from a proxy) backs off.
  */
 export function closeClass(code: number): CloseClass {
   const known = byCode.get(code);
