@@ -1,0 +1,422 @@
+/**
+ * The Redis backbone: Pub/Sub (or sharded pub/sub) for fan-out, a Stream per channel for
+ * history, and one Lua script that assigns the offset atomically with the append and the
+ * PUBLISH. Several Redis servers form independent shards; a channel lives on the one rendezvous
+ * hashing picks, so no coordination between shards is ever needed.
+ *
+ * Per shard: one command connection (publish, history; no offline queue, so nothing is buffered
+ * while Redis is away and publish rejects at once) and, from the first subscribe on, one
+ * subscriber connection. Reconnection is ioredis's; re-subscribing is ours, so the backbone only
+ * reports `up` once every subscription is back.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import {
+  BackboneUnavailableError,
+  type Backbone,
+  type BackboneCapabilities,
+  type BackboneHandler,
+  type BackboneState,
+  type HistoryResult,
+  type Publication,
+  type PublishOptions,
+} from '@gatehouse/server';
+import { isValidChannel } from '@gatehouse/protocol';
+import { decodeEnvelope, envelopeHead } from './envelope.js';
+import { parseRedisUrl, resolveRedisOptions, type RedisBackboneOptions, type ResolvedRedisOptions } from './options.js';
+import { RendezvousHash } from './rendezvous.js';
+import { channelKeys, PUBLISH_SCRIPT, READ_SCRIPT, type LoadedScript } from './scripts.js';
+
+const CAPABILITIES: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: true, durable: true, shared: true };
+
+/** Counters for metrics and /readyz. */
+export interface RedisBackboneStats {
+  /** Connections re-established after a loss (all shards, both connection kinds). */
+  reconnects: number;
+  /** Publishes that rejected. */
+  publishErrors: number;
+  /** Incoming messages that were not valid envelopes (dropped). */
+  malformed: number;
+}
+
+/** Resubscribing in batches keeps one command's size reasonable with many channels. */
+const RESUBSCRIBE_BATCH = 500;
+/** Raw text handed to `onMalformed` is cut to this many characters. */
+const MALFORMED_SAMPLE = 200;
+
+class Shard {
+  pub: Redis | undefined;
+  sub: Redis | undefined;
+  pubReady = false;
+  subReady = false;
+  /** Subscribed channels (our names) on this shard; the source of truth for resubscribing. */
+  readonly channels = new Set<string>();
+  /** Subscribes in flight, so a concurrent second subscribe waits for the same acknowledgement. */
+  readonly pending = new Map<string, Promise<void>>();
+  subConnecting: Promise<void> | undefined;
+  lastError: Error | undefined;
+
+  constructor(readonly url: string, readonly id: string) {}
+}
+
+/** A Backbone on one or several Redis servers. */
+export class RedisBackbone implements Backbone {
+  readonly kind = 'redis';
+  readonly capabilities = CAPABILITIES;
+  /** The options in effect, defaults filled in. */
+  readonly options: ResolvedRedisOptions;
+  private readonly shards: Shard[];
+  private readonly ring: RendezvousHash;
+  private handler: BackboneHandler | undefined;
+  private current: BackboneState = 'connecting';
+  private started = false;
+  /** Set once start() saw every shard ready; from then on state changes are reported. */
+  private live = false;
+  private readonly waiters = new Set<() => void>();
+  private readonly nonce = randomBytes(3).toString('base64url');
+  private readonly counters: RedisBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0 };
+
+  constructor(options: RedisBackboneOptions) {
+    this.options = resolveRedisOptions(options);
+    this.shards = this.options.urls.map((u) => {
+      const s = parseRedisUrl(u);
+      return new Shard(s.url, s.id);
+    });
+    this.ring = new RendezvousHash(this.shards.map((s) => s.id));
+  }
+
+  get state(): BackboneState {
+    return this.current;
+  }
+
+  /** Counters since construction (a copy). */
+  stats(): RedisBackboneStats {
+    return { ...this.counters };
+  }
+
+  /** The shard id (`host:port/db`) that owns `channel`. */
+  shardOf(channel: string): string {
+    return this.ring.pick(channel);
+  }
+
+  async start(handler: BackboneHandler): Promise<void> {
+    if (this.started) throw new Error('RedisBackbone.start was already called');
+    this.started = true;
+    this.handler = handler;
+    for (const s of this.shards) s.pub = this.connection(s, 'pub');
+    try {
+      await Promise.all(this.shards.map((s) => this.waitReady(s, s.pub as Redis, 'pub')));
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    this.live = true;
+    this.recompute();
+  }
+
+  async publish(channel: string, data: string, options: PublishOptions): Promise<Publication> {
+    const shard = this.usable(channel);
+    const { historySize, historyTtlSeconds } = options;
+    if (!Number.isSafeInteger(historySize) || historySize < 0) throw new TypeError('historySize must be an integer >= 0');
+    if (!Number.isSafeInteger(historyTtlSeconds) || historyTtlSeconds < 0) throw new TypeError('historyTtlSeconds must be an integer >= 0');
+    if (typeof data !== 'string' || data.length === 0) throw new TypeError('data must be non-empty JSON text');
+    const keys = channelKeys(this.options.keyPrefix, channel);
+    const ts = Date.now();
+    const idle = this.options.idleTtlSeconds;
+    try {
+      const [epoch, offset] = (await this.evalScript(shard, PUBLISH_SCRIPT, keys, [
+        keys.pubsub,
+        envelopeHead(channel),
+        data,
+        ts,
+        historySize,
+        historyTtlSeconds,
+        Math.max(idle, historyTtlSeconds),
+        historyTtlSeconds > 0 ? historyTtlSeconds : idle,
+        this.nonce,
+        this.options.sharded ? '1' : '0',
+      ])) as [string, number];
+      return { channel, epoch, offset, ts, data };
+    } catch (err) {
+      this.counters.publishErrors++;
+      throw this.translate(shard, err);
+    }
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    const shard = this.usable(channel, true);
+    const pending = shard.pending.get(channel);
+    if (shard.channels.has(channel)) {
+      if (pending) await pending;
+      return;
+    }
+    shard.channels.add(channel);
+    const p = this.subscribeOn(shard, channel);
+    shard.pending.set(channel, p);
+    try {
+      await p;
+    } finally {
+      if (shard.pending.get(channel) === p) shard.pending.delete(channel);
+    }
+  }
+
+  private async subscribeOn(shard: Shard, channel: string): Promise<void> {
+    try {
+      await this.ensureSubscriber(shard);
+      // Unsubscribed while the connection was being made: nothing to send.
+      if (!shard.channels.has(channel)) return;
+      const sub = shard.sub as Redis;
+      const name = channelKeys(this.options.keyPrefix, channel).pubsub;
+      await (this.options.sharded ? sub.ssubscribe(name) : sub.subscribe(name));
+    } catch (err) {
+      // The caller rolls back; forget the channel so a reconnect does not resurrect it.
+      shard.channels.delete(channel);
+      throw this.translate(shard, err);
+    }
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    if (typeof channel !== 'string') return;
+    const shard = this.shards[this.ring.indexOf(channel)] as Shard;
+    if (!shard.channels.delete(channel)) return;
+    const sub = shard.sub;
+    // Not connected: the channel is simply left out when the connection comes back.
+    if (!sub || !shard.subReady || this.current === 'closed') return;
+    const name = channelKeys(this.options.keyPrefix, channel).pubsub;
+    try {
+      await (this.options.sharded ? sub.sunsubscribe(name) : sub.unsubscribe(name));
+    } catch {
+      // The connection dropped meanwhile; messages for the channel are filtered out locally and
+      // the resubscription after reconnect no longer includes it.
+    }
+  }
+
+  async history(channel: string, after: { epoch: string; offset: number } | undefined, limit: number): Promise<HistoryResult> {
+    const shard = this.usable(channel);
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new TypeError('limit must be an integer >= 0');
+    if (after && (typeof after.epoch !== 'string' || !Number.isSafeInteger(after.offset) || after.offset < 0)) {
+      throw new TypeError('after must be {epoch: string, offset: integer >= 0}');
+    }
+    const keys = channelKeys(this.options.keyPrefix, channel);
+    let reply: [string, number, number, [string, string[]][] | null];
+    try {
+      reply = (await this.evalScript(shard, READ_SCRIPT, keys, [
+        after ? after.epoch : '',
+        after ? after.offset : 0,
+        limit,
+        this.options.idleTtlSeconds,
+        this.nonce,
+      ])) as typeof reply;
+    } catch (err) {
+      throw this.translate(shard, err);
+    }
+    const [epoch, offset, ttl, entries] = reply;
+    const position = { epoch, offset, publications: [] as Publication[] };
+    if (!after) return { ...position, complete: true };
+    if (after.epoch !== epoch || after.offset > offset) return { ...position, complete: false };
+    if (after.offset === offset) return { ...position, complete: true };
+    const missed = offset - after.offset;
+    if (!entries || entries.length !== missed) return { ...position, complete: false };
+    const publications: Publication[] = [];
+    for (const [id, fields] of entries) {
+      const pubOffset = Number(id.slice(0, id.indexOf('-')));
+      let data: string | undefined;
+      let ts = NaN;
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        if (fields[i] === 'd') data = fields[i + 1];
+        else if (fields[i] === 't') ts = Number(fields[i + 1]);
+      }
+      if (data === undefined || !Number.isFinite(ts)) return { ...position, complete: false };
+      publications.push({ channel, epoch, offset: pubOffset, ts, data });
+    }
+    // Contiguous offsets: the entries are complete exactly when they start right after `after`.
+    if ((publications[0] as Publication).offset !== after.offset + 1) return { ...position, complete: false };
+    if (ttl > 0 && (publications[0] as Publication).ts < Date.now() - ttl * 1000) return { ...position, complete: false };
+    return { epoch, offset, publications, complete: true };
+  }
+
+  async close(): Promise<void> {
+    if (this.current === 'closed') return;
+    this.current = 'closed';
+    const handler = this.handler;
+    this.handler = undefined;
+    for (const s of this.shards) {
+      s.pub?.disconnect();
+      s.sub?.disconnect();
+      s.pubReady = false;
+      s.subReady = false;
+      s.channels.clear();
+    }
+    handler?.onStateChange('closed');
+  }
+
+  // ---- internals ----
+
+  /** The shard for a channel, or a rejection (async callers turn throws into rejections). */
+  private usable(channel: string, forSubscribe = false): Shard {
+    if (this.current === 'closed') throw new BackboneUnavailableError('redis backbone is closed');
+    if (!this.started) throw new BackboneUnavailableError('redis backbone is not started');
+    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel).slice(0, 80))}`);
+    const shard = this.shards[this.ring.indexOf(channel)] as Shard;
+    if (!shard.pubReady || (forSubscribe && shard.sub && !shard.subReady && !shard.subConnecting)) {
+      throw new BackboneUnavailableError(`redis ${shard.id} is unreachable`, { cause: shard.lastError });
+    }
+    return shard;
+  }
+
+  private async evalScript(shard: Shard, script: LoadedScript, keys: { pos: string; log: string }, args: (string | number)[]): Promise<unknown> {
+    const conn = shard.pub as Redis;
+    try {
+      return await conn.evalsha(script.sha, 2, keys.pos, keys.log, ...args);
+    } catch (err) {
+      // After a Redis restart its script cache is empty: send the source once, EVALSHA after.
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return await conn.eval(script.lua, 2, keys.pos, keys.log, ...args);
+    }
+  }
+
+  private translate(shard: Shard, err: unknown): Error {
+    if (err instanceof BackboneUnavailableError || err instanceof TypeError) return err;
+    const msg = err instanceof Error ? err.message : String(err);
+    // Redis replied with an error (script or command): a real failure, not unavailability.
+    if (err instanceof Error && err.name === 'ReplyError') return err;
+    return new BackboneUnavailableError(`redis ${shard.id}: ${msg}`, { cause: err });
+  }
+
+  private connection(shard: Shard, kind: 'pub' | 'sub'): Redis {
+    const o = this.options;
+    const opts: RedisOptions = {
+      lazyConnect: true,
+      connectionName: kind === 'pub' ? 'gatehouse-publish' : 'gatehouse-subscribe',
+      enableOfflineQueue: false,
+      // In-flight commands reject when the connection drops instead of being sent again: a
+      // publish whose reply was lost may have run, and sending it twice would duplicate it.
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      autoResubscribe: false,
+      connectTimeout: o.connectTimeoutMs,
+      commandTimeout: o.commandTimeoutMs,
+      retryStrategy: (attempt: number) => {
+        const base = Math.min(o.reconnectMaxDelayMs, o.reconnectMinDelayMs * 2 ** Math.min(attempt - 1, 16));
+        return Math.round(base / 2 + (Math.random() * base) / 2);
+      },
+    };
+    const conn = new Redis(shard.url, opts);
+    let everReady = false;
+    conn.on('error', (err: Error) => {
+      shard.lastError = err;
+    });
+    conn.on('close', () => {
+      if (kind === 'pub') shard.pubReady = false;
+      else shard.subReady = false;
+      this.recompute();
+    });
+    conn.on('ready', () => {
+      if (everReady) this.counters.reconnects++;
+      everReady = true;
+      if (kind === 'pub') {
+        shard.pubReady = true;
+        this.recompute();
+      } else {
+        void this.resubscribe(shard, conn);
+      }
+    });
+    if (kind === 'sub') {
+      conn.on(o.sharded ? 'smessage' : 'message', (name: string, text: string) => this.onMessage(shard, name, text));
+    }
+    conn.connect().catch(() => {
+      // Reported through 'error'/'close' and retried by ioredis; start() and subscribe() wait
+      // for 'ready' with their own deadline.
+    });
+    return conn;
+  }
+
+  private async resubscribe(shard: Shard, conn: Redis): Promise<void> {
+    const names = [...shard.channels].map((c) => channelKeys(this.options.keyPrefix, c).pubsub);
+    try {
+      if (this.options.sharded) {
+        // SSUBSCRIBE takes channels of one slot only (in a cluster), so one call each, pipelined.
+        await Promise.all(names.map((n) => conn.ssubscribe(n)));
+      } else {
+        for (let i = 0; i < names.length; i += RESUBSCRIBE_BATCH) await conn.subscribe(...names.slice(i, i + RESUBSCRIBE_BATCH));
+      }
+    } catch (err) {
+      // The connection dropped again; the next 'ready' starts over.
+      shard.lastError = err instanceof Error ? err : new Error(String(err));
+      return;
+    }
+    if (shard.sub !== conn || conn.status !== 'ready') return;
+    shard.subReady = true;
+    this.recompute();
+  }
+
+  private async ensureSubscriber(shard: Shard): Promise<void> {
+    if (shard.sub) {
+      if (shard.subReady) return;
+      if (shard.subConnecting) return shard.subConnecting;
+      throw new BackboneUnavailableError(`redis ${shard.id} is unreachable`, { cause: shard.lastError });
+    }
+    shard.sub = this.connection(shard, 'sub');
+    shard.subConnecting = this.waitReady(shard, shard.sub, 'sub').finally(() => {
+      shard.subConnecting = undefined;
+    });
+    return shard.subConnecting;
+  }
+
+  /** Resolves when the shard's connection of `kind` is ready, or rejects after the connect deadline. */
+  private waitReady(shard: Shard, conn: Redis, kind: 'pub' | 'sub'): Promise<void> {
+    const ready = () => (kind === 'pub' ? shard.pubReady : shard.subReady);
+    if (ready()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        done(new BackboneUnavailableError(`redis ${shard.id} did not answer within ${this.options.connectTimeoutMs} ms`, { cause: shard.lastError }));
+      }, this.options.connectTimeoutMs);
+      const onEnd = () => done(new BackboneUnavailableError(`redis ${shard.id}: connection closed`, { cause: shard.lastError }));
+      const check = () => {
+        if (ready()) done();
+      };
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        conn.off('end', onEnd);
+        if (err) reject(err);
+        else resolve();
+      };
+      // Readiness changes always go through recompute(), which runs the waiters.
+      this.waiters.add(check);
+      conn.once('end', onEnd);
+    });
+  }
+
+  private onMessage(shard: Shard, name: string, text: string): void {
+    const prefix = this.options.keyPrefix;
+    const channel = name.slice(prefix.length + 2, -1);
+    // Anything not subscribed (a late message after unsubscribe) is dropped here.
+    if (!shard.channels.has(channel)) return;
+    const pub = decodeEnvelope(text, channel);
+    if (typeof pub === 'string') {
+      this.counters.malformed++;
+      this.options.onMalformed?.(pub, text.slice(0, MALFORMED_SAMPLE));
+      return;
+    }
+    this.handler?.onPublication(pub);
+  }
+
+  /** Called whenever a connection's readiness changes: wakes waiters, then reports the state. */
+  private recompute(): void {
+    for (const w of [...this.waiters]) w();
+    // During start() the state stays 'connecting' until every shard answered once.
+    if (!this.live || !this.handler || this.current === 'closed') return;
+    const up = this.shards.every((s) => s.pubReady && (!s.sub || s.subReady || s.subConnecting !== undefined));
+    const next: BackboneState = up ? 'up' : 'down';
+    if (next === this.current) return;
+    this.current = next;
+    const err = up ? undefined : this.shards.find((s) => !s.pubReady || (s.sub && !s.subReady))?.lastError;
+    this.handler.onStateChange(next, err);
+  }
+}
+
+/** Creates a RedisBackbone on one or several `redis://host:port` URLs (not started). */
+export function createRedisBackbone(urls: readonly string[], options: Omit<RedisBackboneOptions, 'urls'> = {}): RedisBackbone {
+  return new RedisBackbone({ ...options, urls });
+}
