@@ -284,7 +284,7 @@ test('backoff grows by the factor up to the cap, jittered between the floor and 
   const { server, client } = await setup(t, { backoff: { minMs: 10, maxMs: 100, factor: 2 }, random: () => samples[i++ % samples.length]! });
   const delays = collect(client, 'disconnected');
   client.connect();
-  for (let n = 0; n < 6; n++) (await server.nextConnection()).close(CloseCode.TryAgainLater, 'busy');
+  for (let n = 0; n < 6; n++) (await server.nextConnection()).close(CloseCode.Overloaded, 'busy');
   await waitFor('six disconnects', () => delays.length === 6);
   // Windows: [10,20] [10,40] [10,80] [10,100] [10,100] [10,100].
   assert.deepEqual(delays.map((d) => d.retryInMs), [10, 40, 45, 100, 100, 55]);
