@@ -3,7 +3,7 @@
  * channel sharding over several servers by rendezvous hashing, and the pieces outside services
  * need to publish straight into Redis.
  */
-export { RedisBackbone, createRedisBackbone, type RedisBackboneStats } from './redis-backbone.js';
+export { RedisBackbone, createRedisBackbone, connectRedisPublisher, type RedisBackboneStats } from './redis-backbone.js';
 export { REDIS_DEFAULTS, resolveRedisOptions, parseRedisUrl, type RedisBackboneOptions, type ResolvedRedisOptions, type RedisServer } from './options.js';
 export { RendezvousHash, murmur3, murmur3Bytes } from './rendezvous.js';
 export { channelKeys, PUBLISH_LUA, READ_LUA, PUBLISH_SCRIPT, READ_SCRIPT, type ChannelKeys, type LoadedScript } from './scripts.js';

@@ -33,7 +33,7 @@ const CAPABILITIES: BackboneCapabilities = { sequenced: true, history: true, con
 export interface RedisBackboneStats {
   /** Connections re-established after a loss (all shards, both connection kinds). */
   reconnects: number;
-  /** Publishes that rejected. */
+  /** Publishes that rejected (unreachable, timed out, refused by Redis, or bad arguments). */
   publishErrors: number;
   /** Incoming messages that were not valid envelopes (dropped). */
   malformed: number;
@@ -115,6 +115,15 @@ export class RedisBackbone implements Backbone {
   }
 
   async publish(channel: string, data: string, options: PublishOptions): Promise<Publication> {
+    try {
+      return await this.publishOnce(channel, data, options);
+    } catch (err) {
+      this.counters.publishErrors++;
+      throw err;
+    }
+  }
+
+  private async publishOnce(channel: string, data: string, options: PublishOptions): Promise<Publication> {
     const shard = this.usable(channel);
     const { historySize, historyTtlSeconds } = options;
     if (!Number.isSafeInteger(historySize) || historySize < 0) throw new TypeError('historySize must be an integer >= 0');
@@ -138,7 +147,6 @@ export class RedisBackbone implements Backbone {
       ])) as [string, number];
       return { channel, epoch, offset, ts, data };
     } catch (err) {
-      this.counters.publishErrors++;
       throw this.translate(shard, err);
     }
   }
@@ -419,4 +427,15 @@ export class RedisBackbone implements Backbone {
 /** Creates a RedisBackbone on one or several `redis://host:port` URLs (not started). */
 export function createRedisBackbone(urls: readonly string[], options: Omit<RedisBackboneOptions, 'urls'> = {}): RedisBackbone {
   return new RedisBackbone({ ...options, urls });
+}
+
+/**
+ * Connects a RedisBackbone for publishing only (an outside service, the publisher library): no
+ * subscriber connection is opened and incoming publications are ignored. Offsets still come from
+ * the publish script, so these publications are ordered with the gateways' own.
+ */
+export async function connectRedisPublisher(urls: readonly string[], options: Omit<RedisBackboneOptions, 'urls'> = {}): Promise<RedisBackbone> {
+  const backbone = createRedisBackbone(urls, options);
+  await backbone.start({ onPublication: () => {}, onStateChange: () => {} });
+  return backbone;
 }

@@ -1,0 +1,107 @@
+/**
+ * Publishing from outside any gateway, and defensive decoding of what arrives on the pub/sub
+ * channel. Runs against the shared Redis with a private key prefix.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { RecordingHandler } from '@gatehouse/conformance';
+import { SERVICES, serviceSkipReason, waitFor } from '@gatehouse/testkit';
+import { channelKeys, connectRedisPublisher, envelopeHead, PUBLISH_SCRIPT, RedisBackbone } from '../src/index.js';
+import { deleteKeys } from './support.js';
+
+const url = `redis://${SERVICES.redis.host}:${SERVICES.redis.port}`;
+const skip = await serviceSkipReason('redis', 'redis direct publishing');
+const KEEP = { historySize: 100, historyTtlSeconds: 60 };
+
+describe('redis: publishing straight into the backbone', { skip: skip ?? false }, () => {
+  const keyPrefix = `ghtest-${randomBytes(4).toString('hex')}`;
+  const malformed: string[] = [];
+  let gateway: RedisBackbone;
+  const rec = new RecordingHandler();
+  let raw: Redis;
+
+  before(async () => {
+    gateway = new RedisBackbone({ urls: [url], keyPrefix, onMalformed: (reason) => malformed.push(reason) });
+    await gateway.start(rec);
+    raw = new Redis(url);
+  });
+  after(async () => {
+    await gateway?.close();
+    raw?.disconnect();
+    await deleteKeys(url, keyPrefix);
+  });
+
+  test('a publisher-only connection and a raw EVALSHA both get offsets in the one channel order', async () => {
+    const ch = 'direct:orders';
+    await gateway.subscribe(ch);
+    const service = await connectRedisPublisher([url], { keyPrefix });
+    try {
+      const first = await service.publish(ch, '{"from":"service","n":1}', KEEP);
+      // What a service in another language does, following docs/backbones.md: EVALSHA (EVAL on
+      // NOSCRIPT) with the documented KEYS and ARGV.
+      const keys = channelKeys(keyPrefix, ch);
+      const args = [keys.pubsub, envelopeHead(ch), '{"from":"raw","n":2}', Date.now(), 100, 60, 86_400, 60, 'ext', '0'];
+      const [epoch, offset] = (await raw.eval(PUBLISH_SCRIPT.lua, 2, keys.pos, keys.log, ...args)) as [string, number];
+      const third = await gateway.publish(ch, '{"from":"gateway","n":3}', KEEP);
+      assert.deepEqual([first.offset, offset, third.offset], [1, 2, 3]);
+      assert.equal(epoch, first.epoch);
+      const got = await rec.waitCount(ch, 3, 'the gateway', 10_000);
+      assert.deepEqual(got.map((p) => [p.offset, JSON.parse(p.data).from]), [[1, 'service'], [2, 'raw'], [3, 'gateway']]);
+      const h = await gateway.history(ch, { epoch, offset: 0 }, 10);
+      assert.equal(h.complete, true);
+      assert.deepEqual(h.publications.map((p) => p.offset), [1, 2, 3]);
+      assert.equal(service.stats().malformed, 0);
+    } finally {
+      await service.close();
+    }
+  });
+
+  test('malformed envelopes are counted and dropped; the next good one still arrives', async () => {
+    const ch = 'direct:hostile';
+    await gateway.subscribe(ch);
+    const name = channelKeys(keyPrefix, ch).pubsub;
+    const bad = [
+      'not json',
+      '[1,2]',
+      '{"v":2,"channel":"direct:hostile","epoch":"e","offset":1,"ts":1,"data":1}',
+      '{"v":1,"channel":"direct:other","epoch":"e","offset":1,"ts":1,"data":1}',
+      '{"v":1,"channel":"direct:hostile","epoch":"","offset":1,"ts":1,"data":1}',
+      '{"v":1,"channel":"direct:hostile","epoch":"e","offset":-1,"ts":1,"data":1}',
+      '{"v":1,"channel":"direct:hostile","epoch":"e","offset":1,"ts":"now","data":1}',
+      '{"v":1,"channel":"direct:hostile","epoch":"e","offset":1,"ts":1}',
+      `{"v":1,"channel":"direct:hostile","epoch":"${'x'.repeat(65)}","offset":1,"ts":1,"data":1}`,
+    ];
+    const before = gateway.stats().malformed;
+    for (const text of bad) await raw.publish(name, text);
+    const good = await gateway.publish(ch, '{"ok":true}', KEEP);
+    const got = await rec.waitCount(ch, 1, 'the gateway', 10_000);
+    await waitFor('every bad envelope counted', () => gateway.stats().malformed - before === bad.length);
+    assert.equal(got.length, 1, 'nothing malformed was delivered');
+    assert.equal(got[0]?.offset, good.offset);
+    assert.equal(malformed.length, bad.length, 'onMalformed saw each one');
+    assert.ok(malformed.some((m) => m.includes('channel does not match')));
+  });
+
+  test('bad arguments reject with a clear error', async () => {
+    await assert.rejects(gateway.publish('no-namespace', '{}', KEEP), /invalid channel name/);
+    await assert.rejects(gateway.publish('a:b', '{}', { historySize: -1, historyTtlSeconds: 0 }), /historySize/);
+    await assert.rejects(gateway.publish('a:b', '', KEEP), /data/);
+    await assert.rejects(gateway.history('a:b', { epoch: 'e', offset: -3 }, 10), /after/);
+    await assert.rejects(gateway.subscribe('a b'), /invalid channel name/);
+  });
+});
+
+test('options are checked at construction, naming the field', () => {
+  assert.throws(() => new RedisBackbone({ urls: [] }), /"urls" must be a non-empty array/);
+  assert.throws(() => new RedisBackbone({ urls: ['http://x:1'] }), /unsupported scheme "http:"/);
+  assert.throws(() => new RedisBackbone({ urls: ['redis://a:1', 'redis://A:1/0'] }), /names one server twice/);
+  assert.throws(() => new RedisBackbone({ urls: ['redis://a:1/x'] }), /database must be a number/);
+  assert.throws(() => new RedisBackbone({ urls: ['redis://a:1'], keyPrefix: 'a{b}' }), /"keyPrefix"/);
+  assert.throws(() => new RedisBackbone({ urls: ['redis://a:1'], idleTtlSeconds: 0 }), /"idleTtlSeconds"/);
+  assert.throws(() => new RedisBackbone({ urls: ['redis://a:1'], reconnectMinDelayMs: 500, reconnectMaxDelayMs: 100 }), /exceeds "reconnectMaxDelayMs"/);
+  const ok = new RedisBackbone({ urls: ['redis://127.0.0.1'] });
+  assert.equal(ok.options.keyPrefix, 'gh');
+  assert.equal(ok.state, 'connecting');
+});
