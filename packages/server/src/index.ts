@@ -9,3 +9,5 @@ export { TokenVerifier, AuthError } from './auth.js';
 export type { Grant } from './auth.js';
 export { TokenBucket, AddressLimiter, retryDelay } from './admission.js';
 export { textFrame } from './wire.js';
+export { IpcBackbone, IpcBackboneHost } from './ipc-backbone.js';
+export type { IpcPort } from './ipc-backbone.js';

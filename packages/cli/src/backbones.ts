@@ -1,0 +1,23 @@
+/**
+ * Picks the backbone adapter from `--backbone` URLs. The adapters are imported only when chosen,
+ * so a memory-backbone node never loads a Redis, NATS or Kafka client.
+ */
+import { MemoryBackbone, OptionsError } from '@gatehouse/server';
+import type { Backbone } from '@gatehouse/server';
+
+/** Creates the backbone named by `urls` (all of one scheme; several only for sharded Redis). */
+export async function createBackbone(urls: string[]): Promise<Backbone> {
+  if (urls.length === 0 || (urls.length === 1 && urls[0] === 'memory')) return new MemoryBackbone();
+  const schemes = new Set(urls.map((u) => u.split('://', 1)[0]));
+  if (schemes.size !== 1) throw new OptionsError(`backbone URLs must share one scheme, got ${[...schemes].join(', ')}`);
+  const scheme = [...schemes][0];
+  switch (scheme) {
+    case 'redis':
+    case 'rediss': {
+      const { createRedisBackbone } = await import('@gatehouse/backbone-redis');
+      return createRedisBackbone(urls);
+    }
+    default:
+      throw new OptionsError(`backbone "${urls[0]}" is not supported; use memory, redis://, nats://, jetstream:// or kafka://`);
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * The `gatehouse` command. The only place that wires concrete pieces together: it reads the
+ * configuration, picks the backbone, starts the gateway and handles signals.
+ */
+import cluster from 'node:cluster';
+import type { Worker } from 'node:cluster';
+import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+import { SignJWT } from 'jose';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { Gateway, IpcBackbone, IpcBackboneHost, MemoryBus, OptionsError } from '@gatehouse/server';
+import type { Backbone } from '@gatehouse/server';
+import { createBackbone } from './backbones.js';
+import { SETTINGS, loadStartConfig, startHelp } from './config.js';
+import type { StartConfig } from './config.js';
+
+const USAGE = `gatehouse <command> [options]
+
+Commands:
+  start      start a gateway node (gatehouse start --help lists every option)
+  token      print a development JWT:  gatehouse token --sub <id> --channels <pattern...> --secret <s> [--publish <pattern...>] [--ttl <seconds>]
+  publish    publish through the HTTP API:  gatehouse publish <channel> <json> [--url <http://host:port>] [--api-key <key>]
+
+Run "gatehouse <command> --help" for a command's options.`;
+
+/** Thrown for usage mistakes: printed without a stack, exit code 2. */
+class UsageError extends Error {}
+
+function parse(argv: string[], options: ParseArgsConfig['options'], allowPositionals = false): { values: Record<string, unknown>; positionals: string[] } {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+async function start(argv: string[]): Promise<void> {
+  const options: NonNullable<ParseArgsConfig['options']> = { config: { type: 'string' } };
+  for (const s of SETTINGS) {
+    options[s.flag] = s.kind === 'bool' ? { type: 'boolean' } : s.kind === 'list' ? { type: 'string', multiple: true } : { type: 'string' };
+  }
+  const { values } = parse(argv, options);
+  if (values['help']) {
+    console.log(startHelp());
+    return;
+  }
+  const config = loadStartConfig(values, process.env);
+  const logger = pino({ level: config.logLevel, redact: { paths: ['token', '*.token', 'apiKey', '*.authorization'], censor: '[redacted]' } });
+  if (config.workers > 1 && cluster.isPrimary) {
+    runPrimary(config, logger);
+    return;
+  }
+  const isMemory = config.backbone.length === 1 && config.backbone[0] === 'memory';
+  let backbone: Backbone;
+  if (cluster.isWorker && isMemory) backbone = new IpcBackbone(process as unknown as ConstructorParameters<typeof IpcBackbone>[0]);
+  else backbone = await createBackbone(config.backbone);
+  const gatewayOptions = { ...config.gateway };
+  if (cluster.isWorker) {
+    const base = gatewayOptions.nodeId ?? `gh-${Math.random().toString(36).slice(2, 8)}`;
+    gatewayOptions.nodeId = `${process.env['GATEHOUSE_NODE_BASE'] ?? base}-w${process.env['GATEHOUSE_WORKER_INDEX'] ?? cluster.worker?.id}`;
+  }
+  const gateway = new Gateway(gatewayOptions, { backbone, logger });
+  await gateway.start();
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: closing now');
+      void gateway.close().then(() => process.exit(0));
+      return;
+    }
+    stopping = true;
+    logger.info({ signal, windowMs: gateway.options.drainWindowMs }, 'draining');
+    void gateway
+      .drain()
+      .then(() => gateway.close())
+      .then(() => process.exit(0), (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/**
+ * `--workers n`: n gateway processes share the port (the cluster module hands out connections);
+ * each is a node of its own. On the memory backbone this process keeps the shared bus, so a
+ * publication on any worker reaches subscribers on every worker. A worker that dies is replaced.
+ */
+function runPrimary(config: StartConfig, logger: Logger): void {
+  const isMemory = config.backbone.length === 1 && config.backbone[0] === 'memory';
+  const bus = new MemoryBus();
+  const hosts = new Map<Worker, IpcBackboneHost>();
+  const base = config.gateway.nodeId ?? `gh-${Math.random().toString(36).slice(2, 8)}`;
+  let stopping = false;
+  const fork = (index: number) => {
+    const worker = cluster.fork({ GATEHOUSE_WORKER_INDEX: String(index), GATEHOUSE_NODE_BASE: base });
+    if (isMemory) {
+      const host = new IpcBackboneHost(worker, bus);
+      hosts.set(worker, host);
+      void host.start();
+    }
+    worker.on('exit', (code, signal) => {
+      void hosts.get(worker)?.close();
+      hosts.delete(worker);
+      if (stopping) {
+        if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+        return;
+      }
+      logger.error({ worker: index, code, signal }, 'worker exited; starting a new one');
+      setTimeout(() => fork(index), 1000).unref();
+    });
+  };
+  for (let i = 1; i <= config.workers; i++) fork(i);
+  logger.info({ workers: config.workers, backbone: config.backbone }, 'primary started');
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping workers (each drains)');
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+    if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function token(argv: string[]): Promise<void> {
+  const { values } = parse(argv, {
+    sub: { type: 'string' },
+    channels: { type: 'string', multiple: true },
+    publish: { type: 'string', multiple: true },
+    secret: { type: 'string' },
+    ttl: { type: 'string' },
+  });
+  if (values['help']) {
+    console.log('gatehouse token --sub <user> --channels <pattern...> --secret <secret> [--publish <pattern...>] [--ttl <seconds, default 3600>]\n\nPrints an HS256 development token as the last line. Patterns: an exact channel or a prefix ending in * (chat:*).\nThe secret may also come from GATEHOUSE_TOKEN_SECRET.');
+    return;
+  }
+  const sub = values['sub'] as string | undefined;
+  const secret = (values['secret'] as string | undefined) ?? process.env['GATEHOUSE_TOKEN_SECRET'];
+  if (!sub) throw new UsageError('--sub <user id> is required');
+  if (!secret) throw new UsageError('--secret <secret> (or GATEHOUSE_TOKEN_SECRET) is required');
+  const ttl = Number((values['ttl'] as string | undefined) ?? 3600);
+  if (!Number.isInteger(ttl) || ttl <= 0) throw new UsageError('--ttl must be a positive number of seconds');
+  const split = (v: unknown) => ((v as string[] | undefined) ?? []).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+  const jwt = await new SignJWT({ channels: split(values['channels']), publish: split(values['publish']) })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + ttl)
+    .sign(new TextEncoder().encode(secret));
+  console.log(jwt);
+}
+
+async function publish(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, { url: { type: 'string' }, 'api-key': { type: 'string' } }, true);
+  if (values['help']) {
+    console.log('gatehouse publish <channel> <json> [--url <http://127.0.0.1:8080>] [--api-key <key>]\n\nThe key may also come from GATEHOUSE_API_KEY. Prints {"channel","epoch","offset"}.');
+    return;
+  }
+  const [channel, json] = positionals;
+  if (!channel || json === undefined || positionals.length !== 2) throw new UsageError('usage: gatehouse publish <channel> <json>');
+  let data: unknown;
+  try {
+    data = JSON.parse(json);
+  } catch {
+    throw new UsageError(`<json> is not valid JSON: ${json.slice(0, 80)}`);
+  }
+  const url = ((values['url'] as string | undefined) ?? process.env['GATEHOUSE_URL'] ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
+  const apiKey = (values['api-key'] as string | undefined) ?? process.env['GATEHOUSE_API_KEY'];
+  if (!apiKey) throw new UsageError('--api-key <key> (or GATEHOUSE_API_KEY) is required');
+  const { HttpPublisher } = await import('@gatehouse/publisher');
+  const publisher = new HttpPublisher({ url, apiKey });
+  const result = await publisher.publish(channel, data);
+  console.log(JSON.stringify({ channel, ...result }));
+}
+
+/** Runs the command line; resolves with the exit code (start keeps running until a signal). */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'start':
+        await start(rest);
+        return 0;
+      case 'token':
+        await token(rest);
+        return 0;
+      case 'publish':
+        await publish(rest);
+        return 0;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        console.error(`unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof OptionsError) {
+      console.error(`gatehouse ${command}: ${err.message}`);
+      return 2;
+    }
+    const e = err as Error & { code?: unknown; status?: unknown };
+    const code = typeof e.code === 'string' ? `${e.code}${typeof e.status === 'number' ? ` (HTTP ${e.status})` : ''}: ` : '';
+    console.error(`gatehouse ${command}: ${code}${e.message ?? String(err)}`);
+    return 1;
+  }
+}
