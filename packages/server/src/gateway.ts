@@ -568,7 +568,14 @@ export class Gateway {
     if (!matchAny(grant.publish, frame.channel)) {
       return this.replyError(s, frame.id, 'forbidden', `not allowed to publish to ${frame.channel}`);
     }
-    this.publish(frame.channel, JSON.stringify(frame.data), 'client').then(
+    let data: string;
+    try {
+      data = JSON.stringify(frame.data);
+    } catch {
+      // JSON.parse accepts nesting that JSON.stringify overflows the stack on (abuse case 27).
+      return this.replyError(s, frame.id, 'bad_request', '"data" is nested too deeply');
+    }
+    this.publish(frame.channel, data, 'client').then(
       (pub) => {
         if (s.state !== SessionState.Closing) {
           this.hub.send(s, encodeServerFrame({ op: 'published', id: frame.id, channel: pub.channel, epoch: pub.epoch, offset: pub.offset }));

@@ -151,5 +151,12 @@ export function parsePublishBody(
       throw new ApiError('forbidden', `this API key may not publish to "${ch}"`);
     }
   }
-  return { channels: [...new Set(channels as string[])], data: JSON.stringify(o['data']) };
+  let data: string;
+  try {
+    data = JSON.stringify(o['data']);
+  } catch {
+    // JSON.parse accepts nesting that JSON.stringify overflows the stack on (abuse case 30).
+    throw new ApiError('bad_request', '"data" is nested too deeply');
+  }
+  return { channels: [...new Set(channels as string[])], data };
 }
