@@ -556,10 +556,11 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
     }
   }
 
-  #request(conn: Connection, pending: Pending, frame: (id: number) => ClientFrame): void {
+  #request(conn: Connection, pending: Pending, frame: (id: number) => ClientFrame): number {
     const id = conn.nextId++;
     conn.pending.set(id, pending);
     this.#send(conn, frame(id));
+    return id;
   }
 
   #sendSubscribe(conn: Connection, sub: Subscription): void {
@@ -589,8 +590,18 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
     sub.end('unsubscribe');
     const conn = this.#conn?.ready ? this.#conn : undefined;
     if (!conn) return Promise.resolve();
-    return new Promise<void>((done) => {
-      this.#request(conn, { kind: 'unsubscribe', done }, (id) => ({ op: 'unsubscribe', id, channel: sub.channel }));
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const id = this.#request(conn, { kind: 'unsubscribe', done }, (n) => ({ op: 'unsubscribe', id: n, channel: sub.channel }));
+      // Publications for the channel are already dropped; a server that never confirms must not
+      // leave the caller waiting forever.
+      const timer = setTimeout(() => {
+        conn.pending.delete(id);
+        resolve();
+      }, this.#opts.requestTimeoutMs);
     });
   }
 

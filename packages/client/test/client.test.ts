@@ -588,3 +588,15 @@ test('subscribe rejects invalid and duplicate channels with clear errors', async
   client.subscribe('chat:a');
   assert.throws(() => client.subscribe('chat:a'), /already subscribed to chat:a/);
 });
+
+test('unsubscribe settles even when the server never confirms', async (t) => {
+  const { server, client } = await setup(t, { requestTimeoutMs: 150 });
+  const sub = client.subscribe('chat:a');
+  client.connect();
+  const conn = await acceptAndSubscribe(server, 'chat:a', { epoch: 'e', offset: 0 });
+  await nextOf(sub, 'subscribed');
+  const done = sub.unsubscribe();
+  await conn.next('unsubscribe');
+  await done;
+  assert.equal(sub.state, 'unsubscribed');
+});
