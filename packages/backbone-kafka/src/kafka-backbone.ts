@@ -1,0 +1,662 @@
+/**
+ * The Kafka backbone. One topic holds every channel; the record key is the channel, so a channel
+ * lives in one partition and keeps its order there.
+ *
+ * Fan-out: every node reads every partition of the topic itself, from the end it saw at start,
+ * with plain fetch requests and no consumer group, so no rebalance can ever hand a partition to
+ * another node, and a node that loses the broker continues from where it stopped (nothing is
+ * lost while the log still holds it). Records of channels this node did not subscribe are
+ * skipped. Offsets: Gatehouse offset = partition offset + 1; epoch = topic id and partition.
+ *
+ * Three clients, three connections per broker: a long-polling live fetch would otherwise hold up
+ * publishes and history reads queued behind it on the same connection.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Admin, Consumer, NetworkError, Producer, TimeoutError, UserError } from '@platformatic/kafka';
+import { isValidChannel } from '@gatehouse/protocol';
+import {
+  BackboneUnavailableError,
+  type Backbone,
+  type BackboneCapabilities,
+  type BackboneHandler,
+  type BackboneState,
+  type HistoryResult,
+  type Publication,
+  type PublishOptions,
+} from '@gatehouse/server';
+import { decodeEnvelope, encodeEnvelope, epochOf, MalformedRecordError, partitionFor } from './envelope.js';
+import { HistoryReader, type LogRecord, type PartitionLog } from './history.js';
+import { resolveOptions, type KafkaBackboneOptions, type ResolvedKafkaOptions } from './options.js';
+
+type FetchResult = Awaited<ReturnType<Consumer['fetch']>>;
+
+/** Kafka's batch attribute bit for control batches (transaction markers): never user data. */
+const IS_CONTROL = 1 << 5;
+/** ListOffsets timestamps with a special meaning. */
+const EARLIEST = -2n;
+/** Fetch isolation: only committed records (outside transactional producers may abort). */
+const READ_COMMITTED = 1;
+/** Records per produce request at most; the byte bound usually comes first. */
+const MAX_BATCH_RECORDS = 500;
+/** Publishes waiting for a free history slot at most; more reject. */
+const MAX_HISTORY_WAITERS = 10_000;
+
+const CAPABILITIES: BackboneCapabilities = {
+  sequenced: true,
+  history: true,
+  contiguousOffsets: false,
+  durable: true,
+  shared: true,
+};
+
+/** Counters for metrics and tests; they only grow, except `lag`. */
+export interface KafkaBackboneStats {
+  /** Publishes the broker acknowledged. */
+  published: number;
+  /** Publishes that rejected after reaching the producer. */
+  publishFailures: number;
+  /** Publications handed to the handler. */
+  delivered: number;
+  /** Records of subscribed channels (or history reads) dropped because the value was not a valid envelope. */
+  malformed: number;
+  /** Records whose key belongs to another partition (an outside producer used another partitioner); dropped. */
+  misrouted: number;
+  /** Times the live reader came back after losing the broker or the topic. */
+  reconnects: number;
+  /** Records the live reader never saw because retention removed them first (a long outage). */
+  skipped: number;
+  /** Records behind the end of the log, summed over partitions, at the last fetch. */
+  lag: number;
+}
+
+/** The topic as the broker last described it. */
+interface TopicInfo {
+  readonly id: string;
+  readonly partitions: number;
+  /** Leader broker id per partition. */
+  readonly leaders: readonly number[];
+}
+
+interface PendingPublish {
+  readonly channel: string;
+  readonly data: string;
+  readonly ts: number;
+  readonly key: Buffer;
+  readonly value: Buffer;
+  readonly resolve: (p: Publication) => void;
+  readonly reject: (e: Error) => void;
+}
+
+/** One in-flight produce request per partition: call order is offset order, even under retries. */
+interface PartitionQueue {
+  items: PendingPublish[];
+  busy: boolean;
+}
+
+function isNetworkError(err: unknown): boolean {
+  const e = err as { findBy?: (k: string, v: unknown) => unknown } | undefined;
+  if (err instanceof NetworkError || err instanceof TimeoutError) return true;
+  return Boolean(e?.findBy?.('code', NetworkError.code) || e?.findBy?.('code', TimeoutError.code));
+}
+
+function isUnknownTopic(err: unknown): boolean {
+  return err instanceof UserError && err.message.startsWith('Unknown topic');
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Kafka as the Gatehouse backbone: durable, replayable, shared by any number of nodes. */
+export class KafkaBackbone implements Backbone {
+  readonly kind = 'kafka';
+  readonly capabilities = CAPABILITIES;
+  /** The options in force, defaults filled in. */
+  readonly options: ResolvedKafkaOptions;
+
+  private current: BackboneState = 'connecting';
+  private handler: BackboneHandler | undefined;
+  private readonly channels = new Set<string>();
+  private readonly stopping = new AbortController();
+  private admin: Admin | undefined;
+  private producer: Producer | undefined;
+  private live: Consumer | undefined;
+  private reader: Consumer | undefined;
+  private topic: TopicInfo | undefined;
+  /** Next Kafka offset the live reader fetches, per partition. */
+  private positions: bigint[] = [];
+  private liveLoop: Promise<void> | undefined;
+  private readonly queues = new Map<number, PartitionQueue>();
+  private pending = 0;
+  private readonly historyReader: HistoryReader;
+  private historyRunning = 0;
+  private readonly historyWaiters: (() => void)[] = [];
+  private readonly counters: KafkaBackboneStats = {
+    published: 0,
+    publishFailures: 0,
+    delivered: 0,
+    malformed: 0,
+    misrouted: 0,
+    reconnects: 0,
+    skipped: 0,
+    lag: 0,
+  };
+
+  /** Validates the options (throws `TypeError` naming the bad field); connects only in `start`. */
+  constructor(options: KafkaBackboneOptions) {
+    this.options = resolveOptions(options);
+    this.historyReader = new HistoryReader(this.partitionLog(), {
+      scanRecords: this.options.historyScanRecords,
+      timeoutMs: this.options.historyTimeoutMs,
+      cacheSize: this.options.positionCacheSize,
+    });
+  }
+
+  get state(): BackboneState {
+    return this.current;
+  }
+
+  /** A snapshot of the counters. */
+  get stats(): KafkaBackboneStats {
+    return { ...this.counters, malformed: this.counters.malformed + this.historyReader.malformed };
+  }
+
+  /** Creates the topic when missing and starts reading every partition from its current end. */
+  async start(handler: BackboneHandler): Promise<void> {
+    if (this.current === 'closed') throw new BackboneUnavailableError('kafka backbone is closed');
+    if (this.handler) throw new Error('KafkaBackbone.start called twice');
+    this.handler = handler;
+    const o = this.options;
+    const id = `${o.clientId}-${randomBytes(4).toString('hex')}`;
+    const base = {
+      bootstrapBrokers: [...o.brokers],
+      timeout: o.requestTimeoutMs,
+      connectTimeout: Math.min(o.requestTimeoutMs, 5_000),
+    };
+    // The live reader and admin retry nothing themselves: the live loop owns reconnection.
+    this.admin = new Admin({ ...base, clientId: `${id}-admin`, retries: 0 });
+    this.live = new Consumer({ ...base, clientId: `${id}-live`, groupId: `${id}-unused`, retries: 0 });
+    this.reader = new Consumer({ ...base, clientId: `${id}-history`, groupId: `${id}-unused`, retries: 1, retryDelay: 100 });
+    // Idempotent: a retried produce request can never write a publication twice.
+    this.producer = new Producer({ ...base, clientId: `${id}-producer`, idempotent: true, acks: -1, retries: 2, retryDelay: 250 });
+
+    const deadline = Date.now() + o.startTimeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.plan();
+        break;
+      } catch (err) {
+        if (this.closed()) throw new BackboneUnavailableError('kafka backbone closed while starting', { cause: err });
+        if (Date.now() + this.backoff(attempt) > deadline) {
+          await this.close();
+          throw new BackboneUnavailableError(
+            `kafka at ${o.brokers.join(',')} not usable within ${o.startTimeoutMs} ms: ${errorText(err)}`,
+            { cause: err },
+          );
+        }
+        await this.pause(this.backoff(attempt));
+      }
+    }
+    this.setState('up');
+    this.liveLoop = this.runLive();
+  }
+
+  async publish(channel: string, data: string, options: PublishOptions): Promise<Publication> {
+    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel)).slice(0, 80)}`);
+    if (typeof data !== 'string') throw new TypeError('publish data must be JSON text (a string)');
+    const historySize = options?.historySize;
+    const ttl = options?.historyTtlSeconds;
+    if (!Number.isSafeInteger(historySize) || historySize < 0 || !Number.isSafeInteger(ttl) || ttl < 0) {
+      throw new TypeError('publish options need integer historySize >= 0 and historyTtlSeconds >= 0');
+    }
+    try {
+      JSON.parse(data);
+    } catch {
+      // Delivering it would fail on every node; refuse it here, where the caller can see why.
+      throw new TypeError('publish data is not valid JSON text');
+    }
+    if (this.current !== 'up' || !this.topic) throw new BackboneUnavailableError(`kafka backbone is ${this.current}`);
+    if (this.pending >= this.options.maxPendingPublishes) {
+      throw new BackboneUnavailableError(`kafka backbone has ${this.pending} publishes waiting for the broker (maxPendingPublishes)`);
+    }
+    const ts = Date.now();
+    const value = Buffer.from(encodeEnvelope(channel, ts, data, historySize, ttl), 'utf8');
+    if (value.length > this.options.maxMessageBytes) {
+      throw new RangeError(`publication of ${value.length} bytes exceeds maxMessageBytes (${this.options.maxMessageBytes})`);
+    }
+    const partition = partitionFor(channel, this.topic.partitions);
+    return new Promise<Publication>((resolve, reject) => {
+      let q = this.queues.get(partition);
+      if (!q) this.queues.set(partition, (q = { items: [], busy: false }));
+      q.items.push({ channel, data, ts, key: Buffer.from(channel, 'utf8'), value, resolve, reject });
+      this.pending++;
+      this.flush(partition);
+    });
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel)).slice(0, 80)}`);
+    if (this.current === 'closed' || !this.handler) throw new BackboneUnavailableError(`kafka backbone is ${this.current === 'closed' ? 'closed' : 'not started'}`);
+    // The live reader already reads every partition: a subscription is a filter, nothing to ask
+    // the broker, and it survives reconnects by itself.
+    this.channels.add(channel);
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    this.channels.delete(channel);
+  }
+
+  async history(channel: string, after: { epoch: string; offset: number } | undefined, limit: number): Promise<HistoryResult> {
+    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel)).slice(0, 80)}`);
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new TypeError('history limit must be an integer >= 0');
+    if (after !== undefined && (typeof after?.epoch !== 'string' || !Number.isSafeInteger(after.offset) || after.offset < 0)) {
+      throw new TypeError('history "after" must be {epoch: string, offset: integer >= 0}');
+    }
+    await this.historySlot();
+    try {
+      const topic = this.topic;
+      if (this.closed() || !topic) throw new BackboneUnavailableError(`kafka backbone is ${this.current}`);
+      const partition = partitionFor(channel, topic.partitions);
+      return await this.historyReader.read({ channel, partition, epoch: epochOf(topic.id, partition) }, after, limit);
+    } catch (err) {
+      if (err instanceof BackboneUnavailableError) throw err;
+      throw new BackboneUnavailableError(`kafka history read for ${channel} failed: ${errorText(err)}`, { cause: err });
+    } finally {
+      this.releaseHistorySlot();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.current === 'closed') return;
+    this.current = 'closed';
+    this.stopping.abort();
+    const closed = new BackboneUnavailableError('kafka backbone closed');
+    for (const q of this.queues.values()) {
+      // In-flight batches reject when the producer closes; the rest never left.
+      for (const item of q.items) item.reject(closed);
+      this.pending -= q.items.length;
+      q.items = [];
+    }
+    // Waiters wake to find the backbone closed; each holds a slot it will release.
+    const waiters = this.historyWaiters.splice(0);
+    this.historyRunning += waiters.length;
+    for (const wake of waiters) wake();
+    await Promise.allSettled([
+      this.live?.close(true),
+      this.reader?.close(true),
+      this.producer?.close(true),
+      this.admin?.close(),
+    ]);
+    await this.liveLoop;
+    const handler = this.handler;
+    this.handler = undefined;
+    this.channels.clear();
+    try {
+      handler?.onStateChange('closed');
+    } catch {
+      // The handler must not throw; a broken one must not break close either.
+    }
+  }
+
+  // ---------------------------------------------------------------- topic and live reading
+
+  /**
+   * Makes sure the topic exists and the live positions belong to it and lie inside the log. A
+   * position below the log start means retention removed records this node never read: they are
+   * counted in `skipped`, and reading resumes at the oldest record left.
+   */
+  private async plan(): Promise<void> {
+    const info = await this.describeTopic();
+    const previous = this.topic;
+    const { starts, ends } = await this.logBounds(info);
+    const sameTopic = previous?.id === info.id;
+    // A new topic is a new history (new epochs): start at its end and forget what was learnt
+    // about the old one. The same topic (perhaps with more partitions) continues where it was.
+    if (!sameTopic) this.historyReader.reset();
+    this.positions = ends.map((end, p) => {
+      const at = sameTopic ? this.positions[p] : undefined;
+      if (at === undefined) return end;
+      const start = starts[p] as bigint;
+      if (at < start) {
+        this.counters.skipped += Number(start - at);
+        return start;
+      }
+      return at > end ? end : at;
+    });
+    this.topic = info;
+  }
+
+  private async describeTopic(): Promise<TopicInfo> {
+    const o = this.options;
+    const admin = this.admin as Admin;
+    let created = false;
+    for (;;) {
+      try {
+        const md = await admin.metadata({ topics: [o.topic], forceUpdate: true });
+        const t = md.topics.get(o.topic);
+        if (!t) throw new UserError(`Unknown topic ${o.topic}.`);
+        const leaders = t.partitions.map((p) => p.leader);
+        // Right after creation the controller may not have elected every leader yet.
+        if (leaders.some((l) => l < 0)) throw new BackboneUnavailableError(`topic ${o.topic} has partitions without a leader`);
+        return { id: t.id, partitions: t.partitionsCount, leaders };
+      } catch (err) {
+        if (!isUnknownTopic(err) || created) throw err;
+        if (!o.createTopic) throw new BackboneUnavailableError(`topic ${o.topic} does not exist and createTopic is false`, { cause: err });
+        try {
+          await admin.createTopics({ topics: [o.topic], partitions: o.partitions, replicas: o.replicationFactor });
+        } catch (e) {
+          // Another node created it first: fine.
+          const exists = (e as { findBy?: (k: string, v: unknown) => unknown }).findBy?.('apiId', 'TOPIC_ALREADY_EXISTS');
+          if (!exists) throw e;
+        }
+        created = true;
+      }
+    }
+  }
+
+  /** Log start and end (last stable offset) of every partition. */
+  private async logBounds(info: TopicInfo): Promise<{ starts: bigint[]; ends: bigint[] }> {
+    const name = this.options.topic;
+    const live = this.live as Consumer;
+    const [first, last] = await Promise.all([
+      live.listOffsets({ topics: [name], isolationLevel: READ_COMMITTED, timestamp: EARLIEST }),
+      live.listOffsets({ topics: [name], isolationLevel: READ_COMMITTED }),
+    ]);
+    const pick = (m: Map<string, bigint[]>, what: string): bigint[] => {
+      const list = m.get(name) ?? [];
+      return Array.from({ length: info.partitions }, (_, p) => {
+        const o = list[p];
+        if (o === undefined) throw new BackboneUnavailableError(`no ${what} offset for ${name}/${p}`);
+        return o;
+      });
+    };
+    return { starts: pick(first, 'start'), ends: pick(last, 'end') };
+  }
+
+  /** Reads until closed; on failure marks the backbone down, backs off, re-plans and continues. */
+  private async runLive(): Promise<void> {
+    let attempt = 0;
+    while (!this.closed()) {
+      const err = await this.fetchRound();
+      if (this.closed()) return;
+      if (isNetworkError(err) || isUnknownTopic(err)) this.setState('down', err);
+      for (;;) {
+        attempt++;
+        await this.pause(this.backoff(attempt));
+        if (this.closed()) return;
+        try {
+          await this.plan();
+          break;
+        } catch (planError) {
+          if (this.closed()) return;
+          this.setState('down', planError instanceof Error ? planError : new Error(String(planError)));
+        }
+      }
+      if (this.current === 'down') this.counters.reconnects++;
+      this.setState('up');
+      attempt = 0;
+    }
+  }
+
+  /**
+   * One fetch loop per partition leader, all on the current plan. Returns the first error; the
+   * other loops stop after their current fetch and drop its answer, so the next round refetches
+   * from unchanged positions: nothing is delivered twice.
+   */
+  private async fetchRound(): Promise<Error> {
+    const topic = this.topic as TopicInfo;
+    const byLeader = new Map<number, number[]>();
+    topic.leaders.forEach((leader, p) => {
+      const list = byLeader.get(leader);
+      if (list) list.push(p);
+      else byLeader.set(leader, [p]);
+    });
+    let failure: Error | undefined;
+    const loops = [...byLeader].map(async ([node, partitions]) => {
+      try {
+        while (!failure && !this.closed()) {
+          const res = await this.fetchLive(topic, node, partitions);
+          if (failure || this.closed()) return;
+          this.consume(topic, res);
+        }
+      } catch (err) {
+        failure ??= err instanceof Error ? err : new Error(String(err));
+      }
+    });
+    await Promise.all(loops);
+    return failure ?? new Error('kafka backbone closed');
+  }
+
+  private fetchLive(topic: TopicInfo, node: number, partitions: readonly number[]): Promise<FetchResult> {
+    const o = this.options;
+    const perPartition = Math.min(1024 * 1024, o.fetchMaxBytes);
+    return (this.live as Consumer).fetch({
+      node,
+      maxWaitTime: o.fetchMaxWaitMs,
+      minBytes: 1,
+      maxBytes: o.fetchMaxBytes,
+      isolationLevel: READ_COMMITTED,
+      topics: [
+        {
+          topicId: topic.id,
+          partitions: partitions.map((partition) => ({
+            partition,
+            fetchOffset: this.positions[partition] as bigint,
+            currentLeaderEpoch: -1,
+            lastFetchedEpoch: -1,
+            partitionMaxBytes: perPartition,
+          })),
+        },
+      ],
+    });
+  }
+
+  /** Delivers the records of subscribed channels in a fetch answer, in offset order per partition. */
+  private consume(topic: TopicInfo, res: FetchResult): void {
+    let lag = 0;
+    for (const t of res.responses) {
+      if (t.topicId !== topic.id) continue;
+      for (const part of t.partitions) {
+        const p = part.partitionIndex;
+        let next = this.positions[p];
+        if (next === undefined) continue;
+        const epoch = epochOf(topic.id, p);
+        for (const batch of part.records ?? []) {
+          const batchEnd = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
+          if (!(batch.attributes & IS_CONTROL)) {
+            for (const rec of batch.records) {
+              const offset = batch.firstOffset + BigInt(rec.offsetDelta);
+              if (offset < next) continue;
+              next = offset + 1n;
+              // Channel names are ASCII, so latin1 decodes a matching key exactly (and cheaply).
+              const channel = rec.key?.toString('latin1');
+              if (channel === undefined || !this.channels.has(channel)) continue;
+              this.deliver(topic, p, epoch, channel, offset, rec.value, Number(batch.firstTimestamp + rec.timestampDelta));
+            }
+          }
+          if (batchEnd > next) next = batchEnd;
+        }
+        this.positions[p] = next;
+        const behind = Number(part.highWatermark - next);
+        if (behind > 0) lag += behind;
+      }
+    }
+    this.counters.lag = lag;
+  }
+
+  private deliver(topic: TopicInfo, p: number, epoch: string, channel: string, offset: bigint, value: Buffer | null, recordTs: number): void {
+    if (partitionFor(channel, topic.partitions) !== p) {
+      this.counters.misrouted++;
+      return;
+    }
+    let env;
+    try {
+      env = decodeEnvelope(channel, value, recordTs);
+    } catch (err) {
+      if (!(err instanceof MalformedRecordError)) throw err;
+      this.counters.malformed++;
+      return;
+    }
+    this.counters.delivered++;
+    try {
+      this.handler?.onPublication({ channel, epoch, offset: Number(offset) + 1, ts: env.ts, data: env.data });
+    } catch {
+      // The handler must not throw; if it does, the fault is its own and reading goes on.
+    }
+  }
+
+  // ---------------------------------------------------------------- publishing
+
+  private flush(partition: number): void {
+    const q = this.queues.get(partition);
+    const topic = this.topic;
+    if (!q || q.busy || q.items.length === 0 || !topic) return;
+    const batch: PendingPublish[] = [];
+    let bytes = 0;
+    for (const item of q.items) {
+      const size = item.value.length + item.key.length + 64;
+      if (batch.length > 0 && (batch.length >= MAX_BATCH_RECORDS || bytes + size > this.options.maxMessageBytes)) break;
+      batch.push(item);
+      bytes += size;
+    }
+    q.items.splice(0, batch.length);
+    q.busy = true;
+    const epoch = epochOf(topic.id, partition);
+    const name = this.options.topic;
+    (this.producer as Producer)
+      .send({
+        messages: batch.map((i) => ({ topic: name, partition, key: i.key, value: i.value, timestamp: BigInt(i.ts) })),
+      })
+      .then(
+        (res) => {
+          const base = res.offsets?.find((o) => o.topic === name && o.partition === partition)?.offset;
+          if (base === undefined) throw new Error(`the broker did not report an offset for ${name}/${partition}`);
+          // One produce request makes one record batch per partition: consecutive offsets in call order.
+          batch.forEach((item, i) => {
+            this.counters.published++;
+            item.resolve({ channel: item.channel, epoch, offset: Number(base) + i + 1, ts: item.ts, data: item.data });
+          });
+        },
+      )
+      .catch((err: unknown) => {
+        this.counters.publishFailures += batch.length;
+        const e = new BackboneUnavailableError(`kafka publish failed: ${errorText(err)}`, { cause: err });
+        for (const item of batch) item.reject(e);
+      })
+      .finally(() => {
+        this.pending -= batch.length;
+        q.busy = false;
+        this.flush(partition);
+      });
+  }
+
+  // ---------------------------------------------------------------- history plumbing
+
+  private partitionLog(): PartitionLog {
+    const name = () => this.options.topic;
+    return {
+      bounds: async (partition) => {
+        const reader = this.reader as Consumer;
+        const scope = { topics: [name()], partitions: { [name()]: [partition] }, isolationLevel: READ_COMMITTED };
+        const [starts, ends] = await Promise.all([
+          reader.listOffsets({ ...scope, timestamp: EARLIEST }),
+          reader.listOffsets(scope),
+        ]);
+        const start = starts.get(name())?.[partition];
+        const end = ends.get(name())?.[partition];
+        if (start === undefined || end === undefined) throw new Error(`no offsets for ${name()}/${partition}`);
+        return { start, end };
+      },
+      read: async (partition, from) => {
+        const topic = this.topic as TopicInfo;
+        const maxBytes = Math.min(1024 * 1024, this.options.fetchMaxBytes);
+        const res = await (this.reader as Consumer).fetch({
+          node: topic.leaders[partition] as number,
+          maxWaitTime: 0,
+          minBytes: 1,
+          maxBytes,
+          isolationLevel: READ_COMMITTED,
+          topics: [
+            {
+              topicId: topic.id,
+              partitions: [{ partition, fetchOffset: from, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: maxBytes }],
+            },
+          ],
+        });
+        const records: LogRecord[] = [];
+        let next = from;
+        for (const t of res.responses) {
+          for (const part of t.partitions) {
+            for (const batch of part.records ?? []) {
+              const end = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
+              if (end > next) next = end;
+              if (batch.attributes & IS_CONTROL) continue;
+              for (const rec of batch.records) {
+                records.push({
+                  offset: batch.firstOffset + BigInt(rec.offsetDelta),
+                  key: rec.key,
+                  value: rec.value,
+                  timestamp: Number(batch.firstTimestamp + rec.timestampDelta),
+                });
+              }
+            }
+          }
+        }
+        return { records, next };
+      },
+    };
+  }
+
+  private async historySlot(): Promise<void> {
+    if (this.historyRunning < this.options.historyConcurrency) {
+      this.historyRunning++;
+      return;
+    }
+    if (this.historyWaiters.length >= MAX_HISTORY_WAITERS) {
+      throw new BackboneUnavailableError('too many kafka history reads waiting');
+    }
+    // The slot is handed over by releaseHistorySlot, so the running count stays the same.
+    await new Promise<void>((resolve) => this.historyWaiters.push(resolve));
+  }
+
+  private releaseHistorySlot(): void {
+    const next = this.historyWaiters.shift();
+    if (next) next();
+    else this.historyRunning--;
+  }
+
+  // ---------------------------------------------------------------- small helpers
+
+  /** A method, not a field test, so TypeScript does not narrow the state across awaits. */
+  private closed(): boolean {
+    return this.current === 'closed';
+  }
+
+  private setState(state: BackboneState, error?: Error): void {
+    if (this.current === state || this.current === 'closed') return;
+    this.current = state;
+    try {
+      this.handler?.onStateChange(state, error);
+    } catch {
+      // The handler must not throw; a broken one must not stop the reconnect logic.
+    }
+  }
+
+  /** Exponential backoff with full jitter between the configured floor and cap. */
+  private backoff(attempt: number): number {
+    const { reconnectMinMs: min, reconnectMaxMs: max } = this.options;
+    const ceiling = Math.min(max, min * 2 ** Math.min(attempt, 20));
+    return min + Math.random() * (ceiling - min);
+  }
+
+  /** Waits, or returns early when the backbone closes. */
+  private async pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => {});
+  }
+}
+
+/** Builds a Kafka backbone for `brokers` (`host:port` each); the CLI's `kafka://` URLs end here. */
+export function createKafkaBackbone(brokers: string[], opts: Omit<KafkaBackboneOptions, 'brokers'> = {}): KafkaBackbone {
+  return new KafkaBackbone({ ...opts, brokers });
+}
