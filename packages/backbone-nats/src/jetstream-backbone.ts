@@ -1,0 +1,419 @@
+/**
+ * The JetStream backbone: durable and replayable. One stream (default `GATEHOUSE`) captures
+ * `<prefix>.>`; a publication's offset is its stream sequence (strictly rising within a channel,
+ * not contiguous), and the epoch is the stream's creation time, so a recreated stream is a new
+ * epoch. Each subscribed channel is read by one ordered consumer filtered to its subject, which
+ * the client library recreates from the last delivered sequence after any hiccup: no gap, no
+ * duplicate, in stream order.
+ *
+ * Retention belongs to the stream (max age, max messages per subject, max bytes), not to a
+ * channel. The per-publish `historySize`/`historyTtlSeconds` travel in message headers and are
+ * applied when history is read, so a namespace can keep less than the stream does, never more.
+ */
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import {
+  DeliverPolicy,
+  DiscardPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type StoredMsg,
+  type StreamInfo,
+} from '@nats-io/jetstream';
+import type {
+  Backbone,
+  BackboneCapabilities,
+  BackboneHandler,
+  BackboneState,
+  HistoryResult,
+  Publication,
+  PublishOptions,
+} from '@gatehouse/server';
+import { BackboneUnavailableError } from '@gatehouse/server';
+import { isValidChannel } from '@gatehouse/protocol';
+import { NatsLink, within, type NatsBackboneStats } from './connection.js';
+import { decodeEnvelope, encodeStoredEnvelope } from './envelope.js';
+import { resolveJetStreamOptions, type JetStreamBackboneOptions, type ResolvedJetStreamOptions } from './options.js';
+import { channelToSubject } from './subject.js';
+
+const CAPABILITIES: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: false, durable: true, shared: true };
+
+/** Header carrying the namespace's history size with each publication. */
+export const HISTORY_SIZE_HEADER = 'Gatehouse-History-Size';
+/** Header carrying the namespace's history TTL (seconds) with each publication. */
+export const HISTORY_TTL_HEADER = 'Gatehouse-History-Ttl';
+
+/** The epoch of a stream: the digits of its creation timestamp (nanosecond resolution). */
+export function streamEpoch(info: StreamInfo): string {
+  const digits = String(info.created).replace(/\D/g, '');
+  if (digits.length === 0) throw new Error(`stream ${info.config.name} reports no creation time`);
+  return digits.slice(0, 64);
+}
+
+interface ChannelReader {
+  readonly messages: ConsumerMessages;
+  /** Sequence of the last publication delivered, to drop anything out of order. */
+  last: number;
+}
+
+/** A Backbone on one JetStream stream. */
+export class JetStreamBackbone implements Backbone {
+  readonly kind = 'jetstream';
+  readonly capabilities = CAPABILITIES;
+  /** The options in effect, defaults filled in. */
+  readonly options: ResolvedJetStreamOptions;
+  private readonly link: NatsLink;
+  private handler: BackboneHandler | undefined;
+  private js: JetStreamClient | undefined;
+  private jsm: JetStreamManager | undefined;
+  private epoch = '';
+  /** The epoch the current readers were started in. */
+  private readersEpoch = '';
+  private recovering = false;
+  private readonly readers = new Map<string, ChannelReader>();
+  private readonly pending = new Map<string, Promise<void>>();
+
+  constructor(options: JetStreamBackboneOptions) {
+    this.options = resolveJetStreamOptions(options);
+    this.link = new NatsLink(this.options, 'jetstream', () => this.recover());
+  }
+
+  get state(): BackboneState {
+    return this.link.state;
+  }
+
+  /** Counters since construction (a copy). */
+  stats(): NatsBackboneStats {
+    return { ...this.link.stats };
+  }
+
+  /** The subject `channel` maps to. */
+  subjectOf(channel: string): string {
+    return channelToSubject(this.options.subjectPrefix, channel);
+  }
+
+  /** The current epoch (the stream's identity); '' before start. */
+  get currentEpoch(): string {
+    return this.epoch;
+  }
+
+  async start(handler: BackboneHandler): Promise<void> {
+    this.handler = handler;
+    const nc = await this.link.open(handler);
+    try {
+      this.jsm = await jetstreamManager(nc, { timeout: this.options.timeoutMs });
+      this.js = jetstream(nc, { timeout: this.options.timeoutMs });
+      this.epoch = streamEpoch(await this.ensureStream());
+      this.readersEpoch = this.epoch;
+    } catch (err) {
+      await this.link.close();
+      throw err instanceof BackboneUnavailableError ? err : new BackboneUnavailableError(`jetstream: ${(err as Error).message}`, { cause: err });
+    }
+    this.link.ready();
+  }
+
+  async publish(channel: string, data: string, options: PublishOptions): Promise<Publication> {
+    try {
+      this.link.assertUp();
+      this.checkChannel(channel);
+      if (typeof data !== 'string' || data.length === 0) throw new TypeError('data must be non-empty JSON text');
+      const { historySize, historyTtlSeconds } = options;
+      if (!Number.isSafeInteger(historySize) || historySize < 0) throw new TypeError('historySize must be an integer >= 0');
+      if (!Number.isSafeInteger(historyTtlSeconds) || historyTtlSeconds < 0) throw new TypeError('historyTtlSeconds must be an integer >= 0');
+      const ts = Date.now();
+      const h = natsHeaders();
+      h.set(HISTORY_SIZE_HEADER, String(historySize));
+      h.set(HISTORY_TTL_HEADER, String(historyTtlSeconds));
+      const epoch = this.epoch;
+      let ack;
+      try {
+        ack = await (this.js as JetStreamClient).publish(this.subjectOf(channel), encodeStoredEnvelope(channel, ts, data), {
+          headers: h,
+          timeout: this.options.timeoutMs,
+        });
+      } catch (err) {
+        throw new BackboneUnavailableError(`jetstream publish: ${(err as Error).message}`, { cause: err });
+      }
+      if (ack.stream !== this.options.stream) throw new Error(`subject of ${channel} is stored by stream ${ack.stream}, not ${this.options.stream}`);
+      return { channel, epoch, offset: ack.seq, ts, data };
+    } catch (err) {
+      this.link.stats.publishErrors++;
+      throw err;
+    }
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    this.link.assertUp();
+    this.checkChannel(channel);
+    if (this.readers.has(channel)) {
+      await this.pending.get(channel);
+      return;
+    }
+    const p = this.openReader(channel);
+    this.pending.set(channel, p);
+    try {
+      await p;
+    } finally {
+      if (this.pending.get(channel) === p) this.pending.delete(channel);
+    }
+  }
+
+  private async openReader(channel: string): Promise<void> {
+    const placeholder = { messages: undefined as unknown as ConsumerMessages, last: 0 };
+    // Reserve the slot first so a concurrent subscribe waits instead of opening a second reader.
+    this.readers.set(channel, placeholder);
+    try {
+      // Everything stored after this point reaches the reader, even if it is created a little later.
+      const info = await this.streamInfo();
+      const reader = await this.startReader(channel, info.state.last_seq + 1);
+      if (this.readers.get(channel) !== placeholder) {
+        // Unsubscribed (or closed) while the consumer was being made.
+        reader.messages.stop();
+        return;
+      }
+      this.readers.set(channel, reader);
+    } catch (err) {
+      if (this.readers.get(channel) === placeholder) this.readers.delete(channel);
+      throw err instanceof BackboneUnavailableError || err instanceof TypeError
+        ? err
+        : new BackboneUnavailableError(`jetstream subscribe ${channel}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private async startReader(channel: string, startSeq: number): Promise<ChannelReader> {
+    const js = this.js as JetStreamClient;
+    const consumer = await within(
+      js.consumers.get(this.options.stream, {
+        filter_subjects: this.subjectOf(channel),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: startSeq,
+      }),
+      this.options.timeoutMs,
+      `jetstream consumer for ${channel}`,
+    );
+    const reader: ChannelReader = { messages: undefined as unknown as ConsumerMessages, last: startSeq - 1 };
+    (reader as { messages: ConsumerMessages }).messages = await consumer.consume({
+      max_messages: 256,
+      callback: (m: JsMsg) => this.onMessage(channel, reader, m),
+    });
+    return reader;
+  }
+
+  private onMessage(channel: string, reader: ChannelReader, m: JsMsg): void {
+    if (this.readers.get(channel) !== reader || m.seq <= reader.last) return;
+    reader.last = m.seq;
+    const env = decodeEnvelope(m.data, channel);
+    if (typeof env === 'string') {
+      this.link.stats.malformed++;
+      this.options.onMalformed?.(env, m.subject);
+      return;
+    }
+    this.handler?.onPublication({ channel, epoch: this.epoch, offset: m.seq, ts: env.ts, data: env.data });
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    const reader = this.readers.get(channel);
+    if (!reader) return;
+    this.readers.delete(channel);
+    // The ordered consumer is ephemeral: stopping it lets the server drop it.
+    reader.messages?.stop();
+  }
+
+  async history(channel: string, after: { epoch: string; offset: number } | undefined, limit: number): Promise<HistoryResult> {
+    this.link.assertUp();
+    this.checkChannel(channel);
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new TypeError('limit must be an integer >= 0');
+    if (after && (typeof after.epoch !== 'string' || !Number.isSafeInteger(after.offset) || after.offset < 0)) {
+      throw new TypeError('after must be {epoch: string, offset: integer >= 0}');
+    }
+    try {
+      return await this.readHistory(channel, after, limit);
+    } catch (err) {
+      if (err instanceof BackboneUnavailableError) throw err;
+      throw new BackboneUnavailableError(`jetstream history ${channel}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private async readHistory(channel: string, after: { epoch: string; offset: number } | undefined, limit: number): Promise<HistoryResult> {
+    const jsm = this.jsm as JetStreamManager;
+    const subject = this.subjectOf(channel);
+    const stream = this.options.stream;
+    const last = await within(jsm.streams.getMessage(stream, { last_by_subj: subject }), this.options.timeoutMs, 'jetstream last message');
+    const epoch = this.epoch;
+    const offset = last?.seq ?? 0;
+    const none = { epoch, offset, publications: [] as Publication[] };
+    if (!after) return { ...none, complete: true };
+    if (after.epoch !== epoch || after.offset > offset) return { ...none, complete: false };
+    if (after.offset === offset) return { ...none, complete: true };
+    const size = headerInt(last, HISTORY_SIZE_HEADER);
+    const ttl = headerInt(last, HISTORY_TTL_HEADER);
+    if (size === 0) return { ...none, complete: false };
+
+    // Limits remove the oldest messages first, so if the last one the client saw is still
+    // stored, everything after it is too. From offset 0 there is no such anchor: complete only
+    // while the stream never dropped anything.
+    let perSubjectCap = 0;
+    if (after.offset > 0) {
+      const anchor = await within(jsm.streams.getMessage(stream, { seq: after.offset }), this.options.timeoutMs, 'jetstream anchor');
+      if (!anchor || anchor.subject !== subject) return { ...none, complete: false };
+    } else {
+      const info = await this.streamInfo();
+      if (info.state.first_seq > 1) return { ...none, complete: false };
+      perSubjectCap = info.config.max_msgs_per_subject > 0 ? info.config.max_msgs_per_subject : 0;
+    }
+    const publications = await this.readRange(channel, after.offset + 1, offset, limit);
+    if (!publications) return { ...none, complete: false };
+    // At the per-subject cap, older messages of this channel may already have been dropped.
+    if (perSubjectCap > 0 && publications.length >= perSubjectCap) return { ...none, complete: false };
+    if (size !== undefined && publications.length > size) return { ...none, complete: false };
+    const first = publications[0];
+    if (first && ttl !== undefined && ttl > 0 && first.ts < Date.now() - ttl * 1000) return { ...none, complete: false };
+    return { epoch, offset, publications, complete: true };
+  }
+
+  /**
+   * The channel's publications from sequence `from` through `to`, read by a short-lived ordered
+   * consumer. Undefined when more than `limit` lie in the range or the range could not be read
+   * to its end (removed meanwhile): the caller reports a gap.
+   */
+  private async readRange(channel: string, from: number, to: number, limit: number): Promise<Publication[] | undefined> {
+    const js = this.js as JetStreamClient;
+    const consumer = await within(
+      js.consumers.get(this.options.stream, {
+        filter_subjects: this.subjectOf(channel),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: from,
+      }),
+      this.options.timeoutMs,
+      'jetstream history consumer',
+    );
+    const out: Publication[] = [];
+    let reached = false;
+    try {
+      const iter = await consumer.fetch({ max_messages: Math.min(limit + 1, 10_000), expires: this.options.timeoutMs });
+      for await (const m of iter) {
+        if (m.seq > to) {
+          reached = true;
+          break;
+        }
+        const env = decodeEnvelope(m.data, channel);
+        if (typeof env === 'string') this.link.stats.malformed++;
+        else out.push({ channel, epoch: this.epoch, offset: m.seq, ts: env.ts, data: env.data });
+        if (out.length > limit) return undefined;
+        if (m.seq === to) {
+          reached = true;
+          break;
+        }
+      }
+    } finally {
+      consumer.delete().catch(() => {});
+    }
+    return reached ? out : undefined;
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.readers.values()) r.messages?.stop();
+    this.readers.clear();
+    await this.link.close();
+  }
+
+  // ---- internals ----
+
+  private checkChannel(channel: string): void {
+    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel).slice(0, 80))}`);
+  }
+
+  /**
+   * Reads the stream's state and adopts its epoch. A changed epoch means the stream was recreated
+   * (history lost): outside recovery that is reported as an outage, and recovery restarts the
+   * readers on the new stream.
+   */
+  private async streamInfo(): Promise<StreamInfo> {
+    const info = await within((this.jsm as JetStreamManager).streams.info(this.options.stream), this.options.timeoutMs, 'jetstream stream info');
+    const epoch = streamEpoch(info);
+    if (epoch !== this.epoch) {
+      this.epoch = epoch;
+      if (!this.recovering && this.readersEpoch !== epoch) {
+        this.link.retryRecover(new Error(`stream ${this.options.stream} was recreated: new epoch ${epoch}`));
+      }
+    }
+    return info;
+  }
+
+  /** Creates the stream if it is missing; checks it captures our subjects. */
+  private async ensureStream(): Promise<StreamInfo> {
+    const jsm = this.jsm as JetStreamManager;
+    const o = this.options;
+    const want = `${o.subjectPrefix}.>`;
+    let info: StreamInfo | undefined;
+    try {
+      info = await jsm.streams.info(o.stream);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (!info) {
+      try {
+        info = await jsm.streams.add({
+          name: o.stream,
+          subjects: [want],
+          retention: RetentionPolicy.Limits,
+          storage: o.storage === 'memory' ? StorageType.Memory : StorageType.File,
+          num_replicas: o.replicas,
+          discard: DiscardPolicy.Old,
+          max_age: o.maxAgeSeconds * 1_000_000_000,
+          max_msgs_per_subject: o.maxMsgsPerSubject > 0 ? o.maxMsgsPerSubject : -1,
+          max_bytes: o.maxBytes > 0 ? o.maxBytes : -1,
+        });
+      } catch (err) {
+        // Another gateway created it at the same moment.
+        info = await jsm.streams.info(o.stream).catch(() => {
+          throw err;
+        });
+      }
+    }
+    if (!info.config.subjects?.includes(want)) {
+      throw new Error(`stream ${o.stream} exists but does not capture "${want}" (it captures ${JSON.stringify(info.config.subjects)})`);
+    }
+    return info;
+  }
+
+  /** After a reconnect: re-read the stream (epoch) before reporting `up`; readers resume by themselves. */
+  private async recover(): Promise<void> {
+    this.recovering = true;
+    try {
+      await this.streamInfo();
+    } finally {
+      this.recovering = false;
+    }
+    if (this.epoch === this.readersEpoch) return;
+    // The stream is new: the readers' sequences mean nothing there. Read each channel from the
+    // start of the new stream (all of it was published after the old one vanished).
+    const channels = [...this.readers.keys()];
+    for (const r of this.readers.values()) r.messages?.stop();
+    this.readers.clear();
+    for (const channel of channels) this.readers.set(channel, await this.startReader(channel, 1));
+    this.readersEpoch = this.epoch;
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; code?: number; api_error?: { err_code?: number } };
+  return e?.name === 'StreamNotFoundError' || e?.api_error?.err_code === 10059 || e?.code === 404;
+}
+
+function headerInt(msg: StoredMsg | null, name: string): number | undefined {
+  const v = msg?.header?.get(name);
+  if (!v) return undefined;
+  const n = Number(v);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+/** Creates a JetStreamBackbone on `jetstream://host:port` or `nats://host:port` (not started). */
+export function createJetStreamBackbone(url: string | readonly string[], options: Omit<JetStreamBackboneOptions, 'servers'> = {}): JetStreamBackbone {
+  return new JetStreamBackbone({ ...options, servers: typeof url === 'string' ? [url] : url });
+}

@@ -1,0 +1,141 @@
+/**
+ * The NATS core backbone: the lowest-latency fan-out, and nothing more. NATS core keeps no
+ * history and orders messages only per publisher, so publications carry epoch "" and offset 0
+ * (capabilities.sequenced false): clients cannot recover, and every reconnect of the gateway to
+ * NATS (`down` then `up`) is the core's signal to tell its clients their streams may have gaps.
+ */
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type {
+  Backbone,
+  BackboneCapabilities,
+  BackboneHandler,
+  BackboneState,
+  HistoryResult,
+  Publication,
+  PublishOptions,
+} from '@gatehouse/server';
+import { isValidChannel } from '@gatehouse/protocol';
+import { NatsLink, within, type NatsBackboneStats } from './connection.js';
+import { decodeEnvelope, encodeCoreEnvelope } from './envelope.js';
+import { resolveNatsOptions, type NatsBackboneOptions, type ResolvedNatsOptions } from './options.js';
+import { channelToSubject } from './subject.js';
+
+const CAPABILITIES: BackboneCapabilities = { sequenced: false, history: false, contiguousOffsets: false, durable: false, shared: true };
+
+/** A Backbone on NATS core subjects (see the module comment for what it cannot promise). */
+export class NatsBackbone implements Backbone {
+  readonly kind = 'nats';
+  readonly capabilities = CAPABILITIES;
+  /** The options in effect, defaults filled in. */
+  readonly options: ResolvedNatsOptions;
+  private readonly link: NatsLink;
+  private handler: BackboneHandler | undefined;
+  private readonly subs = new Map<string, Subscription>();
+  /** Subscribes in flight, so a concurrent second subscribe waits for the same flush. */
+  private readonly pending = new Map<string, Promise<void>>();
+
+  constructor(options: NatsBackboneOptions) {
+    this.options = resolveNatsOptions(options, 'NatsBackbone');
+    // The client resubscribes by itself on reconnect; one flush proves the server has them all.
+    this.link = new NatsLink(this.options, 'nats', async () => {
+      const nc = this.link.nc as NatsConnection;
+      await within(nc.flush(), this.options.timeoutMs, 'nats flush after reconnect');
+    });
+  }
+
+  get state(): BackboneState {
+    return this.link.state;
+  }
+
+  /** Counters since construction (a copy). */
+  stats(): NatsBackboneStats {
+    return { ...this.link.stats };
+  }
+
+  /** The subject `channel` maps to. */
+  subjectOf(channel: string): string {
+    return channelToSubject(this.options.subjectPrefix, channel);
+  }
+
+  async start(handler: BackboneHandler): Promise<void> {
+    this.handler = handler;
+    await this.link.open(handler);
+    this.link.ready();
+  }
+
+  async publish(channel: string, data: string, _options: PublishOptions): Promise<Publication> {
+    try {
+      const nc = this.link.assertUp();
+      if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel).slice(0, 80))}`);
+      if (typeof data !== 'string' || data.length === 0) throw new TypeError('data must be non-empty JSON text');
+      const ts = Date.now();
+      // Accepted = written to the connection: NATS core has no acknowledgement (at most once).
+      nc.publish(this.subjectOf(channel), encodeCoreEnvelope(channel, ts, data));
+      return { channel, epoch: '', offset: 0, ts, data };
+    } catch (err) {
+      this.link.stats.publishErrors++;
+      throw err;
+    }
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    const nc = this.link.assertUp();
+    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel).slice(0, 80))}`);
+    if (this.subs.has(channel)) {
+      await this.pending.get(channel);
+      return;
+    }
+    const subject = this.subjectOf(channel);
+    const sub = nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err || this.subs.get(channel) !== sub) return;
+        const env = decodeEnvelope(msg.data, channel);
+        if (typeof env === 'string') {
+          this.link.stats.malformed++;
+          this.options.onMalformed?.(env, msg.subject);
+          return;
+        }
+        this.handler?.onPublication({ channel, epoch: '', offset: 0, ts: env.ts, data: env.data });
+      },
+    });
+    this.subs.set(channel, sub);
+    // The SUB is only known to the server once a flush round-trip returns.
+    const p = within(nc.flush(), this.options.timeoutMs, `nats subscribe ${subject}`);
+    this.pending.set(channel, p);
+    try {
+      await p;
+    } catch (err) {
+      if (this.subs.get(channel) === sub) {
+        this.subs.delete(channel);
+        sub.unsubscribe();
+      }
+      throw err;
+    } finally {
+      if (this.pending.get(channel) === p) this.pending.delete(channel);
+    }
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    const sub = this.subs.get(channel);
+    if (!sub) return;
+    this.subs.delete(channel);
+    // Late messages already in flight are dropped by the callback's identity check.
+    if (!sub.isClosed()) sub.unsubscribe();
+  }
+
+  async history(channel: string, after: { epoch: string; offset: number } | undefined, _limit: number): Promise<HistoryResult> {
+    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel).slice(0, 80))}`);
+    // No history: a position is always ("", 0), and any recovery is a gap.
+    return { epoch: '', offset: 0, publications: [], complete: after === undefined };
+  }
+
+  async close(): Promise<void> {
+    this.subs.clear();
+    await this.link.close();
+  }
+}
+
+/** Creates a NatsBackbone on `nats://host:port` (not started). */
+export function createNatsBackbone(url: string | readonly string[], options: Omit<NatsBackboneOptions, 'servers'> = {}): NatsBackbone {
+  return new NatsBackbone({ ...options, servers: typeof url === 'string' ? [url] : url });
+}
