@@ -155,7 +155,9 @@ export class HistoryReader {
         return true;
       });
       if (walked === 'end') {
-        const offset = newest >= 0n ? Number(newest) + 1 : known.offset;
+        // A remembered offset below the log start is raised to it: nothing of this channel lies
+        // between, and recovering from the log start is provably complete.
+        const offset = newest >= 0n ? Number(newest) + 1 : Math.max(known.offset, Number(start));
         this.remember(loc, end, offset);
         return offset;
       }
@@ -170,18 +172,19 @@ export class HistoryReader {
         if (this.decode(loc.channel, r)) newest = r.offset;
         return true;
       });
+      // A step cut short proves nothing: a newer record may lie in the part not examined.
+      if (walked !== 'end') return Number(end);
       if (newest >= 0n) {
         this.remember(loc, end, Number(newest) + 1);
         return Number(newest) + 1;
       }
-      if (walked !== 'end') return Number(end);
       stepEnd = stepStart;
     }
     this.remember(loc, end, Number(start));
     return Number(start);
   }
 
-  /** Forgets what is known about channels in `partition` (topic recreated, partitions changed). */
+  /** Forgets every remembered position (the topic was recreated: all epochs changed). */
   reset(): void {
     this.positions.clear();
   }
