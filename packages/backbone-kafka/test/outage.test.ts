@@ -1,0 +1,62 @@
+/**
+ * The broker goes away and comes back: the backbone reports 'down', rejects publishes meanwhile,
+ * reconnects by itself, and the history written before the crash is still there under the same
+ * epoch. Uses a private broker (SIGKILL, then a restart on the same data), never the shared one.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { BackboneUnavailableError, type PublishOptions } from '@gatehouse/server';
+import { serviceSkipReason, withDeadline } from '@gatehouse/testkit';
+import { createKafkaBackbone, type KafkaBackbone } from '../src/index.js';
+import { PrivateBroker, privateBrokerAvailable } from './private-broker.js';
+import { Recorder, uniqueChannel, uniqueTopic } from './support.js';
+
+const skip = await serviceSkipReason('kafka', 'backbone-kafka: outage.test (needs Java and .services/kafka/lib)', async () => privateBrokerAvailable());
+const KEEP: PublishOptions = { historySize: 100, historyTtlSeconds: 3600 };
+
+describe('KafkaBackbone when the broker dies and returns', { skip: skip ?? false }, () => {
+  let broker: PrivateBroker;
+  let pub: KafkaBackbone;
+  let sub: KafkaBackbone;
+  const recPub = new Recorder();
+  const recSub = new Recorder();
+
+  before(async () => {
+    broker = await PrivateBroker.create();
+    const opts = { topic: uniqueTopic('outage'), partitions: 2, fetchMaxWaitMs: 200, reconnectMinMs: 50, reconnectMaxMs: 500, requestTimeoutMs: 3000 };
+    pub = createKafkaBackbone([broker.address], opts);
+    sub = createKafkaBackbone([broker.address], opts);
+    await Promise.all([pub.start(recPub), sub.start(recSub)]);
+  });
+
+  after(async () => {
+    await Promise.allSettled([pub?.close(), sub?.close()]);
+    await broker?.destroy();
+  });
+
+  test('reports down, rejects publishes, comes back up and continues without loss', async () => {
+    const ch = uniqueChannel('outage');
+    await Promise.all([sub.subscribe(ch), pub.subscribe(ch)]);
+    const first = await pub.publish(ch, '"before"', KEEP);
+    await recSub.count(ch, 1, 'subscriber');
+
+    await broker.kill('SIGKILL');
+    await Promise.all([recPub.state('down', 'publisher'), recSub.state('down', 'subscriber')]);
+    assert.equal(pub.state, 'down');
+    await withDeadline('publish while down to reject', assert.rejects(pub.publish(ch, '"lost?"', KEEP), BackboneUnavailableError), 10_000);
+
+    await broker.start();
+    await Promise.all([recPub.state('up', 'publisher', 60_000), recSub.state('up', 'subscriber', 60_000)]);
+    assert.ok(sub.stats.reconnects >= 1, 'the reconnect was counted');
+
+    const second = await pub.publish(ch, '"after"', KEEP);
+    assert.equal(second.epoch, first.epoch, 'same topic, same data: same epoch');
+    assert.ok(second.offset > first.offset);
+    const got = await recSub.count(ch, 2, 'subscriber');
+    assert.deepEqual(got.map((p) => p.data), ['"before"', '"after"'], 'nothing lost, nothing doubled, the rejected one never appeared');
+
+    const h = await sub.history(ch, { epoch: first.epoch, offset: 0 }, 10);
+    assert.equal(h.complete, true, 'history written before the crash survived it');
+    assert.deepEqual(h.publications.map((p) => p.data), ['"before"', '"after"']);
+  });
+});
