@@ -32,14 +32,18 @@ function memory(): Record<string, number> {
   return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, gc: gc ? 1 : 0 };
 }
 
-/** Publishes `bytes` per second in `size`-byte publications for `seconds`, from inside the node. */
-async function flood(channel: string, size: number, bytesPerSecond: number, seconds: number): Promise<number> {
+/**
+ * Publishes `bytesPerSecond` in `size`-byte publications from inside the node, for at most
+ * `seconds`, and stops early once the node holds fewer than `untilConnectionsBelow` connections
+ * (the slow consumer it was meant to catch is gone).
+ */
+async function flood(channel: string, size: number, bytesPerSecond: number, seconds: number, untilConnectionsBelow: number): Promise<number> {
   const data = JSON.stringify('x'.repeat(Math.max(0, size - 2)));
   const tickMs = 20;
   const perTick = Math.max(1, Math.round((bytesPerSecond * tickMs) / 1000 / size));
   const end = Date.now() + seconds * 1000;
   let sent = 0;
-  while (Date.now() < end) {
+  while (Date.now() < end && gw.connections >= untilConnectionsBelow) {
     for (let i = 0; i < perTick; i++) await gw.publish(channel, data);
     sent += perTick;
     await new Promise((r) => setTimeout(r, tickMs));
@@ -59,7 +63,7 @@ async function handle(cmd: Record<string, any>): Promise<void> {
     case 'backbone':
       return reply(cmd['id'], { subscriptions: backbone.bus.subscribers.size, connections: gw.connections });
     case 'flood':
-      return reply(cmd['id'], { sent: await flood(cmd['channel'], cmd['size'], cmd['bytesPerSecond'], cmd['seconds']) });
+      return reply(cmd['id'], { sent: await flood(cmd['channel'], cmd['size'], cmd['bytesPerSecond'], cmd['seconds'], cmd['untilConnectionsBelow'] ?? 0) });
     case 'drain':
       reply(cmd['id'], { draining: true });
       await gw.drain(cmd['windowMs']);

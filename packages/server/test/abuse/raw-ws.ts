@@ -135,6 +135,8 @@ export class RawWs {
   /** Text messages parsed as JSON, in arrival order (parsed once, as they arrive). */
   readonly messages: Record<string, any>[] = [];
   closeFrame: ObservedClose | undefined;
+  /** When the close frame arrived (Date.now()). */
+  closedAt: number | undefined;
   /** Set when the TCP connection is gone (FIN, reset or destroy). */
   ended = false;
   /** Bytes received after the handshake. */
@@ -228,6 +230,7 @@ export class RawWs {
       if (f.opcode === Op.Text) this.messages.push(JSON.parse(f.payload.toString('utf8')) as Record<string, any>);
       if (f.opcode === Op.Ping && this.autoPong) this.sendFrame({ opcode: Op.Pong, payload: f.payload });
       if (f.opcode === Op.Close && !this.closeFrame) {
+        this.closedAt = Date.now();
         this.closeFrame = {
           code: f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005,
           reason: f.payload.subarray(2).toString('utf8'),
