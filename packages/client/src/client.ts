@@ -109,7 +109,6 @@ interface Connection {
   /** The transport's error message, reported when the close carries no reason. */
   transportError: string | undefined;
   readonly pending: Map<number, Pending>;
-  connectTimer: ReturnType<typeof setTimeout> | undefined;
   watchdog: ReturnType<typeof setTimeout> | undefined;
   healthyTimer: ReturnType<typeof setTimeout> | undefined;
   refreshing: boolean;
@@ -129,6 +128,8 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
   /** Bumped whenever an attempt is superseded, so a late `getToken` result is dropped. */
   #attemptSeq = 0;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The deadline of the current attempt, from its start (token fetch included) to `connected`. */
+  #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #everConnected = false;
   /** A 4005 close already led to one reconnect with a fresh token since the last healthy connection. */
   #tokenRetryUsed = false;
@@ -169,6 +170,8 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
     this.#attemptSeq++;
     clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
     const conn = this.#conn;
     this.#conn = undefined;
     if (conn) {
@@ -247,7 +250,8 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
 
   async #attempt(): Promise<void> {
     const seq = ++this.#attemptSeq;
-    const startedAt = Date.now();
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = setTimeout(() => this.#connectTimedOut(seq), this.#opts.connectTimeoutMs);
     let token = this.#opts.token;
     if (this.#opts.getToken) {
       try {
@@ -277,17 +281,11 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
       lastFrameAt: Date.now(),
       transportError: undefined,
       pending: new Map(),
-      connectTimer: undefined,
       watchdog: undefined,
       healthyTimer: undefined,
       refreshing: false,
     };
     this.#conn = conn;
-    // The deadline counts from the start of the attempt, so a slow getToken cannot extend it.
-    const left = Math.max(1, this.#opts.connectTimeoutMs - (Date.now() - startedAt));
-    conn.connectTimer = setTimeout(() => {
-      this.#abandon(conn, 1006, `connect timeout: no connected reply within ${this.#opts.connectTimeoutMs} ms`);
-    }, left);
     ws.onopen = () => {
       if (this.#conn !== conn) return;
       const frame: ClientFrame = { op: 'connect', id: CONNECT_ID, v: PROTOCOL_VERSION };
@@ -309,6 +307,19 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
       const reason = ev.reason || conn.transportError || '';
       this.#afterLoss(conn, typeof ev.code === 'number' ? ev.code : 1006, reason);
     };
+  }
+
+  /** The attempt's deadline passed: give up on its socket, or on a getToken that never settled. */
+  #connectTimedOut(seq: number): void {
+    this.#connectTimer = undefined;
+    if (seq !== this.#attemptSeq) return;
+    const reason = `connect timeout: no connected reply within ${this.#opts.connectTimeoutMs} ms`;
+    if (this.#conn) {
+      this.#abandon(this.#conn, 1006, reason);
+    } else {
+      this.#attemptSeq++; // a late getToken result belongs to this abandoned attempt
+      this.#afterLoss(undefined, 1006, `${reason} (getToken did not settle)`);
+    }
   }
 
   async #fetchToken(): Promise<string | undefined> {
@@ -333,6 +344,8 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
   /** Decides, after a socket or attempt ended, whether and when to try again. */
   #afterLoss(conn: Connection | undefined, code: number, reason: string): void {
     if (this.#state === 'closed') return;
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
     const hint = parseRetryHint(reason);
     let cls = closeClass(code);
     const healthy = conn?.healthy === true;
@@ -373,7 +386,6 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
 
   /** Stops a connection's timers and settles what was in flight on it. */
   #dropConnection(conn: Connection, why: 'closed' | 'disconnected'): void {
-    clearTimeout(conn.connectTimer);
     clearTimeout(conn.watchdog);
     clearTimeout(conn.healthyTimer);
     const pending = [...conn.pending.values()];
@@ -465,8 +477,8 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
       this.#abandon(conn, 1006, 'malformed connected frame');
       return;
     }
-    clearTimeout(conn.connectTimer);
-    conn.connectTimer = undefined;
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
     conn.ready = true;
     conn.heartbeatMs = heartbeat;
     const reconnect = this.#everConnected;

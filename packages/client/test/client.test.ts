@@ -600,3 +600,18 @@ test('unsubscribe settles even when the server never confirms', async (t) => {
   await done;
   assert.equal(sub.state, 'unsubscribed');
 });
+
+test('a getToken that never settles is cut off by the connect timeout and retried', async (t) => {
+  let calls = 0;
+  const { server, client } = await setup(t, {
+    connectTimeoutMs: 150,
+    getToken: () => (++calls === 1 ? new Promise<string>(() => {}) : Promise.resolve('late-but-fine')),
+  });
+  client.connect();
+  const ev = await nextOf(client, 'disconnected');
+  assert.match(ev.reason, /connect timeout.*getToken did not settle/);
+  assert.equal(ev.class, 'backoff');
+  const conn = await server.nextConnection();
+  assert.equal((await conn.accept()).token, 'late-but-fine');
+  assert.equal(server.connections.length, 1);
+});
