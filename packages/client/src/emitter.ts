@@ -10,7 +10,11 @@ export type Listener<T> = (payload: T) => void;
 /** Receives an error thrown by a listener, with the event it was listening to. */
 export type ListenerErrorHook = (error: unknown, event: string) => void;
 
-/** Emits typed events: `Events` maps each event name to its payload type. */
+/**
+ * Emits typed events: `Events` maps each event name to its payload type. Listener lists are
+ * copied when they change, not when they are read, so emitting (once per publication) allocates
+ * nothing and a listener that adds or removes listeners does not disturb the round in progress.
+ */
 export class TypedEmitter<Events extends object> {
   readonly #listeners = new Map<keyof Events, Listener<never>[]>();
   readonly #onListenerError: ListenerErrorHook;
@@ -21,9 +25,7 @@ export class TypedEmitter<Events extends object> {
 
   /** Adds a listener; returns a function that removes it. */
   on<K extends keyof Events>(event: K, listener: Listener<Events[K]>): () => void {
-    const list = this.#listeners.get(event) ?? [];
-    list.push(listener as Listener<never>);
-    this.#listeners.set(event, list);
+    this.#listeners.set(event, [...(this.#listeners.get(event) ?? []), listener as Listener<never>]);
     return () => this.off(event, listener);
   }
 
@@ -41,8 +43,10 @@ export class TypedEmitter<Events extends object> {
     const list = this.#listeners.get(event);
     if (!list) return;
     const i = list.indexOf(listener as Listener<never>);
-    if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.#listeners.delete(event);
+    if (i < 0) return;
+    const next = list.slice(0, i).concat(list.slice(i + 1));
+    if (next.length === 0) this.#listeners.delete(event);
+    else this.#listeners.set(event, next);
   }
 
   /** The number of listeners for `event`. */
@@ -54,8 +58,7 @@ export class TypedEmitter<Events extends object> {
   protected emit<K extends keyof Events>(event: K, payload: Events[K]): void {
     const list = this.#listeners.get(event);
     if (!list) return;
-    // A copy, so listeners that add or remove listeners do not disturb this round.
-    for (const listener of [...list]) {
+    for (const listener of list) {
       try {
         (listener as Listener<Events[K]>)(payload);
       } catch (err) {
