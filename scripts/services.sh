@@ -133,11 +133,17 @@ fetch_kafka() {
   command -v mvn >/dev/null || die "mvn is not installed (apt-get install -y maven)"
   rm -rf "$KAFKA_LIB"
   mkdir -p "$KAFKA_DIR"
-  if ! mvn -B -q -f "$KAFKA_SRC/pom.xml" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIB" >"$KAFKA_DIR/maven.log" 2>&1; then
-    tail -n 30 "$KAFKA_DIR/maven.log" >&2
-    die "fetching Kafka from Maven Central failed (full output: $KAFKA_DIR/maven.log)"
-  fi
+  local try
+  for try in 1 2 3; do
+    # Retried: one dropped connection to Maven Central should not fail a CI run.
+    mvn -B -q -f "$KAFKA_SRC/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIB" >"$KAFKA_DIR/maven.log" 2>&1 && break
+    if ((try == 3)); then
+      tail -n 30 "$KAFKA_DIR/maven.log" >&2
+      die "fetching Kafka from Maven Central failed 3 times (full output: $KAFKA_DIR/maven.log)"
+    fi
+    sleep $((try * 5))
+  done
   echo "$want" >"$stamp"
 }
 
