@@ -1,0 +1,191 @@
+/**
+ * `gatehouse bench <scenario>`: starts (or finds) the gateways, starts the load workers, runs the
+ * scenario against the gateway and, with --against raw-ws, against the raw baselines in the same
+ * run (alternating order across rounds), then prints the summary and writes the JSON document and
+ * the HTML report. The whole run is bounded in time and stops everything it started on the way
+ * out, whatever happened.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import type { BaselineMode } from './child-protocol.js';
+import { htmlReport } from './html.js';
+import { BENCH_HELP, UsageError, parseBenchArgs } from './params.js';
+import type { BenchParams } from './params.js';
+import { WorkerPool } from './pool.js';
+import { hotSpots, profileFiles, readProfiles } from './profile.js';
+import { Progress } from './progress.js';
+import type { ProgressSink } from './progress.js';
+import { combineRatios, combineRounds, machine, paramsForDocument, textSummary } from './report.js';
+import type { BenchDocument, Ratio } from './report.js';
+import { measure } from './run.js';
+import type { TargetResult } from './run.js';
+import { TargetSet } from './targets.js';
+
+/** Where a run writes: the summary (stdout) and diagnostics and progress (stderr). */
+export interface BenchIo {
+  out: (text: string) => void;
+  err: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+const defaultIo: BenchIo = { out: (t) => process.stdout.write(t + '\n'), err: process.stderr };
+
+type Phase = { kind: 'gateway' } | { kind: 'raw-ws'; mode: BaselineMode };
+
+/**
+ * Runs `gatehouse bench` with `argv` (the arguments after "bench"). Resolves with the exit code:
+ * 0 done, 1 the run failed (the message says why), 2 a usage mistake (the message names the flag).
+ */
+export async function benchMain(argv: string[], io: BenchIo = defaultIo): Promise<number> {
+  let params: BenchParams | 'help';
+  try {
+    params = parseBenchArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err.write(`gatehouse bench: ${err.message}\nRun "gatehouse bench --help" for the options.\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (params === 'help') {
+    io.out(BENCH_HELP);
+    return 0;
+  }
+  const p = params;
+  const progress = new Progress(io.err, io.err.isTTY === true, p.quiet);
+  const abort = new AbortController();
+  const bound = setTimeout(() => abort.abort(new Error(`the run reached its time bound of ${p.timeoutSeconds} s (--timeout)`)), p.timeoutSeconds * 1000);
+  const onSignal = (signal: string) => abort.abort(new Error(`interrupted by ${signal}`));
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
+  const live = new Set<TargetSet>();
+  let pool: WorkerPool | undefined;
+  try {
+    const aborted = new Promise<never>((_, reject) => {
+      abort.signal.addEventListener('abort', () => reject(abort.signal.reason as Error), { once: true });
+    });
+    aborted.catch(() => {});
+    const doc = await Promise.race([
+      run(p, progress, abort.signal, live, (x) => {
+        pool = x;
+      }),
+      aborted,
+    ]);
+    io.out(textSummary(doc));
+    if (p.jsonFile) {
+      writeFileSync(p.jsonFile, JSON.stringify(doc, null, 2) + '\n');
+      io.err.write(`wrote ${p.jsonFile}\n`);
+    }
+    if (p.htmlFile) {
+      writeFileSync(p.htmlFile, htmlReport(doc));
+      io.err.write(`wrote ${p.htmlFile}\n`);
+    }
+    return 0;
+  } catch (err) {
+    progress.done();
+    io.err.write(`gatehouse bench: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    clearTimeout(bound);
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    await Promise.allSettled([...live].map((s) => s.stop()));
+    await (pool as WorkerPool | undefined)?.exit();
+  }
+}
+
+async function run(
+  p: BenchParams,
+  progress: ProgressSink,
+  signal: AbortSignal,
+  live: Set<TargetSet>,
+  onPool: (pool: WorkerPool) => void,
+): Promise<BenchDocument> {
+  const startedAt = new Date();
+  const apiKey = p.apiKey ?? `bench-${randomBytes(12).toString('hex')}`;
+  if (p.profileDir) mkdirSync(p.profileDir, { recursive: true });
+  const pool = await WorkerPool.start(p.workers);
+  onPool(pool);
+  const spawn = {
+    apiKey,
+    heartbeatMs: Math.round(p.heartbeatSeconds * 1000),
+    connectRate: p.gatewayConnectRate,
+    connectRatePerAddress: 100_000_000,
+    profileDir: p.profileDir,
+    verbose: p.verbose,
+  };
+  const start = async (phase: Phase): Promise<TargetSet> => {
+    if (phase.kind === 'gateway') {
+      if (p.urls.length > 0) return TargetSet.external(p.urls.map((u) => new URL(u)), p.apiKey);
+      return TargetSet.startGateways({ ...spawn, hosts: Array.from({ length: p.gateways }, (_, i) => `127.0.1.${i + 1}`) });
+    }
+    return TargetSet.startRaw({ ...spawn, mode: phase.mode, hosts: Array.from({ length: p.gateways }, (_, i) => `127.0.2.${i + 1}`) });
+  };
+
+  const phases: Phase[] = [{ kind: 'gateway' }, ...(p.against ? p.baselineModes.map((mode) => ({ kind: 'raw-ws' as const, mode })) : [])];
+  const gateway: TargetResult[] = [];
+  const baselines = new Map<BaselineMode, TargetResult[]>();
+  let phaseNo = 0;
+  for (let round = 0; round < p.rounds; round++) {
+    // Alternate the order so drift on a shared machine does not always favour the same side.
+    const order = round % 2 === 0 ? phases : [...phases].reverse();
+    if (p.rounds > 1) progress.phase(`round ${round + 1} of ${p.rounds}`);
+    for (const phase of order) {
+      const set = await start(phase);
+      if (set.owned) live.add(set);
+      try {
+        const result = await measure({ params: p, pool, progress, phaseNo: phaseNo++, signal }, set);
+        if (phase.kind === 'gateway') gateway.push(result);
+        else baselines.set(phase.mode, [...(baselines.get(phase.mode) ?? []), result]);
+      } finally {
+        await pool.stop().catch(() => undefined);
+        if (set.owned) {
+          await set.stop();
+          live.delete(set);
+        }
+      }
+    }
+  }
+
+  const doc: BenchDocument = {
+    tool: '@gatehouse/bench',
+    scenario: p.scenario,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    machine: machine(),
+    params: paramsForDocument(p),
+    gateway: combineRounds(gateway),
+  };
+  if (p.against) {
+    const all: Partial<Record<BaselineMode, TargetResult>> = {};
+    const ratios: Partial<Record<BaselineMode, Ratio>> = {};
+    for (const mode of p.baselineModes) {
+      const rs = baselines.get(mode) ?? [];
+      all[mode] = combineRounds(rs);
+      ratios[mode] = combineRatios(gateway, rs);
+    }
+    const first = p.baselineModes[0] as BaselineMode;
+    doc.baseline = all[first];
+    doc.ratio = ratios[first];
+    if (p.baselineModes.length > 1) {
+      doc.baselines = all;
+      doc.ratios = ratios;
+    }
+  }
+  if (p.rounds > 1) {
+    doc.rounds = gateway.map((g, i) =>
+      [g, ...p.baselineModes.map((m) => baselines.get(m)?.[i]).filter((r): r is TargetResult => r !== undefined)].map((r) => ({
+        target: r.target,
+        memoryPerConnectionBytes: r.memoryPerConnectionBytes,
+        deliveriesPerCpuSecond: r.deliveriesPerCpuSecond,
+        p99Ms: r.latencyMs.p99,
+      })),
+    );
+  }
+  if (p.profileDir) {
+    const files = profileFiles(p.profileDir, ['bench-gw-']).filter((f) => statSync(f).mtimeMs >= startedAt.getTime());
+    doc.profile = { files, hotSpots: hotSpots(readProfiles(files)) };
+  }
+  return doc;
+}

@@ -1,0 +1,103 @@
+/**
+ * How the coordinator talks to the server processes it starts (a gateway, or the raw `ws`
+ * baseline): the configuration passed as the first argument (JSON), the ready line, and the few
+ * IPC messages that drive a measurement.
+ */
+
+/** Configuration of a bench-started server process. */
+export interface ServerChildConfig {
+  host: string;
+  /** 0 picks a free port; a restart after a kill passes the port it had. */
+  port: number;
+  apiKey: string;
+  heartbeatMs: number;
+  /** Gateway only: admission limits (the bench ramps its own connections). */
+  connectRate?: number;
+  connectRatePerAddress?: number;
+  maxConnections?: number;
+  nodeId?: string;
+  /** Raw baseline only: how a publication reaches the sockets. */
+  mode?: BaselineMode;
+}
+
+/**
+ * The raw `ws` baselines of the performance guide: `send()` per socket; the frame built once and
+ * its bytes written to every socket; and built once with everything queued for a socket within
+ * one tick written in one call.
+ */
+export type BaselineMode = 'send' | 'frame' | 'coalesce';
+export const BASELINE_MODES: readonly BaselineMode[] = ['send', 'frame', 'coalesce'];
+
+/** Printed on stdout (one JSON line) and sent over IPC when the server listens. */
+export interface ReadyMessage {
+  type: 'ready';
+  pid: number;
+  host: string;
+  port: number;
+}
+
+/** Coordinator to server process. */
+export type ToServerChild = { type: 'gc'; seq: number } | { type: 'stop' };
+
+/** Server process to coordinator. */
+export type FromServerChild = ReadyMessage | { type: 'gc-done'; seq: number } | { type: 'error'; message: string };
+
+/** Reads the configuration from argv[2]; exits with a message when it is missing or not JSON. */
+export function readChildConfig(argv: string[]): ServerChildConfig {
+  const raw = argv[2];
+  if (!raw) {
+    console.error('usage: node <child>.js \'{"host":"127.0.0.1","port":0,"apiKey":"...","heartbeatMs":25000}\'');
+    process.exit(2);
+  }
+  try {
+    return JSON.parse(raw) as ServerChildConfig;
+  } catch {
+    console.error(`configuration is not JSON: ${raw.slice(0, 80)}`);
+    process.exit(2);
+  }
+}
+
+/** Runs a full garbage collection when the process was started with --expose-gc. */
+export function fullGc(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    gc();
+    gc();
+  }
+}
+
+/** Announces readiness on stdout and over IPC. */
+export function announceReady(host: string, port: number): void {
+  const msg: ReadyMessage = { type: 'ready', pid: process.pid, host, port };
+  process.stdout.write(JSON.stringify(msg) + '\n');
+  process.send?.(msg);
+}
+
+/**
+ * Wires the IPC messages and signals: `gc` answers after a full collection; `stop`, SIGTERM,
+ * SIGINT and a lost coordinator call `close` and exit 0 (so a --cpu-prof profile is written).
+ */
+export function serveChildControl(close: () => Promise<void>): void {
+  let closing = false;
+  const stop = () => {
+    if (closing) return;
+    closing = true;
+    const force = setTimeout(() => process.exit(0), 5000);
+    force.unref();
+    close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('message', (msg: ToServerChild) => {
+    if (msg.type === 'gc') {
+      fullGc();
+      process.send?.({ type: 'gc-done', seq: msg.seq } satisfies FromServerChild);
+    } else if (msg.type === 'stop') {
+      stop();
+    }
+  });
+  process.on('disconnect', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

@@ -1,0 +1,338 @@
+/**
+ * `gatehouse bench` flags: one table, one place for defaults, and validation that names the flag
+ * in every message. Contradictions (--burst with --rate, --cause kill with --url, a storm without
+ * the SDK) are refused before anything starts.
+ */
+import { parseArgs } from 'node:util';
+import { BASELINE_MODES } from './child-protocol.js';
+import type { BaselineMode } from './child-protocol.js';
+
+/** The scenarios. */
+export const SCENARIOS = ['idle', 'fanout', 'channels', 'storm'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+/** Connections one process may hold: the open-file limit is 20,000 per process here. */
+export const MAX_SOCKETS_PER_PROCESS = 19_000;
+/** Connections the bench spreads over one 127.x source address (ephemeral ports: ~28,000). */
+export const CONNECTIONS_PER_SOURCE_ADDRESS = 10_000;
+
+/** A usage mistake: printed without a stack, exit code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Everything a bench run is told, after defaults and validation. */
+export interface BenchParams {
+  scenario: Scenario;
+  connections: number;
+  /** Gateways to load instead of starting them (base URLs). */
+  urls: string[];
+  apiKey: string | undefined;
+  against: 'raw-ws' | undefined;
+  baselineModes: BaselineMode[];
+  client: 'lean' | 'sdk';
+  workers: number;
+  gateways: number;
+  rampPerSecond: number;
+  settleSeconds: number;
+  durationSeconds: number;
+  rate: number | undefined;
+  burst: number | undefined;
+  batch: number;
+  payloadBytes: number;
+  channels: number;
+  zipf: number;
+  concurrency: number;
+  heartbeatSeconds: number;
+  cause: 'drop' | 'kill';
+  gatewayConnectRate: number;
+  rounds: number;
+  timeoutSeconds: number;
+  probes: number;
+  seed: number;
+  publishTo: 'all' | 'one';
+  profileDir: string | undefined;
+  allowRemote: boolean;
+  jsonFile: string | undefined;
+  htmlFile: string | undefined;
+  quiet: boolean;
+  verbose: boolean;
+}
+
+const OPTIONS = {
+  connections: { type: 'string' },
+  url: { type: 'string', multiple: true },
+  'api-key': { type: 'string' },
+  json: { type: 'string' },
+  html: { type: 'string' },
+  against: { type: 'string' },
+  'baseline-mode': { type: 'string', multiple: true },
+  client: { type: 'string' },
+  workers: { type: 'string' },
+  gateways: { type: 'string' },
+  ramp: { type: 'string' },
+  settle: { type: 'string' },
+  duration: { type: 'string' },
+  rate: { type: 'string' },
+  burst: { type: 'string' },
+  batch: { type: 'string' },
+  payload: { type: 'string' },
+  channels: { type: 'string' },
+  zipf: { type: 'string' },
+  concurrency: { type: 'string' },
+  heartbeat: { type: 'string' },
+  cause: { type: 'string' },
+  'gateway-connect-rate': { type: 'string' },
+  rounds: { type: 'string' },
+  timeout: { type: 'string' },
+  probes: { type: 'string' },
+  seed: { type: 'string' },
+  'publish-to': { type: 'string' },
+  profile: { type: 'string' },
+  'allow-remote': { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** The `--help` text. */
+export const BENCH_HELP = `gatehouse bench <scenario> [options]
+
+Scenarios:
+  idle       N connections, each subscribed to a channel: the gateway's memory per connection
+             (resident memory after they settle, minus before, divided by N) and its idle CPU with
+             heartbeats on; then a few probe publications check every connection still delivers
+  fanout     N subscribers on one channel; publications at --rate for --duration, or --burst as fast
+             as accepted: deliveries per gateway CPU-second, latency p50/p99/p99.9/max
+  channels   N connections over --channels M channels (Zipf popularity, --zipf s); publications
+             spread over the channels with the same skew (a few hot channels, a long quiet tail)
+  storm      N SDK clients dropped at once (--cause drop) or their gateway killed and restarted
+             (--cause kill), reconnecting with the SDK's backoff: time until all are back and
+             resubscribed, refusals, peak event-loop lag
+
+Targets (default: the bench starts its own gateway processes on 127.0.1.x, memory backbone):
+  --url <url>                 a running gateway (http://host:port); repeat for several
+  --api-key <key>             API key of the --url gateways (publishing)
+  --gateways <n>              gateway processes to start (default: one per 15,000 connections)
+  --against raw-ws            also run the scenario against a minimal raw ws broadcast server
+                              (started on 127.0.2.x) in the same run, and print the ratios
+  --baseline-mode <mode>      send (ws.send per socket), frame (frame built once, bytes written),
+                              coalesce (frame once, one write per socket per tick); repeat or
+                              comma-separate to measure several (default: send; ratios use the first)
+  --publish-to all|one        every gateway gets each publication (memory backbone, default), or
+                              one of them in turn (a shared backbone such as Redis)
+
+Load:
+  --connections <n>           connections (default 1000)
+  --client lean|sdk           lean: raw TCP + hand-written WebSocket frames (default);
+                              sdk: @gatehouse/client over ws (storm always uses sdk)
+  --workers <n>               load worker processes (default: one per 15,000 connections)
+  --ramp <per second>         connection opening rate over all workers (default 1000)
+  --settle <seconds>          wait after the last subscription before measuring (default 2)
+  --duration <seconds>        idle: how long to hold (default 30); fanout/channels: how long to
+                              publish (default 10); storm: deadline for everyone to be back (60)
+  --rate <per second>         publications per second (default 10)
+  --burst <count>             instead of --rate/--duration: this many, as fast as accepted
+  --batch <k>                 publications sent together per tick (default 1; 10 = "ten per tick")
+  --payload <bytes>           size of each publication's data as JSON (default 64, at least 2)
+  --channels <m>              channels (channels scenario: default 100; idle: default 1)
+  --zipf <s>                  channels scenario skew: 0 uniform, 1 classic Zipf (default 1)
+  --concurrency <n>           publish requests in flight (default 32)
+  --probes <n>                probe publications after idle and storm (default 3)
+  --cause drop|kill           storm: cut every socket, or SIGKILL and restart the gateways (default drop)
+  --seed <n>                  seed for channel choices, identical for gateway and baseline (default 1)
+
+Bench-started servers:
+  --heartbeat <seconds>       heartbeat interval of started gateways and baselines (default 25)
+  --gateway-connect-rate <n>  admission rate of started gateways (default 1000000; storm: 1000,
+                              the gateway's own default, so refusals show)
+  --profile <dir>             run started gateways under node --cpu-prof; print their hot spots
+
+Run:
+  --rounds <n>                alternate gateway and baseline this many times; medians and spread
+  --timeout <seconds>         hard bound on the whole run (default: computed from the parameters)
+  --json <file>               write the JSON document
+  --html <file>               write a self-contained HTML report (inline SVG charts)
+  --allow-remote              allow --url hosts outside 127.0.0.0/8 and ::1
+  --quiet                     no progress output
+  --verbose                   pass the started servers' logs through
+  -h, --help                  this text
+
+Load only goes where it is pointed: the bench refuses non-loopback --url hosts unless --allow-remote.
+Each process holds at most ${MAX_SOCKETS_PER_PROCESS.toLocaleString('en-US')} connections (open-file limit 20,000).`;
+
+function int(values: Record<string, unknown>, flag: string, fallback: number, min: number, max: number): number {
+  const raw = values[flag];
+  if (raw === undefined) return fallback;
+  const s = String(raw).trim().replace(/_/g, '');
+  const n = /^-?\d+$/.test(s) ? Number(s) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${flag} must be a whole number from ${min.toLocaleString('en-US')} to ${max.toLocaleString('en-US')}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+function num(values: Record<string, unknown>, flag: string, fallback: number, min: number, max: number): number {
+  const raw = values[flag];
+  if (raw === undefined) return fallback;
+  const s = String(raw).trim();
+  const n = /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : NaN;
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new UsageError(`--${flag} must be a number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+function choice<T extends string>(values: Record<string, unknown>, flag: string, allowed: readonly T[], fallback: T): T {
+  const raw = values[flag];
+  if (raw === undefined) return fallback;
+  if (!allowed.includes(raw as T)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+  return raw as T;
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+function parseUrl(raw: string, allowRemote: boolean): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new UsageError(`--url must be a URL like http://127.0.0.1:8080, got ${JSON.stringify(raw)}`);
+  }
+  if (u.protocol === 'ws:') u.protocol = 'http:';
+  if (u.protocol !== 'http:') {
+    throw new UsageError(`--url must be http:// or ws:// (the lean client speaks plain TCP; terminate TLS elsewhere), got ${JSON.stringify(raw)}`);
+  }
+  if (!allowRemote && !isLoopback(u.hostname)) {
+    throw new UsageError(`--url ${raw} is not a loopback address; pass --allow-remote to load a remote gateway`);
+  }
+  // "localhost" may resolve to ::1 while source addresses are 127.x: use the IPv4 loopback.
+  const host = u.hostname === 'localhost' ? '127.0.0.1' : u.hostname;
+  return `http://${host}:${u.port || '80'}`;
+}
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** Parses and validates `gatehouse bench` arguments. Returns 'help' for --help. */
+export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
+  const parsed = parse(argv);
+  const v = parsed.values as Record<string, unknown>;
+  if (v['help']) return 'help';
+  const [scenarioRaw, ...extra] = parsed.positionals;
+  if (!scenarioRaw) throw new UsageError(`a scenario is required: ${SCENARIOS.join(', ')}`);
+  if (!SCENARIOS.includes(scenarioRaw as Scenario)) {
+    throw new UsageError(`unknown scenario ${JSON.stringify(scenarioRaw)}: expected one of ${SCENARIOS.join(', ')}`);
+  }
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  const scenario = scenarioRaw as Scenario;
+
+  const allowRemote = v['allow-remote'] === true;
+  const urls = ((v['url'] as string[] | undefined) ?? []).map((u) => parseUrl(u, allowRemote));
+  const connections = int(v, 'connections', 1000, 1, 1_000_000);
+  const perProcess = Math.ceil(connections / 15_000);
+  const workers = int(v, 'workers', perProcess, 1, 64);
+  if (Math.ceil(connections / workers) > MAX_SOCKETS_PER_PROCESS) {
+    throw new UsageError(`--workers ${workers} would put ${Math.ceil(connections / workers)} connections in one process; the limit is ${MAX_SOCKETS_PER_PROCESS} (open files): use at least ${Math.ceil(connections / MAX_SOCKETS_PER_PROCESS)}`);
+  }
+  if (v['gateways'] !== undefined && urls.length > 0) throw new UsageError('--gateways starts gateways; --url uses running ones: give one or the other');
+  const gateways = urls.length > 0 ? urls.length : int(v, 'gateways', perProcess, 1, 64);
+  if (urls.length === 0 && Math.ceil(connections / gateways) > MAX_SOCKETS_PER_PROCESS) {
+    throw new UsageError(`--gateways ${gateways} would put ${Math.ceil(connections / gateways)} connections in one gateway process; the limit is ${MAX_SOCKETS_PER_PROCESS} (open files): use at least ${Math.ceil(connections / MAX_SOCKETS_PER_PROCESS)}`);
+  }
+  const against = v['against'] === undefined ? undefined : choice(v, 'against', ['raw-ws'] as const, 'raw-ws');
+  const modesRaw = ((v['baseline-mode'] as string[] | undefined) ?? ['send']).flatMap((m) => m.split(',')).map((m) => m.trim());
+  for (const m of modesRaw) {
+    if (!BASELINE_MODES.includes(m as BaselineMode)) throw new UsageError(`--baseline-mode must be one of ${BASELINE_MODES.join(', ')}, got ${JSON.stringify(m)}`);
+  }
+  if (v['baseline-mode'] !== undefined && !against) throw new UsageError('--baseline-mode needs --against raw-ws');
+  const baselineModes = [...new Set(modesRaw)] as BaselineMode[];
+
+  const client = choice(v, 'client', ['lean', 'sdk'] as const, scenario === 'storm' ? 'sdk' : 'lean');
+  if (scenario === 'storm' && client !== 'sdk') throw new UsageError('--client lean cannot run storm: the storm measures the SDK\'s reconnect backoff (use --client sdk)');
+
+  const publishing = scenario === 'fanout' || scenario === 'channels';
+  if (!publishing) {
+    for (const f of ['rate', 'burst', 'batch'] as const) {
+      if (v[f] !== undefined) throw new UsageError(`--${f} applies to fanout and channels, not ${scenario}`);
+    }
+  }
+  if (v['burst'] !== undefined && (v['rate'] !== undefined || v['duration'] !== undefined)) {
+    throw new UsageError('--burst publishes as fast as accepted: it contradicts --rate and --duration');
+  }
+  const burst = v['burst'] === undefined ? undefined : int(v, 'burst', 0, 1, 100_000_000);
+  const rate = burst !== undefined ? undefined : num(v, 'rate', 10, 0.1, 1_000_000);
+  const defaultDuration = scenario === 'idle' ? 30 : scenario === 'storm' ? 60 : 10;
+  const durationSeconds = num(v, 'duration', defaultDuration, 0.1, 86_400);
+  const batch = int(v, 'batch', 1, 1, 10_000);
+  if (rate !== undefined && batch > rate * durationSeconds) {
+    throw new UsageError(`--batch ${batch} is more than the ${Math.floor(rate * durationSeconds)} publications --rate and --duration make`);
+  }
+  if (v['channels'] !== undefined && scenario !== 'channels' && scenario !== 'idle') {
+    throw new UsageError(`--channels applies to channels and idle, not ${scenario}`);
+  }
+  const channels = int(v, 'channels', scenario === 'channels' ? 100 : 1, 1, 1_000_000);
+  if (channels > connections) throw new UsageError(`--channels ${channels} is more than --connections ${connections}: every channel needs a subscriber`);
+  if (v['cause'] !== undefined && scenario !== 'storm') throw new UsageError(`--cause applies to storm, not ${scenario}`);
+  const cause = choice(v, 'cause', ['drop', 'kill'] as const, 'drop');
+  if (cause === 'kill' && urls.length > 0) throw new UsageError('--cause kill needs gateways the bench started (it kills and restarts them): drop --url');
+  const apiKey = v['api-key'] as string | undefined;
+  if (urls.length > 0 && !apiKey) throw new UsageError('--api-key is required with --url: the bench publishes through the HTTP API');
+  const profileDir = v['profile'] as string | undefined;
+  if (profileDir !== undefined && urls.length > 0) throw new UsageError('--profile profiles gateways the bench starts: drop --url (profile your own with node --cpu-prof)');
+
+  const rampPerSecond = int(v, 'ramp', 1000, 1, 1_000_000);
+  const settleSeconds = num(v, 'settle', 2, 0, 3600);
+  const heartbeatSeconds = num(v, 'heartbeat', 25, 0.1, 3600);
+  const rounds = int(v, 'rounds', 1, 1, 20);
+  const probes = int(v, 'probes', 3, 0, 1000);
+  const payloadBytes = int(v, 'payload', 64, 2, 60_000);
+  const connectMs = (connections / rampPerSecond) * 1000;
+  const publishMs = burst !== undefined ? 120_000 : durationSeconds * 1000;
+  const phases = rounds * (1 + (against ? baselineModes.length : 0));
+  const computedTimeout = Math.ceil((phases * (connectMs * 1.5 + publishMs + settleSeconds * 1000 + 90_000)) / 1000);
+  return {
+    scenario,
+    connections,
+    urls,
+    apiKey,
+    against,
+    baselineModes,
+    client,
+    workers,
+    gateways,
+    rampPerSecond,
+    settleSeconds,
+    durationSeconds,
+    rate,
+    burst,
+    batch,
+    payloadBytes,
+    channels,
+    zipf: num(v, 'zipf', 1, 0, 5),
+    concurrency: int(v, 'concurrency', 32, 1, 10_000),
+    heartbeatSeconds,
+    cause,
+    gatewayConnectRate: int(v, 'gateway-connect-rate', scenario === 'storm' ? 1000 : 1_000_000, 1, 100_000_000),
+    rounds,
+    timeoutSeconds: int(v, 'timeout', computedTimeout, 1, 7 * 86_400),
+    probes,
+    seed: int(v, 'seed', 1, 0, 2 ** 31),
+    publishTo: choice(v, 'publish-to', ['all', 'one'] as const, 'all'),
+    profileDir,
+    allowRemote,
+    jsonFile: v['json'] as string | undefined,
+    htmlFile: v['html'] as string | undefined,
+    quiet: v['quiet'] === true,
+    verbose: v['verbose'] === true,
+  };
+}
