@@ -43,6 +43,8 @@ export interface ConformanceOptions {
 export class RecordingHandler implements BackboneHandler {
   /** Every state change, in order. */
   readonly states: BackboneState[] = [];
+  /** The error reported with each state change (same index as `states`). */
+  readonly errors: (Error | undefined)[] = [];
   private readonly byChannel = new Map<string, Publication[]>();
 
   onPublication(pub: Publication): void {
@@ -51,8 +53,9 @@ export class RecordingHandler implements BackboneHandler {
     list.push(pub);
   }
 
-  onStateChange(state: BackboneState): void {
+  onStateChange(state: BackboneState, error?: Error): void {
     this.states.push(state);
+    this.errors.push(error);
   }
 
   /** The publications received on `channel`, in arrival order. */
@@ -65,6 +68,19 @@ export class RecordingHandler implements BackboneHandler {
     await waitFor(`${n} publication(s) on ${channel} at ${who}`, () => this.of(channel).length >= n, timeoutMs, 5);
     return this.of(channel);
   }
+}
+
+/**
+ * Asserts that `states` shows an outage and a recovery, each transition reported once: it starts
+ * `up`, passes through `down`, ends `up` (ignoring a final `closed`), and never repeats a state.
+ * A second brief outage (a machine under load missing pings) is allowed; a silent one is not.
+ */
+export function assertDownThenUp(states: readonly BackboneState[], what: string): void {
+  const s = states.at(-1) === 'closed' ? states.slice(0, -1) : states;
+  assert.equal(s[0], 'up', `${what}: starts up (${states.join(' -> ')})`);
+  assert.ok(s.includes('down'), `${what}: reports down (${states.join(' -> ')})`);
+  assert.equal(s.at(-1), 'up', `${what}: ends up (${states.join(' -> ')})`);
+  for (let i = 1; i < s.length; i++) assert.notEqual(s[i], s[i - 1], `${what}: a transition reported twice (${states.join(' -> ')})`);
 }
 
 /** A channel name no other run uses: `conformance:<run>-<label>-<n>`. */

@@ -1,0 +1,111 @@
+/**
+ * A private nats-server (JetStream on, file storage in a temp dir) killed and restarted under
+ * running backbones: state goes down then up, publish and subscribe reject while down, and
+ * subscriptions come back by themselves. The shared server is never touched.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { assertDownThenUp, RecordingHandler } from '@gatehouse/conformance';
+import { BackboneUnavailableError } from '@gatehouse/server';
+import { serviceSkipReason, waitFor, withDeadline } from '@gatehouse/testkit';
+import { JetStreamBackbone, NatsBackbone } from '../src/index.js';
+import { freePort, natsServerInstalled, PrivateNats } from './support.js';
+
+const skip = await serviceSkipReason('nats', 'nats restart (private nats-server)', natsServerInstalled);
+const KEEP = { historySize: 100, historyTtlSeconds: 600 };
+const FAST = { reconnectTimeWaitMs: 50 };
+
+describe('nats backbones across a server restart', { skip: skip ?? false }, () => {
+  let server: PrivateNats;
+  before(async () => {
+    server = await PrivateNats.start();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test('nats core: down then up is reported, publish rejects while down, subscriptions resume', async () => {
+    const a = new NatsBackbone({ servers: [server.url], ...FAST });
+    const b = new NatsBackbone({ servers: [server.url], ...FAST });
+    const ra = new RecordingHandler();
+    const rb = new RecordingHandler();
+    await Promise.all([a.start(ra), b.start(rb)]);
+    try {
+      const ch = 'restart:core';
+      await Promise.all([a.subscribe(ch), b.subscribe(ch)]);
+      await a.publish(ch, '{"n":1}', KEEP);
+      await rb.waitCount(ch, 1, 'node b', 10_000);
+
+      await server.kill();
+      await waitFor("both nodes report 'down'", () => a.state === 'down' && b.state === 'down');
+      await withDeadline('publish while down to reject', assert.rejects(a.publish(ch, '{"n":2}', KEEP), BackboneUnavailableError));
+      await withDeadline('subscribe while down to reject', assert.rejects(a.subscribe('restart:other'), BackboneUnavailableError));
+
+      await server.restart();
+      await waitFor("both nodes report 'up' again", () => a.state === 'up' && b.state === 'up', 20_000);
+      // The down -> up transition is what the core turns into a gap notice for its clients.
+      assertDownThenUp(ra.states, 'node a');
+      assertDownThenUp(rb.states, 'node b');
+
+      await b.publish(ch, '{"n":3}', KEEP);
+      await ra.waitCount(ch, 2, 'node a', 10_000);
+      await rb.waitCount(ch, 2, 'node b', 10_000);
+      assert.deepEqual(ra.of(ch).map((p) => JSON.parse(p.data).n), [1, 3], 'the rejected publication never travelled');
+      assert.ok(a.stats().reconnects >= 1 && a.stats().publishErrors >= 1);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test('jetstream: the stream and its epoch survive, readers resume in order with no duplicate', async () => {
+    const opts = { servers: [server.url], stream: 'RESTART', subjectPrefix: 'restart', ...FAST };
+    const a = new JetStreamBackbone(opts);
+    const b = new JetStreamBackbone(opts);
+    const ra = new RecordingHandler();
+    const rb = new RecordingHandler();
+    await Promise.all([a.start(ra), b.start(rb)]);
+    try {
+      const ch = 'restart:js';
+      await b.subscribe(ch);
+      const sent = [];
+      for (let n = 1; n <= 3; n++) sent.push(await a.publish(ch, JSON.stringify({ n }), KEEP));
+      await rb.waitCount(ch, 3, 'node b', 10_000);
+      const epoch = a.currentEpoch;
+
+      await server.kill();
+      await waitFor("both nodes report 'down'", () => a.state === 'down' && b.state === 'down');
+      await withDeadline('publish while down to reject', assert.rejects(a.publish(ch, '{"n":0}', KEEP), BackboneUnavailableError));
+      await withDeadline('history while down to reject', assert.rejects(a.history(ch, undefined, 10), BackboneUnavailableError));
+
+      await server.restart();
+      await waitFor("both nodes report 'up' again", () => a.state === 'up' && b.state === 'up', 30_000);
+      assertDownThenUp(rb.states, 'node b');
+      assert.equal(a.currentEpoch, epoch, 'file storage kept the stream: same epoch');
+
+      for (let n = 4; n <= 5; n++) sent.push(await a.publish(ch, JSON.stringify({ n }), KEEP));
+      const got = await rb.waitCount(ch, 5, 'node b', 30_000);
+      assert.deepEqual(got.map((p) => JSON.parse(p.data).n), [1, 2, 3, 4, 5], 'in order, nothing twice');
+      assert.deepEqual(got.map((p) => p.offset), sent.map((p) => p.offset));
+      const h = await b.history(ch, { epoch, offset: sent[0]!.offset }, 100);
+      assert.equal(h.complete, true);
+      assert.deepEqual(h.publications.map((p) => p.offset), sent.slice(1).map((p) => p.offset));
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test('start rejects with a clear error when nothing listens', async () => {
+    const port = await freePort();
+    for (const backbone of [
+      new NatsBackbone({ servers: [`nats://127.0.0.1:${port}`], timeoutMs: 500 }),
+      new JetStreamBackbone({ servers: [`jetstream://127.0.0.1:${port}`], timeoutMs: 500 }),
+    ]) {
+      await assert.rejects(backbone.start(new RecordingHandler()), (err: unknown) => {
+        assert.ok(err instanceof BackboneUnavailableError, String(err));
+        assert.match(err.message, new RegExp(`cannot connect to 127\\.0\\.0\\.1:${port}`));
+        return true;
+      });
+      assert.equal(backbone.state, 'closed');
+    }
+  });
+});
