@@ -122,7 +122,7 @@ start_nats() {
 
 # ---------------------------------------------------------------- Kafka
 
-kafka_ready_once() { node "$KAFKA_SRC/ready.mjs" --once >/dev/null 2>&1; }
+kafka_ready_once() { node "$KAFKA_SRC/ready.mjs" --broker 127.0.0.1:9092 --once >/dev/null 2>&1; }
 
 # Fetches the broker's classpath from Maven Central (cached in ~/.m2) when the pom changed.
 fetch_kafka() {
@@ -189,7 +189,7 @@ launch_kafka() {
 }
 
 wait_kafka() {
-  local args=(--timeout "$((KAFKA_READY_TIMEOUT * 1000))") out
+  local args=(--broker 127.0.0.1:9092 --timeout "$((KAFKA_READY_TIMEOUT * 1000))") out
   [[ -n "$KAFKA_LAUNCHED" ]] && args+=(--pid "$KAFKA_LAUNCHED")
   if ! out="$(node "$KAFKA_SRC/ready.mjs" "${args[@]}" 2>&1)"; then
     echo "$out" >&2
