@@ -94,7 +94,9 @@ function runPrimary(config: StartConfig, logger: Logger): void {
   const hosts = new Map<Worker, IpcBackboneHost>();
   const base = config.gateway.nodeId ?? `gh-${Math.random().toString(36).slice(2, 8)}`;
   let stopping = false;
+  let alive = 0;
   const fork = (index: number) => {
+    alive++;
     const worker = cluster.fork({ GATEHOUSE_WORKER_INDEX: String(index), GATEHOUSE_NODE_BASE: base });
     if (isMemory) {
       const host = new IpcBackboneHost(worker, bus);
@@ -104,8 +106,9 @@ function runPrimary(config: StartConfig, logger: Logger): void {
     worker.on('exit', (code, signal) => {
       void hosts.get(worker)?.close();
       hosts.delete(worker);
+      alive--;
       if (stopping) {
-        if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+        if (alive === 0) process.exit(0);
         return;
       }
       logger.error({ worker: index, code, signal }, 'worker exited; starting a new one');
@@ -119,7 +122,7 @@ function runPrimary(config: StartConfig, logger: Logger): void {
     stopping = true;
     logger.info({ signal }, 'stopping workers (each drains)');
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
-    if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+    if (alive === 0) process.exit(0);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

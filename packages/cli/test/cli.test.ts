@@ -11,39 +11,11 @@ import { WebSocket } from 'ws';
 import { parseRetryHint } from '@gatehouse/protocol';
 import { waitFor } from '@gatehouse/testkit';
 import { SETTINGS } from '../src/config.js';
+import { BIN, ROOT, startChild } from './helpers.js';
 
-const BIN = fileURLToPath(new URL('../../bin/gatehouse.js', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
 function run(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
-}
-
-/** Starts `gatehouse start` as a real child process on a free port; resolves once it listens. */
-export async function startChild(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; port: number; logs: string[] }> {
-  const child = spawn(process.execPath, [BIN, 'start', '--port', '0', '--host', '127.0.0.1', ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: string[] = [];
-  let buf = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      logs.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  child.stderr?.on('data', (d: Buffer) => logs.push(d.toString()));
-  const port = await waitFor('the gateway to listen', () => {
-    for (const line of logs) {
-      if (line.includes('"gateway listening"')) return JSON.parse(line).port as number;
-    }
-    if (child.exitCode !== null) throw new Error(`gateway exited ${child.exitCode}: ${logs.join('\n')}`);
-    return undefined;
-  }, 15_000);
-  return { child, port, logs };
 }
 
 test('--help lists every start option with its default', () => {
