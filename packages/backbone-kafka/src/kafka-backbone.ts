@@ -126,6 +126,8 @@ export class KafkaBackbone implements Backbone {
   private topic: TopicInfo | undefined;
   /** Next Kafka offset the live reader fetches, per partition. */
   private positions: bigint[] = [];
+  /** Records behind the log end per partition, from each partition's last fetch answer. */
+  private lagByPartition: number[] = [];
   private liveLoop: Promise<void> | undefined;
   private readonly queues = new Map<number, PartitionQueue>();
   private pending = 0;
@@ -159,7 +161,9 @@ export class KafkaBackbone implements Backbone {
 
   /** A snapshot of the counters. */
   get stats(): KafkaBackboneStats {
-    return { ...this.counters, malformed: this.counters.malformed + this.historyReader.malformed };
+    let lag = 0;
+    for (let p = 0; p < (this.topic?.partitions ?? 0); p++) lag += this.lagByPartition[p] ?? 0;
+    return { ...this.counters, malformed: this.counters.malformed + this.historyReader.malformed, lag };
   }
 
   /** Creates the topic when missing and starts reading every partition from its current end. */
@@ -198,6 +202,7 @@ export class KafkaBackbone implements Backbone {
         await this.pause(this.backoff(attempt));
       }
     }
+    if (this.closed()) throw new BackboneUnavailableError('kafka backbone closed while starting');
     this.setState('up');
     this.liveLoop = this.runLive();
   }
@@ -313,7 +318,10 @@ export class KafkaBackbone implements Backbone {
     const sameTopic = previous?.id === info.id;
     // A new topic is a new history (new epochs): start at its end and forget what was learnt
     // about the old one. The same topic (perhaps with more partitions) continues where it was.
-    if (!sameTopic) this.historyReader.reset();
+    if (!sameTopic) {
+      this.historyReader.reset();
+      this.lagByPartition = [];
+    }
     this.positions = ends.map((end, p) => {
       const at = sameTopic ? this.positions[p] : undefined;
       if (at === undefined) return end;
@@ -454,7 +462,6 @@ export class KafkaBackbone implements Backbone {
 
   /** Delivers the records of subscribed channels in a fetch answer, in offset order per partition. */
   private consume(topic: TopicInfo, res: FetchResult): void {
-    let lag = 0;
     for (const t of res.responses) {
       if (t.topicId !== topic.id) continue;
       for (const part of t.partitions) {
@@ -478,11 +485,9 @@ export class KafkaBackbone implements Backbone {
           if (batchEnd > next) next = batchEnd;
         }
         this.positions[p] = next;
-        const behind = Number(part.highWatermark - next);
-        if (behind > 0) lag += behind;
+        this.lagByPartition[p] = Math.max(0, Number(part.highWatermark - next));
       }
     }
-    this.counters.lag = lag;
   }
 
   private deliver(topic: TopicInfo, p: number, epoch: string, channel: string, offset: bigint, value: Buffer | null, recordTs: number): void {
