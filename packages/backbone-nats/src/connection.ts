@@ -4,7 +4,7 @@
  * own recovery step (flushing resubscriptions, re-reading the stream), `up` after, `closed`.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { BackboneHandler, BackboneState } from '@gatehouse/server';
+import type { BackboneHandler, BackboneState, Publication } from '@gatehouse/server';
 import { BackboneUnavailableError } from '@gatehouse/server';
 import type { ResolvedNatsOptions } from './options.js';
 
@@ -16,6 +16,8 @@ export interface NatsBackboneStats {
   publishErrors: number;
   /** Incoming messages that were not valid envelopes (dropped). */
   malformed: number;
+  /** Times the handler threw from onPublication (a bug in the caller; the message is dropped). */
+  handlerErrors: number;
 }
 
 /** Rejects with `BackboneUnavailableError` if `p` does not settle within `ms`. */
@@ -41,7 +43,7 @@ export class NatsLink {
   lastError: Error | undefined;
   /** Bumped on every disconnect and recovery start, so a stale recovery loop stops. */
   private generation = 0;
-  readonly stats: NatsBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0 };
+  readonly stats: NatsBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0, handlerErrors: 0 };
 
   /**
    * @param recover runs after every reconnect, before `up` is reported; it is retried with
@@ -81,6 +83,18 @@ export class NatsLink {
     this.handler = handler;
     void this.watch(this.nc);
     return this.nc;
+  }
+
+  /**
+   * Hands a publication to the handler. The contract forbids throwing there; if it happens
+   * anyway it is counted and must not break the client library's delivery loop.
+   */
+  deliver(handler: BackboneHandler | undefined, pub: Publication): void {
+    try {
+      handler?.onPublication(pub);
+    } catch {
+      this.stats.handlerErrors++;
+    }
   }
 
   /** Marks the link usable (after the backbone's own start steps) and reports `up`. */

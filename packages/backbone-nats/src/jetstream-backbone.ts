@@ -213,7 +213,7 @@ export class JetStreamBackbone implements Backbone {
       this.options.onMalformed?.(env, m.subject);
       return;
     }
-    this.handler?.onPublication({ channel, epoch: this.epoch, offset: m.seq, ts: env.ts, data: env.data });
+    this.link.deliver(this.handler, { channel, epoch: this.epoch, offset: m.seq, ts: env.ts, data: env.data });
   }
 
   async unsubscribe(channel: string): Promise<void> {

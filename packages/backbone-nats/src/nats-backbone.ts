@@ -95,7 +95,7 @@ export class NatsBackbone implements Backbone {
           this.options.onMalformed?.(env, msg.subject);
           return;
         }
-        this.handler?.onPublication({ channel, epoch: '', offset: 0, ts: env.ts, data: env.data });
+        this.link.deliver(this.handler, { channel, epoch: '', offset: 0, ts: env.ts, data: env.data });
       },
     });
     this.subs.set(channel, sub);

@@ -70,6 +70,27 @@ describe('publishing straight into NATS', { skip: skip ?? false }, () => {
     }
   });
 
+  test('a handler that throws is counted and does not stop delivery', async () => {
+    const seen: string[] = [];
+    const gw = new NatsBackbone({ servers: [url], subjectPrefix: prefix });
+    await gw.start({
+      onStateChange: () => {},
+      onPublication: (p) => {
+        seen.push(p.data);
+        if (p.data === '1') throw new Error('handler bug');
+      },
+    });
+    try {
+      await gw.subscribe('direct:fragile');
+      await gw.publish('direct:fragile', '1', KEEP);
+      await gw.publish('direct:fragile', '2', KEEP);
+      await waitFor('the publication after the throwing one', () => seen.length === 2);
+      assert.equal(gw.stats().handlerErrors, 1);
+    } finally {
+      await gw.close();
+    }
+  });
+
   test('jetstream: a stored value published by a service gets the stream sequence and epoch', async () => {
     const gw = new JetStreamBackbone({ servers: [url], stream, subjectPrefix: prefix, storage: 'memory' });
     const rec = new RecordingHandler();

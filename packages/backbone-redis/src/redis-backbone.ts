@@ -37,6 +37,8 @@ export interface RedisBackboneStats {
   publishErrors: number;
   /** Incoming messages that were not valid envelopes (dropped). */
   malformed: number;
+  /** Times the handler threw from onPublication (a bug in the caller; the message is dropped). */
+  handlerErrors: number;
 }
 
 /** Resubscribing in batches keeps one command's size reasonable with many channels. */
@@ -74,7 +76,7 @@ export class RedisBackbone implements Backbone {
   private live = false;
   private readonly waiters = new Set<() => void>();
   private readonly nonce = randomBytes(3).toString('base64url');
-  private readonly counters: RedisBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0 };
+  private readonly counters: RedisBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0, handlerErrors: 0 };
 
   constructor(options: RedisBackboneOptions) {
     this.options = resolveRedisOptions(options);
@@ -407,7 +409,13 @@ export class RedisBackbone implements Backbone {
       this.options.onMalformed?.(pub, text.slice(0, MALFORMED_SAMPLE));
       return;
     }
-    this.handler?.onPublication(pub);
+    try {
+      this.handler?.onPublication(pub);
+    } catch {
+      // The contract forbids throwing here; if it happens anyway, it must not take the
+      // subscriber connection (and every other channel on it) down with it.
+      this.counters.handlerErrors++;
+    }
   }
 
   /** Called whenever a connection's readiness changes: wakes waiters, then reports the state. */

@@ -84,6 +84,29 @@ describe('redis: publishing straight into the backbone', { skip: skip ?? false }
     assert.ok(malformed.some((m) => m.includes('channel does not match')));
   });
 
+  test('a handler that throws is counted and does not stop delivery', async () => {
+    const seen: number[] = [];
+    const fragile = new RedisBackbone({ urls: [url], keyPrefix });
+    await fragile.start({
+      onStateChange: () => {},
+      onPublication: (p) => {
+        seen.push(p.offset);
+        if (p.offset === 1) throw new Error('handler bug');
+      },
+    });
+    try {
+      const ch = 'direct:fragile';
+      await fragile.subscribe(ch);
+      await fragile.publish(ch, '1', KEEP);
+      await fragile.publish(ch, '2', KEEP);
+      await waitFor('the second publication after the throwing one', () => seen.length === 2);
+      assert.equal(fragile.stats().handlerErrors, 1);
+      assert.equal(fragile.state, 'up');
+    } finally {
+      await fragile.close();
+    }
+  });
+
   test('bad arguments reject with a clear error', async () => {
     await assert.rejects(gateway.publish('no-namespace', '{}', KEEP), /invalid channel name/);
     await assert.rejects(gateway.publish('a:b', '{}', { historySize: -1, historyTtlSeconds: 0 }), /historySize/);
