@@ -382,15 +382,20 @@ export class KafkaBackbone implements Backbone {
     return { starts: pick(first, 'start'), ends: pick(last, 'end') };
   }
 
-  /** Reads until closed; on failure marks the backbone down, backs off, re-plans and continues. */
+  /**
+   * Reads until closed. On failure: backs off, re-plans and continues. The state goes `down` when
+   * the broker or the topic is gone, and also when rounds keep failing before any answer while the
+   * broker itself answers (a record batch this client cannot decode, say): stuck must not look
+   * healthy. It goes back `up` with the first fetch answer, not merely with the first metadata.
+   */
   private async runLive(): Promise<void> {
-    let attempt = 0;
+    let failedRounds = 0;
     while (!this.closed()) {
-      const err = await this.fetchRound();
+      const { error, answered } = await this.fetchRound();
       if (this.closed()) return;
-      if (isNetworkError(err) || isUnknownTopic(err)) this.setState('down', err);
-      for (;;) {
-        attempt++;
+      failedRounds = answered ? 1 : failedRounds + 1;
+      if (isNetworkError(error) || isUnknownTopic(error) || failedRounds >= 3) this.setState('down', error);
+      for (let attempt = failedRounds; ; attempt++) {
         await this.pause(this.backoff(attempt));
         if (this.closed()) return;
         try {
@@ -401,18 +406,22 @@ export class KafkaBackbone implements Backbone {
           this.setState('down', planError instanceof Error ? planError : new Error(String(planError)));
         }
       }
-      if (this.current === 'down') this.counters.reconnects++;
-      this.setState('up');
-      attempt = 0;
     }
   }
 
+  /** The live reader got an answer from the broker: the backbone works (again). */
+  private fetched(): void {
+    if (this.current !== 'down') return;
+    this.counters.reconnects++;
+    this.setState('up');
+  }
+
   /**
-   * One fetch loop per partition leader, all on the current plan. Returns the first error; the
-   * other loops stop after their current fetch and drop its answer, so the next round refetches
-   * from unchanged positions: nothing is delivered twice.
+   * One fetch loop per partition leader, all on the current plan, until one fails. The other
+   * loops stop after their current fetch and drop its answer, so the next round refetches from
+   * unchanged positions: nothing is delivered twice. `answered`: some fetch succeeded.
    */
-  private async fetchRound(): Promise<Error> {
+  private async fetchRound(): Promise<{ error: Error; answered: boolean }> {
     const topic = this.topic as TopicInfo;
     const byLeader = new Map<number, number[]>();
     topic.leaders.forEach((leader, p) => {
@@ -421,11 +430,14 @@ export class KafkaBackbone implements Backbone {
       else byLeader.set(leader, [p]);
     });
     let failure: Error | undefined;
+    let answered = false;
     const loops = [...byLeader].map(async ([node, partitions]) => {
       try {
         while (!failure && !this.closed()) {
           const res = await this.fetchLive(topic, node, partitions);
           if (failure || this.closed()) return;
+          answered = true;
+          this.fetched();
           this.consume(topic, res);
         }
       } catch (err) {
@@ -433,7 +445,7 @@ export class KafkaBackbone implements Backbone {
       }
     });
     await Promise.all(loops);
-    return failure ?? new Error('kafka backbone closed');
+    return { error: failure ?? new Error('kafka backbone closed'), answered };
   }
 
   private fetchLive(topic: TopicInfo, node: number, partitions: readonly number[]): Promise<FetchResult> {
