@@ -169,8 +169,10 @@ export class Hub implements BackboneHandler {
       }
       this.send(s, encodeServerFrame({ op: 'subscribed', id: requestId, channel, ...result }));
       if (since && hist.complete) {
+        // A replay is bounded by the namespace's history size, so only the byte cap applies to it:
+        // the message cap would cut every client whose outage outlasted that many publications.
         for (const p of hist.publications) {
-          this.enqueue(s, textFrame(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data)));
+          this.enqueue(s, textFrame(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data)), false);
           last = p.offset;
         }
       }
@@ -258,11 +260,14 @@ export class Hub implements BackboneHandler {
     this.enqueue(s, textFrame(json));
   }
 
-  /** Queues bytes for `s`; closes it as a slow consumer when its queue would pass the cap. */
-  enqueue(s: Session, frame: Buffer): void {
+  /**
+   * Queues bytes for `s`; closes it as a slow consumer when its queue would pass the cap (bytes
+   * always; messages unless `countMessage` is false, for history replays).
+   */
+  enqueue(s: Session, frame: Buffer, countMessage = true): void {
     if (s.state === SessionState.Closing) return;
     const q = s.queue;
-    if (q.length >= this.o.maxQueueMessages || s.queuedBytes + frame.length + s.socket.writableLength > this.o.maxQueueBytes) {
+    if ((countMessage && q.length >= this.o.maxQueueMessages) || s.queuedBytes + frame.length + s.socket.writableLength > this.o.maxQueueBytes) {
       this.o.onSlowConsumer(s);
       return;
     }
@@ -285,7 +290,9 @@ export class Hub implements BackboneHandler {
     for (const s of dirty) {
       const q = s.queue;
       if (q.length === 0) continue;
-      if (s.state !== SessionState.Closing && s.socket.writable) {
+      // readyState leaves OPEN when the peer's close frame arrives and ws echoes it: nothing may
+      // follow a close frame (RFC 6455 5.5.1), even while the echo waits behind a backlog.
+      if (s.state !== SessionState.Closing && s.ws.readyState === s.ws.OPEN && s.socket.writable) {
         s.socket.write(q.length === 1 ? (q[0] as Buffer) : Buffer.concat(q, s.queuedBytes));
       }
       q.length = 0;
