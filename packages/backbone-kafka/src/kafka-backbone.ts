@@ -8,8 +8,8 @@
  * lost while the log still holds it). Records of channels this node did not subscribe are
  * skipped. Offsets: Gatehouse offset = partition offset + 1; epoch = topic id and partition.
  *
- * Three clients, three connections per broker: a long-polling live fetch would otherwise hold up
- * publishes and history reads queued behind it on the same connection.
+ * Live reads, history reads and publishes each have their own client (so their own connection per
+ * broker): a long-polling live fetch would otherwise hold up whatever is queued behind it.
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';

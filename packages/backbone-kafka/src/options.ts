@@ -127,7 +127,7 @@ export function resolveOptions(opts: KafkaBackboneOptions): ResolvedKafkaOptions
     throw new TypeError(`KafkaBackbone option "fetchMaxWaitMs" (${o.fetchMaxWaitMs}) must be below "requestTimeoutMs" (${o.requestTimeoutMs}): a long poll would time out`);
   }
   if (o.maxMessageBytes > o.fetchMaxBytes) {
-    throw new TypeError(`KafkaBackbone option "maxMessageBytes" (${o.maxMessageBytes}) exceeds "fetchMaxBytes" (${o.fetchMaxBytes}): such a record could never be read back`);
+    throw new TypeError(`KafkaBackbone option "maxMessageBytes" (${o.maxMessageBytes}) exceeds "fetchMaxBytes" (${o.fetchMaxBytes}): one record would break the bound on fetch memory`);
   }
   return { ...o, brokers: [...o.brokers] };
 }
