@@ -158,6 +158,14 @@ export class NatsLink {
           break;
       }
     }
+    // The status stream ends when the connection closed. If we did not close it (a fatal error
+    // the client gave up on), the backbone stays unusable: say so.
+    if (this.current !== 'closed') {
+      const err = await nc.closed();
+      this.lastError = err instanceof Error ? err : new Error('nats connection closed');
+      this.generation++;
+      this.set('down', this.lastError);
+    }
   }
 
   private set(state: BackboneState, err?: Error): void {

@@ -369,6 +369,8 @@ export class RedisBackbone implements Backbone {
     shard.sub = this.connection(shard, 'sub');
     shard.subConnecting = this.waitReady(shard, shard.sub, 'sub').finally(() => {
       shard.subConnecting = undefined;
+      // A subscriber connection that did not come up in time makes the backbone 'down'.
+      this.recompute();
     });
     return shard.subConnecting;
   }
