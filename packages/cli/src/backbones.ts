@@ -17,6 +17,18 @@ export async function createBackbone(urls: string[]): Promise<Backbone> {
       const { createRedisBackbone } = await import('@gatehouse/backbone-redis');
       return createRedisBackbone(urls);
     }
+    case 'nats': {
+      const { createNatsBackbone } = await import('@gatehouse/backbone-nats');
+      return createNatsBackbone(urls);
+    }
+    case 'jetstream': {
+      const { createJetStreamBackbone } = await import('@gatehouse/backbone-nats');
+      return createJetStreamBackbone(urls.map((u) => u.replace(/^jetstream:/, 'nats:')));
+    }
+    case 'kafka': {
+      const { createKafkaBackbone } = await import('@gatehouse/backbone-kafka');
+      return createKafkaBackbone(urls.map((u) => u.replace(/^kafka:\/\//, '').replace(/\/.*$/, '')));
+    }
     default:
       throw new OptionsError(`backbone "${urls[0]}" is not supported; use memory, redis://, nats://, jetstream:// or kafka://`);
   }
