@@ -613,7 +613,8 @@ export class Gateway {
     this.heartbeatSlot = (this.heartbeatSlot + 1) % HEARTBEAT_SLOTS;
     const now = Date.now();
     for (const s of slot) {
-      if (s.state !== SessionState.Open) continue;
+      // Closing at the peer's request: no heartbeat may follow the close echo (RFC 6455 5.5.1).
+      if (s.state !== SessionState.Open || s.ws.readyState !== s.ws.OPEN) continue;
       if (!s.alive) {
         // Nothing came back since the last beat: a half-open peer, or a path that drops traffic.
         this.log.debug({ client: s.id }, 'heartbeat missed');
