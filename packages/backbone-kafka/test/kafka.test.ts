@@ -9,7 +9,7 @@ import { Producer } from '@platformatic/kafka';
 import { BackboneUnavailableError, type Publication, type PublishOptions } from '@gatehouse/server';
 import { serviceSkipReason, waitFor } from '@gatehouse/testkit';
 import { createKafkaBackbone, partitionFor, type KafkaBackbone } from '../src/index.js';
-import { BROKERS, deleteTopics, Recorder, uniqueChannel, uniqueTopic } from './support.js';
+import { BROKERS, deleteTopics, Recorder, uniqueChannel, uniqueTopic, WAIT } from './support.js';
 
 const skip = await serviceSkipReason('kafka', 'backbone-kafka: kafka.test');
 const KEEP: PublishOptions = { historySize: 1000, historyTtlSeconds: 3600 };
@@ -61,7 +61,7 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     assert.ok(sent.offset >= 1, 'offsets start at 1');
     assert.match(sent.epoch, /^[0-9a-f-]{36}:\d+$/, 'epoch is topic id and partition');
     for (const [who, rec] of [['a', recA], ['b', recB]] as const) {
-      const [got] = await rec.count(ch, 1, who);
+      const [got] = await rec.waitCount(ch, 1, who, WAIT);
       assert.deepEqual(got, sent, `node ${who} received exactly what publish returned`);
     }
   });
@@ -78,7 +78,7 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     for (const c of channels) {
       const mine = sent.filter((p) => p.channel === c);
       for (const [who, rec] of [['a', recA], ['b', recB]] as const) {
-        const got = await rec.count(c, n, who);
+        const got = await rec.waitCount(c, n, who, WAIT);
         assert.equal(got.length, n, `node ${who} got no duplicates on ${c}`);
         const offsets = got.map((p) => p.offset);
         assert.deepEqual(offsets, [...offsets].sort((x, y) => x - y), `node ${who} got ${c} in offset order`);
@@ -134,7 +134,7 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     const kafkaOffset = res.offsets?.[0]?.offset;
     assert.ok(kafkaOffset !== undefined);
     for (const [who, rec] of [['a', recA], ['b', recB]] as const) {
-      const [got] = await rec.count(ch, 1, who);
+      const [got] = await rec.waitCount(ch, 1, who, WAIT);
       assert.deepEqual(got, {
         channel: ch,
         epoch: (await a.history(ch, undefined, 0)).epoch,
@@ -167,7 +167,7 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     });
     // No ts: the record's own timestamp stands in.
     await outside.send({ messages: [{ topic, partition, key: Buffer.from(ch), value: Buffer.from(JSON.stringify({ v: 1, channel: ch, data: 'good' })) }] });
-    const [got] = await recA.count(ch, 1, 'a');
+    const [got] = await recA.waitCount(ch, 1, 'a', WAIT);
     assert.equal(got?.data, '"good"');
     assert.ok(got && Math.abs(got.ts - Date.now()) < 600_000, 'ts falls back to the record timestamp');
     await waitFor('the malformed and misrouted counters', () => a.stats.malformed - before.malformed === bad.length && a.stats.misrouted - before.misrouted === 1);
@@ -189,12 +189,12 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     const sync = uniqueChannel('unsub-sync');
     await Promise.all([a.subscribe(ch), b.subscribe(ch), a.subscribe(sync)]);
     await b.publish(ch, '1', KEEP);
-    await recA.count(ch, 1, 'a');
+    await recA.waitCount(ch, 1, 'a', WAIT);
     await a.unsubscribe(ch);
     await b.publish(ch, '2', KEEP);
     await b.publish(sync, '3', KEEP);
-    await recB.count(ch, 2, 'b');
-    await recA.count(sync, 1, 'a');
+    await recB.waitCount(ch, 2, 'b', WAIT);
+    await recA.waitCount(sync, 1, 'a', WAIT);
     assert.equal(recA.of(ch).length, 1, 'node a got nothing after unsubscribing');
   });
 
@@ -207,7 +207,7 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
       const ch = uniqueChannel('recreate');
       await kb.subscribe(ch);
       const first = await kb.publish(ch, '"old"', KEEP);
-      await rec.count(ch, 1, 'node');
+      await rec.waitCount(ch, 1, 'node', WAIT);
       await deleteTopics(BROKERS, [t]);
       // The backbone notices (the live fetch fails), recreates the topic and reads the new one.
       // Publishes may fail meanwhile; the first that lands in the new topic carries a new epoch.

@@ -6,10 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BackboneUnavailableError, type PublishOptions } from '@gatehouse/server';
+import { assertDownThenUp } from '@gatehouse/conformance';
 import { serviceSkipReason, withDeadline } from '@gatehouse/testkit';
 import { createKafkaBackbone, type KafkaBackbone } from '../src/index.js';
 import { PrivateBroker, privateBrokerAvailable } from './private-broker.js';
-import { Recorder, uniqueChannel, uniqueTopic } from './support.js';
+import { Recorder, uniqueChannel, uniqueTopic, WAIT } from './support.js';
 
 const skip = await serviceSkipReason('kafka', 'backbone-kafka: outage.test (needs Java and .services/kafka/lib)', async () => privateBrokerAvailable());
 const KEEP: PublishOptions = { historySize: 100, historyTtlSeconds: 3600 };
@@ -38,7 +39,7 @@ describe('KafkaBackbone when the broker dies and returns', { skip: skip ?? false
     const ch = uniqueChannel('outage');
     await Promise.all([sub.subscribe(ch), pub.subscribe(ch)]);
     const first = await pub.publish(ch, '"before"', KEEP);
-    await recSub.count(ch, 1, 'subscriber');
+    await recSub.waitCount(ch, 1, 'subscriber', WAIT);
 
     await broker.kill('SIGKILL');
     await Promise.all([recPub.state('down', 'publisher'), recSub.state('down', 'subscriber')]);
@@ -52,8 +53,11 @@ describe('KafkaBackbone when the broker dies and returns', { skip: skip ?? false
     const second = await pub.publish(ch, '"after"', KEEP);
     assert.equal(second.epoch, first.epoch, 'same topic, same data: same epoch');
     assert.ok(second.offset > first.offset);
-    const got = await recSub.count(ch, 2, 'subscriber');
+    const got = await recSub.waitCount(ch, 2, 'subscriber', WAIT);
     assert.deepEqual(got.map((p) => p.data), ['"before"', '"after"'], 'nothing lost, nothing doubled, the rejected one never appeared');
+
+    assertDownThenUp(recSub.states, 'subscriber');
+    assertDownThenUp(recPub.states, 'publisher');
 
     const h = await sub.history(ch, { epoch: first.epoch, offset: 0 }, 10);
     assert.equal(h.complete, true, 'history written before the crash survived it');

@@ -4,8 +4,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Admin } from '@platformatic/kafka';
-import type { BackboneHandler, BackboneState, Publication } from '@gatehouse/server';
+import type { BackboneState } from '@gatehouse/server';
+import { RecordingHandler } from '@gatehouse/conformance';
 import { SERVICES, waitFor } from '@gatehouse/testkit';
+
+/** Deadline for one awaited delivery, ms: generous, because the machine may be loaded. */
+export const WAIT = 15_000;
 
 /** The shared test broker (scripts/services.sh start). */
 export const BROKERS = [`${SERVICES.kafka.host}:${SERVICES.kafka.port}`];
@@ -23,33 +27,8 @@ export function uniqueChannel(label: string): string {
   return `kafka-test:${RUN}-${label}-${++seq}`;
 }
 
-/** Records publications per channel and every state change. */
-export class Recorder implements BackboneHandler {
-  readonly states: BackboneState[] = [];
-  readonly errors: (Error | undefined)[] = [];
-  private readonly byChannel = new Map<string, Publication[]>();
-
-  onPublication(pub: Publication): void {
-    let list = this.byChannel.get(pub.channel);
-    if (!list) this.byChannel.set(pub.channel, (list = []));
-    list.push(pub);
-  }
-
-  onStateChange(state: BackboneState, error?: Error): void {
-    this.states.push(state);
-    this.errors.push(error);
-  }
-
-  of(channel: string): Publication[] {
-    return this.byChannel.get(channel) ?? [];
-  }
-
-  /** Resolves with the channel's publications once there are at least `n`. */
-  async count(channel: string, n: number, who: string, timeoutMs = 15_000): Promise<Publication[]> {
-    await waitFor(`${n} publication(s) on ${channel} at ${who}`, () => this.of(channel).length >= n, timeoutMs, 5);
-    return this.of(channel);
-  }
-
+/** The conformance suite's recording handler, plus a wait for a reported state. */
+export class Recorder extends RecordingHandler {
   /** Resolves once the last reported state is `state`. */
   async state(state: BackboneState, who: string, timeoutMs = 30_000): Promise<void> {
     await waitFor(`${who} to report '${state}' (saw ${this.states.join(' -> ') || 'nothing'})`, () => this.states.at(-1) === state, timeoutMs, 10);
