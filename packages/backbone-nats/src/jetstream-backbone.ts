@@ -56,7 +56,8 @@ export function streamEpoch(info: StreamInfo): string {
 }
 
 interface ChannelReader {
-  readonly messages: ConsumerMessages;
+  /** The ordered consumer's message stream; undefined while it is being created. */
+  messages: ConsumerMessages | undefined;
   /** Sequence of the last publication delivered, to drop anything out of order. */
   last: number;
 }
@@ -164,28 +165,26 @@ export class JetStreamBackbone implements Backbone {
   }
 
   private async openReader(channel: string): Promise<void> {
-    const placeholder = { messages: undefined as unknown as ConsumerMessages, last: 0 };
-    // Reserve the slot first so a concurrent subscribe waits instead of opening a second reader.
-    this.readers.set(channel, placeholder);
+    // The reader is registered before its consumer exists, so a concurrent subscribe waits for
+    // this one and messages are accepted from the first one on.
+    const reader: ChannelReader = { messages: undefined, last: 0 };
+    this.readers.set(channel, reader);
     try {
       // Everything stored after this point reaches the reader, even if it is created a little later.
       const info = await this.streamInfo();
-      const reader = await this.startReader(channel, info.state.last_seq + 1);
-      if (this.readers.get(channel) !== placeholder) {
-        // Unsubscribed (or closed) while the consumer was being made.
-        reader.messages.stop();
-        return;
-      }
-      this.readers.set(channel, reader);
+      await this.startReader(channel, reader, info.state.last_seq + 1);
+      // Unsubscribed (or closed) while the consumer was being made.
+      if (this.readers.get(channel) !== reader) reader.messages?.stop();
     } catch (err) {
-      if (this.readers.get(channel) === placeholder) this.readers.delete(channel);
+      if (this.readers.get(channel) === reader) this.readers.delete(channel);
       throw err instanceof BackboneUnavailableError || err instanceof TypeError
         ? err
         : new BackboneUnavailableError(`jetstream subscribe ${channel}: ${(err as Error).message}`, { cause: err });
     }
   }
 
-  private async startReader(channel: string, startSeq: number): Promise<ChannelReader> {
+  /** Starts `reader`'s ordered consumer on `channel` at stream sequence `startSeq`. */
+  private async startReader(channel: string, reader: ChannelReader, startSeq: number): Promise<void> {
     const js = this.js as JetStreamClient;
     const consumer = await within(
       js.consumers.get(this.options.stream, {
@@ -196,12 +195,11 @@ export class JetStreamBackbone implements Backbone {
       this.options.timeoutMs,
       `jetstream consumer for ${channel}`,
     );
-    const reader: ChannelReader = { messages: undefined as unknown as ConsumerMessages, last: startSeq - 1 };
-    (reader as { messages: ConsumerMessages }).messages = await consumer.consume({
+    reader.last = startSeq - 1;
+    reader.messages = await consumer.consume({
       max_messages: 256,
       callback: (m: JsMsg) => this.onMessage(channel, reader, m),
     });
-    return reader;
   }
 
   private onMessage(channel: string, reader: ChannelReader, m: JsMsg): void {
@@ -393,10 +391,14 @@ export class JetStreamBackbone implements Backbone {
     if (this.epoch === this.readersEpoch) return;
     // The stream is new: the readers' sequences mean nothing there. Read each channel from the
     // start of the new stream (all of it was published after the old one vanished).
+    // Every channel keeps its slot while this runs, so a failed attempt is retried in full.
     const channels = [...this.readers.keys()];
     for (const r of this.readers.values()) r.messages?.stop();
-    this.readers.clear();
-    for (const channel of channels) this.readers.set(channel, await this.startReader(channel, 1));
+    for (const channel of channels) this.readers.set(channel, { messages: undefined, last: 0 });
+    for (const channel of channels) {
+      const reader = this.readers.get(channel);
+      if (reader) await this.startReader(channel, reader, 1);
+    }
     this.readersEpoch = this.epoch;
   }
 }
