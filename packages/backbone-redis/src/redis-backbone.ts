@@ -24,7 +24,7 @@ import {
 import { isValidChannel } from '@gatehouse/protocol';
 import { decodeEnvelope, envelopeHead } from './envelope.js';
 import { parseRedisUrl, resolveRedisOptions, type RedisBackboneOptions, type ResolvedRedisOptions } from './options.js';
-import { RendezvousHash } from './rendezvous.js';
+import { RendezvousHash } from '@gatehouse/server';
 import { channelKeys, PUBLISH_SCRIPT, READ_SCRIPT, type LoadedScript } from './scripts.js';
 
 const CAPABILITIES: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: true, durable: true, shared: true };

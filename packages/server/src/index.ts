@@ -11,3 +11,4 @@ export { TokenBucket, AddressLimiter, retryDelay } from './admission.js';
 export { textFrame } from './wire.js';
 export { IpcBackbone, IpcBackboneHost } from './ipc-backbone.js';
 export type { IpcPort } from './ipc-backbone.js';
+export { RendezvousHash, murmur3, murmur3Bytes } from './rendezvous.js';
