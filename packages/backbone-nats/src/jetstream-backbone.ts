@@ -18,6 +18,7 @@ import {
   jetstreamManager,
   RetentionPolicy,
   StorageType,
+  type Consumer,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
@@ -183,10 +184,10 @@ export class JetStreamBackbone implements Backbone {
     }
   }
 
-  /** Starts `reader`'s ordered consumer on `channel` at stream sequence `startSeq`. */
-  private async startReader(channel: string, reader: ChannelReader, startSeq: number): Promise<void> {
+  /** An ephemeral ordered consumer of `channel`'s subject from stream sequence `startSeq` on. */
+  private orderedConsumer(channel: string, startSeq: number): Promise<Consumer> {
     const js = this.js as JetStreamClient;
-    const consumer = await within(
+    return within(
       js.consumers.get(this.options.stream, {
         filter_subjects: this.subjectOf(channel),
         deliver_policy: DeliverPolicy.StartSequence,
@@ -195,6 +196,11 @@ export class JetStreamBackbone implements Backbone {
       this.options.timeoutMs,
       `jetstream consumer for ${channel}`,
     );
+  }
+
+  /** Starts `reader`'s ordered consumer on `channel` at stream sequence `startSeq`. */
+  private async startReader(channel: string, reader: ChannelReader, startSeq: number): Promise<void> {
+    const consumer = await this.orderedConsumer(channel, startSeq);
     reader.last = startSeq - 1;
     reader.messages = await consumer.consume({
       max_messages: 256,
@@ -280,16 +286,7 @@ export class JetStreamBackbone implements Backbone {
    * to its end (removed meanwhile): the caller reports a gap.
    */
   private async readRange(channel: string, from: number, to: number, limit: number): Promise<Publication[] | undefined> {
-    const js = this.js as JetStreamClient;
-    const consumer = await within(
-      js.consumers.get(this.options.stream, {
-        filter_subjects: this.subjectOf(channel),
-        deliver_policy: DeliverPolicy.StartSequence,
-        opt_start_seq: from,
-      }),
-      this.options.timeoutMs,
-      'jetstream history consumer',
-    );
+    const consumer = await this.orderedConsumer(channel, from);
     const out: Publication[] = [];
     let reached = false;
     try {
