@@ -394,7 +394,9 @@ export class Gateway {
     if (s.authTimer) clearTimeout(s.authTimer);
     s.queue.length = 0;
     s.queuedBytes = 0;
-    s.ws.close(code, formatCloseReason(reason, retryMs));
+    // Reasons can quote client input (an unknown op) and formatCloseReason counts characters, not
+    // bytes: non-ASCII could pass 123 bytes, and ws throws on that (abuse case 27).
+    s.ws.close(code, formatCloseReason(reason.replace(/[^\x20-\x7e]/g, '?'), retryMs));
   }
 
   private onSlowConsumer(s: Session): void {
