@@ -362,6 +362,14 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
     first.sendText('{"op":"subscribe","id":1,"channel":"public:a"}');
     assert.equal((await first.waitClose()).code, 4000, 'the first frame must be connect');
     first.destroy();
+    // An unknown non-ASCII op is quoted in the close reason: it must still fit a close frame
+    // (this frame used to make ws throw and kill the process).
+    const wide = await RawWs.open(gw.port);
+    wide.sendText(JSON.stringify({ op: '\u20ac'.repeat(40), id: 1 }));
+    const wideClose = await wide.waitClose();
+    assert.equal(wideClose.code, 4000);
+    assert.ok(wideClose.body.length <= 125);
+    wide.destroy();
 
     // With publish rights: hostile keys are carried as data, and data nested too deeply to
     // serialize is refused (this frame used to kill the process).
