@@ -215,13 +215,24 @@ export function textSummary(doc: BenchDocument): string {
     );
   }
   rows.push(['connections failed / dropped', (r) => `${r.failedConnections} / ${r.droppedConnections}`, '']);
-  const width = [30, ...cols.map((c) => Math.max(16, c.name.length + 2)), 18];
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd((width[i] ?? 16) - 1) + ' ').join('').trimEnd();
+  const table = [
+    ['', ...cols.map((c) => c.name), cols.length > 1 ? `ratio (gateway / ${cols[1]?.name})` : ''],
+    ...rows.map(([label, f, r]) => [label, ...cols.map((c) => f(c.r)), cols.length > 1 ? r : '']),
+  ];
+  const width = (table[0] as string[]).map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length)) + 2);
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i] ?? 0)).join('').trimEnd();
   const out = [
     `gatehouse bench ${doc.scenario}: ${fmtInt(p.connections)} connections (${p.client}), ${doc.machine.cores} cores, Node ${doc.machine.node}`,
-    line(['', ...cols.map((c) => c.name), cols.length > 1 ? 'ratio (gw / first)' : '']),
-    ...rows.map(([label, f, r]) => line([label, ...cols.map((c) => f(c.r)), cols.length > 1 ? r : ''])),
+    ...table.map(line),
   ];
+  const modes = Object.entries(doc.ratios ?? {}).slice(1);
+  for (const [mode, r] of modes) {
+    if (!r) continue;
+    out.push(
+      `ratio gateway / raw-ws (${mode}): memory ${fmtRatio(r.memoryPerConnection, r.spread?.memoryPerConnection)}, ` +
+        `deliveries per CPU-second ${fmtRatio(r.deliveriesPerCpuSecond, r.spread?.deliveriesPerCpuSecond)}, p99 ${fmtRatio(r.p99, r.spread?.p99)}`,
+    );
+  }
   if (doc.profile) {
     out.push('', `gateway hot spots (self time, ${doc.profile.files.length} profile(s)):`);
     for (const h of doc.profile.hotSpots.slice(0, 15)) out.push(`  ${h.selfPercent.toFixed(1).padStart(5)}%  ${h.function}  ${h.location}`);
