@@ -61,12 +61,11 @@ export class HistoryReader {
   private readonly positions = new Map<string, { epoch: string; end: bigint; offset: number }>();
   /** One position lookup per channel at a time: a subscribe storm on a hot channel scans once. */
   private readonly inflight = new Map<string, Promise<number>>();
-  /** Records dropped because their value was not a valid envelope. */
-  malformed = 0;
-
   constructor(
     private readonly log: PartitionLog,
     private readonly limits: HistoryLimits,
+    /** Told about each record of a read channel that is not a valid envelope (it is skipped). */
+    private readonly onMalformed: (error: MalformedRecordError, channel: string) => void = () => {},
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -209,7 +208,7 @@ export class HistoryReader {
       return decodeEnvelope(channel, r.value, r.timestamp);
     } catch (err) {
       if (!(err instanceof MalformedRecordError)) throw err;
-      this.malformed++;
+      this.onMalformed(err, channel);
       return undefined;
     }
   }

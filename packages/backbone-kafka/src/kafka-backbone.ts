@@ -54,12 +54,14 @@ const CAPABILITIES: BackboneCapabilities = {
 export interface KafkaBackboneStats {
   /** Publishes the broker acknowledged. */
   published: number;
-  /** Publishes that rejected after reaching the producer. */
-  publishFailures: number;
+  /** Publishes that rejected (unreachable, closed, too many waiting, refused, or bad arguments). */
+  publishErrors: number;
   /** Publications handed to the handler. */
   delivered: number;
   /** Records of subscribed channels (or history reads) dropped because the value was not a valid envelope. */
   malformed: number;
+  /** Times the handler threw from onPublication (a bug in the caller; reading goes on). */
+  handlerErrors: number;
   /** Records whose key belongs to another partition (an outside producer used another partitioner); dropped. */
   misrouted: number;
   /** Times the live reader came back after losing the broker or the topic. */
@@ -136,9 +138,10 @@ export class KafkaBackbone implements Backbone {
   private readonly historyWaiters: (() => void)[] = [];
   private readonly counters: KafkaBackboneStats = {
     published: 0,
-    publishFailures: 0,
+    publishErrors: 0,
     delivered: 0,
     malformed: 0,
+    handlerErrors: 0,
     misrouted: 0,
     reconnects: 0,
     skipped: 0,
@@ -148,22 +151,22 @@ export class KafkaBackbone implements Backbone {
   /** Validates the options (throws `TypeError` naming the bad field); connects only in `start`. */
   constructor(options: KafkaBackboneOptions) {
     this.options = resolveOptions(options);
-    this.historyReader = new HistoryReader(this.partitionLog(), {
-      scanRecords: this.options.historyScanRecords,
-      timeoutMs: this.options.historyTimeoutMs,
-      cacheSize: this.options.positionCacheSize,
-    });
+    this.historyReader = new HistoryReader(
+      this.partitionLog(),
+      { scanRecords: this.options.historyScanRecords, timeoutMs: this.options.historyTimeoutMs, cacheSize: this.options.positionCacheSize },
+      (err, channel) => this.malformed(err, channel),
+    );
   }
 
   get state(): BackboneState {
     return this.current;
   }
 
-  /** A snapshot of the counters. */
-  get stats(): KafkaBackboneStats {
+  /** A snapshot of the counters, for metrics and `/readyz`. */
+  stats(): KafkaBackboneStats {
     let lag = 0;
     for (let p = 0; p < (this.topic?.partitions ?? 0); p++) lag += this.lagByPartition[p] ?? 0;
-    return { ...this.counters, malformed: this.counters.malformed + this.historyReader.malformed, lag };
+    return { ...this.counters, lag };
   }
 
   /** Creates the topic when missing and starts reading every partition from its current end. */
@@ -208,6 +211,16 @@ export class KafkaBackbone implements Backbone {
   }
 
   async publish(channel: string, data: string, options: PublishOptions): Promise<Publication> {
+    try {
+      return await this.enqueue(channel, data, options);
+    } catch (err) {
+      this.counters.publishErrors++;
+      throw err;
+    }
+  }
+
+  /** Validates a publish and queues it on its partition; resolves when the broker acknowledged it. */
+  private async enqueue(channel: string, data: string, options: PublishOptions): Promise<Publication> {
     if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel)).slice(0, 80)}`);
     if (typeof data !== 'string') throw new TypeError('publish data must be JSON text (a string)');
     const historySize = options?.historySize;
@@ -512,7 +525,7 @@ export class KafkaBackbone implements Backbone {
       env = decodeEnvelope(channel, value, recordTs);
     } catch (err) {
       if (!(err instanceof MalformedRecordError)) throw err;
-      this.counters.malformed++;
+      this.malformed(err, channel);
       return;
     }
     this.counters.delivered++;
@@ -520,6 +533,16 @@ export class KafkaBackbone implements Backbone {
       this.handler?.onPublication({ channel, epoch, offset: Number(offset) + 1, ts: env.ts, data: env.data });
     } catch {
       // The handler must not throw; if it does, the fault is its own and reading goes on.
+      this.counters.handlerErrors++;
+    }
+  }
+
+  private malformed(err: MalformedRecordError, key: string): void {
+    this.counters.malformed++;
+    try {
+      this.options.onMalformed?.(err.message, key);
+    } catch {
+      // A reporting hook must not stop delivery.
     }
   }
 
@@ -557,7 +580,6 @@ export class KafkaBackbone implements Backbone {
         },
       )
       .catch((err: unknown) => {
-        this.counters.publishFailures += batch.length;
         const e = new BackboneUnavailableError(`kafka publish failed: ${errorText(err)}`, { cause: err });
         for (const item of batch) item.reject(e);
       })

@@ -49,12 +49,14 @@ export interface KafkaBackboneOptions {
   /** Reconnect backoff floor and cap, ms (full jitter in between). Defaults 100 and 5 000. */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
+  /** Told about each dropped record that is not a valid envelope: why, and its key. Default: nothing. */
+  onMalformed?: ((reason: string, key: string) => void) | undefined;
 }
 
 /** The options with every default filled in. */
-export type ResolvedKafkaOptions = Required<KafkaBackboneOptions>;
+export type ResolvedKafkaOptions = Required<Omit<KafkaBackboneOptions, 'onMalformed'>> & Pick<KafkaBackboneOptions, 'onMalformed'>;
 
-const DEFAULTS: Omit<ResolvedKafkaOptions, 'brokers'> = {
+const DEFAULTS: Omit<ResolvedKafkaOptions, 'brokers' | 'onMalformed'> = {
   topic: 'gatehouse',
   partitions: 8,
   replicationFactor: -1,
@@ -106,6 +108,7 @@ export function resolveOptions(opts: KafkaBackboneOptions): ResolvedKafkaOptions
     throw new TypeError(`KafkaBackbone option "clientId" must be 1-100 characters of [A-Za-z0-9._-], got ${JSON.stringify(o.clientId)}`);
   }
   if (typeof o.createTopic !== 'boolean') throw new TypeError('KafkaBackbone option "createTopic" must be a boolean');
+  if (o.onMalformed !== undefined && typeof o.onMalformed !== 'function') throw new TypeError('KafkaBackbone option "onMalformed" must be a function');
   int('partitions', o.partitions, 1, 10_000);
   if (o.replicationFactor !== -1) int('replicationFactor', o.replicationFactor, 1, 32);
   int('requestTimeoutMs', o.requestTimeoutMs, 100, 600_000);

@@ -34,9 +34,10 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
   let a: KafkaBackbone;
   let b: KafkaBackbone;
   let outside: Producer;
+  const malformedSeen: string[] = [];
 
   before(async () => {
-    a = createKafkaBackbone(BROKERS, { topic, partitions: PARTITIONS, fetchMaxWaitMs: 200 });
+    a = createKafkaBackbone(BROKERS, { topic, partitions: PARTITIONS, fetchMaxWaitMs: 200, onMalformed: (why, key) => malformedSeen.push(`${key}: ${why}`) });
     b = createKafkaBackbone(BROKERS, { topic, partitions: PARTITIONS, fetchMaxWaitMs: 200 });
     await Promise.all([a.start(recA), b.start(recB)]);
     outside = new Producer({ clientId: 'gatehouse-test-outside', bootstrapBrokers: BROKERS, acks: -1 });
@@ -152,7 +153,7 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     await a.subscribe(ch);
     const partition = partitionFor(ch, PARTITIONS);
     const wrong = (partition + 1) % PARTITIONS;
-    const before = a.stats;
+    const before = a.stats();
     const bad = [
       'not json',
       '[1,2]',
@@ -170,15 +171,45 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     const [got] = await recA.waitCount(ch, 1, 'a', WAIT);
     assert.equal(got?.data, '"good"');
     assert.ok(got && Math.abs(got.ts - Date.now()) < 600_000, 'ts falls back to the record timestamp');
-    await waitFor('the malformed and misrouted counters', () => a.stats.malformed - before.malformed === bad.length && a.stats.misrouted - before.misrouted === 1);
+    await waitFor('the malformed and misrouted counters', () => a.stats().malformed - before.malformed === bad.length && a.stats().misrouted - before.misrouted === 1);
     assert.equal(recA.of(ch).length, 1, 'nothing but the good record was delivered');
+    assert.deepEqual(
+      malformedSeen.filter((m) => m.startsWith(`${ch}: `)).map((m) => m.slice(ch.length + 2)),
+      ['value is not JSON', 'value is not a JSON object', '"v" must be 1', '"channel" must equal the record key', '"data" is missing', '"ts" must be a number of ms since the Unix epoch'],
+      'onMalformed heard why each record was dropped, in log order',
+    );
+  });
+
+  test('a handler that throws is counted and does not stop delivery', async () => {
+    const ch = uniqueChannel('throws');
+    const kb = createKafkaBackbone(BROKERS, { topic, partitions: PARTITIONS, fetchMaxWaitMs: 200 });
+    const got: string[] = [];
+    await kb.start({
+      onPublication: (p) => {
+        got.push(p.data);
+        if (got.length === 1) throw new Error('handler bug');
+      },
+      onStateChange: () => {},
+    });
+    try {
+      await kb.subscribe(ch);
+      await a.publish(ch, '1', KEEP);
+      await a.publish(ch, '2', KEEP);
+      await waitFor('both publications at the node with the throwing handler', () => got.length === 2);
+      assert.equal(kb.stats().handlerErrors, 1);
+      assert.equal(kb.state, 'up');
+    } finally {
+      await kb.close();
+    }
   });
 
   test('rejects bad input with clear errors', async () => {
+    const errorsBefore = a.stats().publishErrors;
     await assert.rejects(a.publish('no-namespace', '{}', KEEP), TypeError);
     await assert.rejects(a.publish('ns:ok', '{not json', KEEP), /not valid JSON/);
     await assert.rejects(a.publish('ns:ok', '1', { historySize: -1, historyTtlSeconds: 0 }), TypeError);
     await assert.rejects(a.publish('ns:ok', JSON.stringify('x'.repeat(1_100_000)), KEEP), RangeError);
+    assert.equal(a.stats().publishErrors - errorsBefore, 4, 'every rejected publish is counted');
     await assert.rejects(a.subscribe('bad channel'), TypeError);
     await assert.rejects(a.history('ns:ok', { epoch: 'e', offset: -1 }, 10), TypeError);
     await assert.rejects(a.history('ns:ok', undefined, 1.5), TypeError);
