@@ -1,0 +1,127 @@
+/**
+ * A bare protocol v1 client: raw JSON frames over `ws`, no SDK, so the test sees exactly what
+ * crosses the proxy. It answers the server's heartbeats (the WebSocket ping automatically, the
+ * application ping with a pong), remembers the last stream position per channel, and records the
+ * close.
+ */
+import { WebSocket } from 'ws';
+import { waitFor } from '@gatehouse/testkit';
+
+/** One received frame. */
+export type Frame = Record<string, unknown> & { op: string };
+
+/** A stream position as the protocol carries it. */
+export interface Position {
+  epoch: string;
+  offset: number;
+}
+
+/** An upgrade the proxy or the gateway refused with an HTTP status. */
+export class UpgradeRefused extends Error {
+  constructor(readonly status: number) {
+    super(`upgrade refused with HTTP ${status}`);
+    this.name = 'UpgradeRefused';
+  }
+}
+
+/** A raw client on one WebSocket. */
+export class ProtoClient {
+  readonly frames: Frame[] = [];
+  /** Application pings received (each answered). */
+  pings = 0;
+  closed: { code: number; reason: string; at: number } | undefined;
+  /** The node that accepted `connect`. */
+  node: string | undefined;
+  /** Last position seen per channel (from `subscribed` and `pub`). */
+  readonly positions = new Map<string, Position>();
+  readonly openedAt = Date.now();
+  private nextId = 1;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return;
+      const frame = JSON.parse(data.toString()) as Frame;
+      if (frame.op === 'ping') {
+        this.pings++;
+        this.send({ op: 'pong' });
+        return;
+      }
+      if (frame.op === 'subscribed' || frame.op === 'pub') {
+        const channel = frame['channel'] as string;
+        const offset = frame['offset'] as number;
+        const seen = this.positions.get(channel);
+        if (!seen || seen.epoch !== frame['epoch'] || offset > seen.offset) {
+          this.positions.set(channel, { epoch: frame['epoch'] as string, offset });
+        }
+      }
+      this.frames.push(frame);
+    });
+    ws.on('close', (code, reason) => {
+      this.closed = { code, reason: reason.toString(), at: Date.now() };
+    });
+    ws.on('error', () => {});
+  }
+
+  /** Opens a WebSocket to `url`; rejects with UpgradeRefused when the upgrade gets an HTTP status. */
+  static open(url: string, headers: Record<string, string> = {}): Promise<ProtoClient> {
+    const ws = new WebSocket(url, { headers, handshakeTimeout: 10_000 });
+    const client = new ProtoClient(ws);
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(client));
+      ws.once('unexpected-response', (_req, res) => {
+        res.resume();
+        ws.terminate();
+        reject(new UpgradeRefused(res.statusCode ?? 0));
+      });
+      ws.once('error', reject);
+    });
+  }
+
+  /** Opens a socket and completes `connect` (anonymous unless a token is given). */
+  static async connect(url: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<ProtoClient> {
+    const client = await ProtoClient.open(url, headers);
+    const reply = await client.request({ op: 'connect', v: 1, ...extra });
+    if (reply.op !== 'connected') {
+      client.terminate();
+      throw new Error(`connect failed: ${JSON.stringify(reply)}`);
+    }
+    client.node = reply['node'] as string;
+    return client;
+  }
+
+  send(frame: Record<string, unknown>): void {
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  /** Sends a request and waits for the reply with the same id (or the close). */
+  request(frame: Record<string, unknown>, timeoutMs = 10_000): Promise<Frame> {
+    const id = this.nextId++;
+    this.send({ ...frame, id });
+    return waitFor(
+      `reply to ${String(frame['op'])} #${id}`,
+      () => this.frames.find((f) => f['id'] === id) ?? (this.closed ? ({ op: 'closed', ...this.closed } as Frame) : undefined),
+      timeoutMs,
+    );
+  }
+
+  /** Subscribes; with `since`, asks to recover what came after it. */
+  async subscribe(channel: string, since?: Position): Promise<Frame> {
+    const reply = await this.request({ op: 'subscribe', channel, ...(since ? { since } : {}) });
+    if (reply.op !== 'subscribed') throw new Error(`subscribe ${channel} failed: ${JSON.stringify(reply)}`);
+    return reply;
+  }
+
+  /** Publications received on `channel`, in arrival order. */
+  pubs(channel: string): Frame[] {
+    return this.frames.filter((f) => f.op === 'pub' && f['channel'] === channel);
+  }
+
+  /** Waits for the close, with a deadline. */
+  waitClose(timeoutMs = 10_000): Promise<{ code: number; reason: string; at: number }> {
+    return waitFor('the connection to close', () => this.closed, timeoutMs, 5);
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+}
