@@ -695,7 +695,25 @@ export class KafkaBackbone implements Backbone {
   }
 }
 
-/** Builds a Kafka backbone for `brokers` (`host:port` each); the CLI's `kafka://` URLs end here. */
+/**
+ * Builds a Kafka backbone for `brokers`: `host:port` or `kafka://host[:port]` (port 9092 by
+ * default) each, as the CLI's `--backbone kafka://...` gives them.
+ */
 export function createKafkaBackbone(brokers: string[], opts: Omit<KafkaBackboneOptions, 'brokers'> = {}): KafkaBackbone {
-  return new KafkaBackbone({ ...opts, brokers });
+  if (!Array.isArray(brokers)) throw new TypeError('createKafkaBackbone: brokers must be an array');
+  return new KafkaBackbone({ ...opts, brokers: brokers.map(brokerAddress) });
+}
+
+function brokerAddress(b: string): string {
+  if (typeof b !== 'string' || !b.startsWith('kafka://')) return b;
+  let url: URL;
+  try {
+    url = new URL(b);
+  } catch {
+    throw new TypeError(`createKafkaBackbone: ${JSON.stringify(b)} is not a valid kafka:// URL`);
+  }
+  if (url.username || url.password || (url.pathname !== '' && url.pathname !== '/') || url.search || url.hash || !url.hostname) {
+    throw new TypeError(`createKafkaBackbone: ${JSON.stringify(b)} must be kafka://host[:port] and nothing more`);
+  }
+  return `${url.hostname}:${url.port || '9092'}`;
 }

@@ -13,6 +13,13 @@ test('fills in the defaults', () => {
   assert.equal(kb.state, 'connecting');
 });
 
+test('accepts kafka:// URLs as well as host:port', () => {
+  const kb = createKafkaBackbone(['kafka://127.0.0.1:19092', 'kafka://broker.internal', '[::1]:9092']);
+  assert.deepEqual(kb.options.brokers, ['127.0.0.1:19092', 'broker.internal:9092', '[::1]:9092']);
+  assert.throws(() => createKafkaBackbone(['kafka://h:1/some/path']), /kafka:\/\/host\[:port\] and nothing more/);
+  assert.throws(() => createKafkaBackbone(['kafka://user:pw@h:1']), TypeError);
+});
+
 test('rejects bad options with a TypeError naming the field', () => {
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ brokers: [] }, /"brokers"/],
