@@ -3,6 +3,7 @@
  * retry delay spread over a window sized to the backlog, so refused clients do not come back in
  * step and turn one storm into the next.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /** A token bucket: `rate` tokens per second, at most `burst` saved up. */
 export class TokenBucket {
@@ -84,4 +85,49 @@ export class AddressLimiter {
 export function retryDelay(backlogSeconds: number, baseMs = 1000, maxMs = 30_000, random = Math.random): number {
   const window = Math.min(maxMs - baseMs, Math.max(1000, backlogSeconds * 1000));
   return Math.round(baseMs + random() * window);
+}
+
+/**
+ * Event-loop lag as admission sees it: the p99 of the last second, from Node's own delay
+ * histogram (no timers of our own on the measured loop).
+ */
+export class LagMonitor {
+  private readonly histogram = monitorEventLoopDelay({ resolution: 10 });
+  private timer: NodeJS.Timeout | undefined;
+  /** p99 event-loop delay over the last full second, ms. */
+  lagMs = 0;
+
+  /** Starts sampling. */
+  start(): void {
+    if (this.timer) return;
+    this.histogram.enable();
+    this.timer = setInterval(() => {
+      this.lagMs = this.histogram.count > 0 ? this.histogram.percentile(99) / 1e6 : 0;
+      this.histogram.reset();
+    }, 1000);
+    this.timer.unref();
+  }
+
+  /** Stops sampling. */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.histogram.disable();
+  }
+}
+
+/**
+ * How many refusals are waiting to come back, decaying with a one-second time constant. Divided
+ * by the admitted rate it sizes the window refused clients are spread over.
+ */
+export class RefusalBacklog {
+  private value = 0;
+  private last = performance.now();
+
+  /** Counts one refusal and returns the backlog in seconds at `rate` admissions per second. */
+  add(rate: number, now = performance.now()): number {
+    this.value = this.value * Math.exp(-(now - this.last) / 1000) + 1;
+    this.last = now;
+    return this.value / Math.max(1, rate);
+  }
 }

@@ -24,7 +24,11 @@ import {
   namespaceOf,
 } from '@gatehouse/protocol';
 import type { ClientFrame, ConnectFrame, ErrorCode, PublishFrame, RefreshFrame, SubscribeFrame } from '@gatehouse/protocol';
-import { AddressLimiter, TokenBucket, retryDelay } from './admission.js';
+import { AddressLimiter, LagMonitor, RefusalBacklog, TokenBucket, retryDelay } from './admission.js';
+import { handleAdmin } from './admin.js';
+import type { SlowConnection } from './admin.js';
+import { FleetView, NODES_CHANNEL, parseAnnouncement } from './fleet.js';
+import type { NodeAnnouncement } from './fleet.js';
 import { ANONYMOUS, AuthError, TokenVerifier } from './auth.js';
 import type { Backbone, Publication } from './backbone.js';
 import { BackboneUnavailableError } from './backbone.js';
@@ -77,6 +81,12 @@ export class Gateway {
   private started = false;
   private closed = false;
   private drainPromise: Promise<void> | undefined;
+  private readonly lag = new LagMonitor();
+  private readonly refusals = new RefusalBacklog();
+  private readonly fleet: FleetView;
+  private fleetTimer: NodeJS.Timeout | undefined;
+  /** Bytes waiting in every outbound queue, as of the last fleet tick. */
+  private pendingTotal = 0;
 
   constructor(options: Partial<GatewayOptions> = {}, deps: GatewayDeps = {}) {
     this.options = resolveOptions(options);
@@ -103,6 +113,7 @@ export class Gateway {
     this.anonymousAllowed = Object.values(o.namespaces).some((ns) => ns.anonymous);
     this.connectBucket = new TokenBucket(o.connectRate, o.connectRate * 2);
     this.addressLimiter = new AddressLimiter(o.connectRatePerAddress);
+    this.fleet = new FleetView(o.announceIntervalMs * 3);
     this.hub = new Hub({
       backbone: this.backbone,
       metrics: this.metrics,
@@ -155,7 +166,14 @@ export class Gateway {
     if (this.started) throw new Error('gateway already started');
     this.started = true;
     await this.backbone.start({
-      onPublication: (pub: Publication) => this.hub.onPublication(pub),
+      onPublication: (pub: Publication) => {
+        if (pub.channel === NODES_CHANNEL) {
+          const a = parseAnnouncement(pub.data);
+          if (a) this.fleet.hear(a);
+        } else {
+          this.hub.onPublication(pub);
+        }
+      },
       onStateChange: (state, error) => {
         this.metrics.backboneStateChanges.inc({ state });
         if (state === 'down') this.log.warn({ err: error, backbone: this.backbone.kind }, 'backbone down');
@@ -170,6 +188,11 @@ export class Gateway {
         resolve();
       });
     });
+    await this.backbone.subscribe(NODES_CHANNEL).catch((err: unknown) => this.log.warn({ err }, 'cannot subscribe to fleet announcements'));
+    this.lag.start();
+    this.fleetTick();
+    this.fleetTimer = setInterval(() => this.fleetTick(), this.options.announceIntervalMs);
+    this.fleetTimer.unref();
     const tick = Math.max(1, Math.floor(this.options.heartbeatMs / HEARTBEAT_SLOTS));
     this.heartbeatTimer = setInterval(() => this.heartbeat(), tick);
     this.sweepTimer = setInterval(() => this.addressLimiter.sweep(), 10_000);
@@ -242,6 +265,23 @@ export class Gateway {
       });
       return;
     }
+    if (path?.startsWith('/admin/')) {
+      try {
+        handleAdmin(req, res, path, {
+          apiKeys: this.apiKeys,
+          node: this.options.nodeId,
+          fleet: () => this.fleet.list(),
+          slowest: (n) => this.slowest(n),
+          preferredNode: (user) => this.fleet.preferredNode(user),
+          drain: () => void this.drain(),
+          draining: () => this.drainPromise !== undefined,
+        });
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        sendError(res, err);
+      }
+      return;
+    }
     if (path === '/ws') {
       sendJson(res, 426, { error: { code: 'bad_request', message: 'this endpoint takes WebSocket upgrades' } }, { upgrade: 'websocket' });
       return;
@@ -308,14 +348,12 @@ export class Gateway {
     // Node-level refusals go through the upgrade so that browsers, which cannot read an HTTP
     // status, still get a close code and a retry delay the SDK obeys.
     let refusal: string | undefined;
-    let backlog = 0;
-    if (this.sessionCount >= this.options.maxConnections) {
-      refusal = 'capacity';
-      backlog = 5;
-    } else if (!this.connectBucket.take()) {
-      refusal = 'connect_rate';
-      backlog = this.connectBucket.deficit() / this.options.connectRate + this.options.connectRate / this.options.connectRate;
-    }
+    if (this.sessionCount >= this.options.maxConnections) refusal = 'capacity';
+    else if (this.lag.lagMs > this.options.admissionLagMs) refusal = 'event_loop_lag';
+    else if (this.pendingTotal > this.options.admissionQueueBytes) refusal = 'queue_pressure';
+    else if (!this.connectBucket.take()) refusal = 'connect_rate';
+    // Refused clients are spread over a window as long as the admitted rate needs to absorb them.
+    const backlog = refusal ? this.refusals.add(this.options.connectRate) : 0;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       if (refusal) {
         this.metrics.admissionRejects.inc({ reason: refusal });
@@ -643,6 +681,56 @@ export class Gateway {
     for (const slot of this.slots) for (const s of slot) yield s.pendingBytes;
   }
 
+  // ---- fleet: announcements, rebalancing, the slowest connections ----
+
+  private fleetTick(): void {
+    let pending = 0;
+    for (const slot of this.slots) for (const s of slot) pending += s.pendingBytes;
+    this.pendingTotal = pending;
+    const me: NodeAnnouncement = {
+      node: this.options.nodeId,
+      connections: this.sessionCount,
+      lagMs: Math.round(this.lag.lagMs * 10) / 10,
+      ready: this.ready,
+      draining: this.drainPromise !== undefined,
+      ts: Date.now(),
+    };
+    this.fleet.hear(me);
+    if (this.backbone.state === 'up') {
+      this.backbone.publish(NODES_CHANNEL, JSON.stringify(me), { historySize: 0, historyTtlSeconds: 0 }).catch(() => {});
+    }
+    if (this.options.rebalancePerRound > 0 && me.ready) {
+      const excess = this.fleet.excess(me.node, this.sessionCount, this.options.rebalanceTolerance, this.options.rebalancePerRound);
+      if (excess > 0) this.shed(excess);
+    }
+  }
+
+  /** Hands `n` random open connections to the rest of the fleet, each with a jittered retry delay. */
+  private shed(n: number): void {
+    const open: Session[] = [];
+    for (const slot of this.slots) for (const s of slot) if (s.state === SessionState.Open) open.push(s);
+    this.log.info({ shed: Math.min(n, open.length), connections: this.sessionCount }, 'rebalancing: handing connections to the fleet');
+    for (let i = 0; i < n && open.length > 0; i++) {
+      const j = Math.floor(Math.random() * open.length);
+      const s = open[j] as Session;
+      open[j] = open[open.length - 1] as Session;
+      open.pop();
+      this.metrics.rebalanceClosed.inc();
+      this.closeSession(s, CloseCode.Rebalance, 'rebalancing; reconnect elsewhere', Math.floor(Math.random() * 2000));
+    }
+  }
+
+  private slowest(n: number): SlowConnection[] {
+    const all: SlowConnection[] = [];
+    for (const slot of this.slots) {
+      for (const s of slot) {
+        if (s.state !== SessionState.Open) continue;
+        all.push({ client: s.id, user: s.grant?.user ?? '', address: s.address, pendingBytes: s.pendingBytes, channels: s.channels.length });
+      }
+    }
+    return all.sort((a, b) => b.pendingBytes - a.pendingBytes).slice(0, n);
+  }
+
   // ---- drain and shutdown ----
 
   /**
@@ -698,6 +786,8 @@ export class Gateway {
     this.closed = true;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.fleetTimer) clearInterval(this.fleetTimer);
+    this.lag.stop();
     for (const slot of this.slots) {
       for (const s of slot) {
         this.closeSession(s, CloseCode.GoingAway, 'server shutting down');

@@ -35,6 +35,7 @@ export class GatewayMetrics {
   readonly backbonePublishErrors: Counter;
   readonly recoveries: Counter<'outcome'>;
   readonly drainClosed: Counter;
+  readonly rebalanceClosed: Counter;
 
   constructor(nodeId: string, source: MetricsSource) {
     const registers = [this.registry];
@@ -168,6 +169,11 @@ export class GatewayMetrics {
       collect() {
         this.set(source.draining() ? 1 : 0);
       },
+    });
+    this.rebalanceClosed = new Counter({
+      name: 'gatehouse_rebalance_closed_total',
+      help: 'Connections handed to other nodes because this node held more than its share',
+      registers,
     });
     this.drainClosed = new Counter({
       name: 'gatehouse_drain_closed_total',

@@ -93,6 +93,16 @@ export interface GatewayOptions {
   channelLingerMs: number;
   /** Ms over which a drain spreads its closes. Default 30000. */
   drainWindowMs: number;
+  /** Refuse new connections while event-loop lag p99 (last second) is above this, ms. Default 500. */
+  admissionLagMs: number;
+  /** Refuse new connections while all outbound queues together hold more than this, bytes. Default 1 GiB. */
+  admissionQueueBytes: number;
+  /** Ms between this node's announcements to the fleet (load, health). Default 5000. */
+  announceIntervalMs: number;
+  /** A node holding more than the fleet mean times (1 + this) sheds the excess. Default 0.25. */
+  rebalanceTolerance: number;
+  /** Connections shed per announce interval while rebalancing; 0 turns rebalancing off. Default 20. */
+  rebalancePerRound: number;
   /** Largest request header block, bytes. Default 8192. */
   maxHeaderBytes: number;
   /** Ms to receive a full request header (slowloris). Default 10000. */
@@ -138,6 +148,11 @@ export const DEFAULTS: GatewayOptions = {
   closeTimeoutMs: 5000,
   channelLingerMs: 2000,
   drainWindowMs: 30_000,
+  admissionLagMs: 500,
+  admissionQueueBytes: 1024 * 1024 * 1024,
+  announceIntervalMs: 5000,
+  rebalanceTolerance: 0.25,
+  rebalancePerRound: 20,
   maxHeaderBytes: 8192,
   headersTimeoutMs: 10_000,
 };
@@ -175,9 +190,12 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
     'authTimeoutMs', 'heartbeatMs', 'tokenCacheSize', 'maxPayloadBytes', 'maxFragments', 'maxQueueBytes',
     'maxQueueMessages', 'maxSubscriptions', 'maxMessagesPerSecond', 'maxPingsPerSecond', 'maxConnections',
     'maxConnectionsPerUser', 'connectRate', 'connectRatePerAddress', 'closeTimeoutMs', 'maxHeaderBytes',
-    'headersTimeoutMs',
+    'headersTimeoutMs', 'admissionLagMs', 'admissionQueueBytes', 'announceIntervalMs',
   ]) intField(rec, k, 1);
-  for (const k of ['refreshLeadMs', 'tokenGraceMs', 'channelLingerMs', 'drainWindowMs']) intField(rec, k, 0);
+  for (const k of ['refreshLeadMs', 'tokenGraceMs', 'channelLingerMs', 'drainWindowMs', 'rebalancePerRound']) intField(rec, k, 0);
+  if (typeof o.rebalanceTolerance !== 'number' || !(o.rebalanceTolerance >= 0 && o.rebalanceTolerance <= 10)) {
+    throw new OptionsError(`rebalanceTolerance must be a number from 0 to 10, got ${JSON.stringify(o.rebalanceTolerance)}`);
+  }
   if (typeof o.host !== 'string' || o.host === '') throw new OptionsError('host must be a non-empty string');
   if (typeof o.nodeId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(o.nodeId)) {
     throw new OptionsError('nodeId must be 1-64 characters from A-Z a-z 0-9 _ . -');
@@ -207,6 +225,7 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
   }
   const namespaces: Record<string, NamespaceOptions> = Object.create(null);
   for (const [name, ns] of Object.entries(o.namespaces)) {
+    if (name.startsWith('_')) throw new OptionsError(`namespaces.${name}: names starting with "_" are reserved for Gatehouse`);
     if (!NAMESPACE_RE.test(name)) throw new OptionsError(`namespaces.${name}: names are 1-64 characters from A-Z a-z 0-9 _ -`);
     const merged = { ...NAMESPACE_DEFAULTS, ...(ns ?? {}) } as NamespaceOptions & Record<string, unknown>;
     for (const key of Object.keys(merged)) {
