@@ -39,7 +39,7 @@ const EARLIEST = -2n;
 const READ_COMMITTED = 1;
 /** Records per produce request at most; the byte bound usually comes first. */
 const MAX_BATCH_RECORDS = 500;
-/** Publishes waiting for a free history slot at most; more reject. */
+/** History reads waiting for a free slot at most; more reject. */
 const MAX_HISTORY_WAITERS = 10_000;
 
 const CAPABILITIES: BackboneCapabilities = {
@@ -104,6 +104,10 @@ function isNetworkError(err: unknown): boolean {
 
 function isUnknownTopic(err: unknown): boolean {
   return err instanceof UserError && err.message.startsWith('Unknown topic');
+}
+
+function checkChannel(channel: string): void {
+  if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel)).slice(0, 80)}`);
 }
 
 function errorText(err: unknown): string {
@@ -221,7 +225,7 @@ export class KafkaBackbone implements Backbone {
 
   /** Validates a publish and queues it on its partition; resolves when the broker acknowledged it. */
   private async enqueue(channel: string, data: string, options: PublishOptions): Promise<Publication> {
-    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel)).slice(0, 80)}`);
+    checkChannel(channel);
     if (typeof data !== 'string') throw new TypeError('publish data must be JSON text (a string)');
     const historySize = options?.historySize;
     const ttl = options?.historyTtlSeconds;
@@ -254,7 +258,7 @@ export class KafkaBackbone implements Backbone {
   }
 
   async subscribe(channel: string): Promise<void> {
-    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel)).slice(0, 80)}`);
+    checkChannel(channel);
     if (this.current === 'closed' || !this.handler) throw new BackboneUnavailableError(`kafka backbone is ${this.current === 'closed' ? 'closed' : 'not started'}`);
     // The live reader already reads every partition: a subscription is a filter, nothing to ask
     // the broker, and it survives reconnects by itself.
@@ -266,7 +270,7 @@ export class KafkaBackbone implements Backbone {
   }
 
   async history(channel: string, after: { epoch: string; offset: number } | undefined, limit: number): Promise<HistoryResult> {
-    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel)).slice(0, 80)}`);
+    checkChannel(channel);
     if (!Number.isSafeInteger(limit) || limit < 0) throw new TypeError('history limit must be an integer >= 0');
     if (after !== undefined && (typeof after?.epoch !== 'string' || !Number.isSafeInteger(after.offset) || after.offset < 0)) {
       throw new TypeError('history "after" must be {epoch: string, offset: integer >= 0}');
