@@ -8,7 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { DEFAULTS, OptionsError, resolveOptions } from '@gatehouse/server';
 import type { GatewayOptions, NamespaceOptions } from '@gatehouse/server';
 
-type Kind = 'int' | 'string' | 'list' | 'bool' | 'seconds';
+type Kind = 'int' | 'number' | 'string' | 'list' | 'bool' | 'seconds';
 
 /** One setting: its flag, environment variable, config-file key and gateway option. */
 export interface Setting {
@@ -54,6 +54,11 @@ export const SETTINGS: Setting[] = [
   { flag: 'max-queue-messages', kind: 'int', option: 'maxQueueMessages', help: 'outbound queue cap per connection, messages', defaultText: String(DEFAULTS.maxQueueMessages) },
   { flag: 'max-subscriptions', kind: 'int', option: 'maxSubscriptions', help: 'subscriptions per connection', defaultText: String(DEFAULTS.maxSubscriptions) },
   { flag: 'max-messages-per-second', kind: 'int', option: 'maxMessagesPerSecond', help: 'inbound messages per second per connection', defaultText: String(DEFAULTS.maxMessagesPerSecond) },
+  { flag: 'admission-lag-ms', kind: 'int', option: 'admissionLagMs', help: 'refuse connects while event-loop lag p99 is above this, ms', defaultText: String(DEFAULTS.admissionLagMs) },
+  { flag: 'admission-queue-bytes', kind: 'int', option: 'admissionQueueBytes', help: 'refuse connects while all outbound queues hold more, bytes', defaultText: String(DEFAULTS.admissionQueueBytes) },
+  { flag: 'announce-interval', kind: 'seconds', option: 'announceIntervalMs', help: 'seconds between fleet announcements on the backbone', defaultText: ms(DEFAULTS.announceIntervalMs) },
+  { flag: 'rebalance-tolerance', kind: 'number', option: 'rebalanceTolerance', help: 'shed connections above the fleet mean times 1 + this', defaultText: String(DEFAULTS.rebalanceTolerance) },
+  { flag: 'rebalance-per-round', kind: 'int', option: 'rebalancePerRound', help: 'connections shed per announce interval (0: off)', defaultText: String(DEFAULTS.rebalancePerRound) },
   { flag: 'log-level', kind: 'string', option: 'logLevel', help: 'fatal, error, warn, info, debug or silent', defaultText: 'info' },
 ];
 
@@ -77,6 +82,7 @@ function convert(s: Setting, raw: unknown, source: string): unknown {
   const where = `${source} ${s.flag}`;
   switch (s.kind) {
     case 'int':
+    case 'number':
     case 'seconds': {
       const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : NaN;
       if (!Number.isFinite(n) || n < 0 || (s.kind === 'int' && !Number.isInteger(n))) {
