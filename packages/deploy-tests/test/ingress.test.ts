@@ -5,16 +5,18 @@
  * every second, so "outlives the idle timeout" is measured in seconds.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { parseRetryHint } from '@gatehouse/protocol';
+import { DEFAULTS } from '@gatehouse/server';
 import { SERVICES, serviceSkipReason, waitFor, withDeadline } from '@gatehouse/testkit';
-import { publish, readyz, startGateway, stopAll } from './support/gateways.js';
+import { connectionsOn, publish, readyz, startGateway, stopAll } from './support/gateways.js';
 import type { GatewayProcess } from './support/gateways.js';
 import { findBinary } from './support/processes.js';
 import { ProtoClient, UpgradeRefused } from './support/proto-client.js';
 import type { Frame } from './support/proto-client.js';
-import { startProxy } from './support/proxies.js';
+import { SHIPPED, startProxy } from './support/proxies.js';
 import type { Proxy, ProxyKind } from './support/proxies.js';
 
 /** The proxy's idle (tunnel) timeout in these tests, seconds; the shipped value is 75. */
@@ -43,6 +45,23 @@ function drainRetry(close: { code: number; reason: string }): number {
   return retry;
 }
 
+test('the shipped idle timeouts are at least three default heartbeats, and the proxies retry a refused upgrade', () => {
+  const min = (3 * DEFAULTS.heartbeatMs) / 1000;
+  const nginx = readFileSync(SHIPPED.nginxSite, 'utf8');
+  const ws = nginx.slice(nginx.indexOf('location = /ws'), nginx.indexOf('location ~ ^/api/'));
+  for (const directive of ['proxy_read_timeout', 'proxy_send_timeout', 'send_timeout']) {
+    const m = new RegExp(`\\s${directive} (\\d+)s;`).exec(ws);
+    assert.ok(m && Number(m[1]) >= min, `nginx ${directive} in location /ws is at least ${min} s`);
+  }
+  assert.match(ws, /proxy_next_upstream [^;]*http_503/);
+  const haproxy = readFileSync(SHIPPED.haproxy, 'utf8').replace(/#.*$/gm, '');
+  const tunnel = /^\s*timeout tunnel (\d+)s$/m.exec(haproxy);
+  assert.ok(tunnel && Number(tunnel[1]) >= min, `HAProxy timeout tunnel is at least ${min} s`);
+  assert.match(haproxy, /^\s*retry-on [^\n]*\b503\b/m);
+  assert.match(haproxy, /^\s*http-check send meth GET uri \/readyz\b/m);
+  assert.doesNotMatch(haproxy, /on-marked-down\s+shutdown-sessions/, 'a draining gateway keeps its clients until it closes them');
+});
+
 for (const kind of ['nginx', 'haproxy'] as ProxyKind[]) {
   const skip = await serviceSkipReason(kind, `ingress through ${kind}`, async () => findBinary(kind) !== undefined);
 
@@ -69,7 +88,14 @@ for (const kind of ['nginx', 'haproxy'] as ProxyKind[]) {
       clients.push(...six);
       const perNode = countBy(six, (c) => c.node ?? '?');
       assert.deepEqual([...perNode.keys()].sort(), fleet.map((g) => g.nodeId).sort(), 'every gateway took connections');
-      assert.deepEqual([...perNode.values()], [2, 2, 2], `least connections: ${JSON.stringify([...perNode])}`);
+      assert.deepEqual([...perNode.values()], [2, 2, 2], `spread evenly: ${JSON.stringify([...perNode])}`);
+      // Least connections, not rotation: empty one gateway, and the next two go there.
+      const emptied = fleet[2] as GatewayProcess;
+      for (const c of six.filter((x) => x.node === emptied.nodeId)) c.terminate();
+      await waitFor(`${emptied.nodeId} to see its clients gone`, async () => (await connectionsOn(emptied.port)) === 0);
+      const refill = await connectMany(wsUrl, 2);
+      six.splice(0, six.length, ...six.filter((c) => c.node !== emptied.nodeId), ...refill);
+      assert.deepEqual(refill.map((c) => c.node), [emptied.nodeId, emptied.nodeId], 'new connections went to the least loaded gateway');
 
       const channel = `public:ingress-${kind}-${Date.now()}`;
       await Promise.all(six.map((c) => c.subscribe(channel)));

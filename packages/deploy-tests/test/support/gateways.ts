@@ -82,6 +82,12 @@ export async function readyz(port: number): Promise<number> {
   }
 }
 
+/** Open connections on a gateway, as its /readyz reports them. */
+export async function connectionsOn(port: number): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(2000) });
+  return ((await res.json()) as { connections: number }).connections;
+}
+
 /** Publishes through the HTTP API at `port` (a gateway or a proxy in front of gateways). */
 export async function publish(port: number, channel: string, data: unknown, path = '/api/publish'): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, {
