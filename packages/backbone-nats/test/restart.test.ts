@@ -9,7 +9,8 @@ import { assertDownThenUp, RecordingHandler } from '@gatehouse/conformance';
 import { BackboneUnavailableError } from '@gatehouse/server';
 import { serviceSkipReason, waitFor, withDeadline } from '@gatehouse/testkit';
 import { JetStreamBackbone, NatsBackbone } from '../src/index.js';
-import { freePort, natsServerInstalled, PrivateNats } from './support.js';
+import { freePort } from '@gatehouse/testkit';
+import { natsServerInstalled, startPrivateNats, type PrivateNats } from './support.js';
 
 const skip = await serviceSkipReason('nats', 'nats restart (private nats-server)', natsServerInstalled);
 const KEEP = { historySize: 100, historyTtlSeconds: 600 };
@@ -18,7 +19,7 @@ const FAST = { reconnectTimeWaitMs: 50 };
 describe('nats backbones across a server restart', { skip: skip ?? false }, () => {
   let server: PrivateNats;
   before(async () => {
-    server = await PrivateNats.start();
+    server = await startPrivateNats();
   });
   after(async () => {
     await server?.stop();

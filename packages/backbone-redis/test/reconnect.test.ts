@@ -8,7 +8,8 @@ import { assertDownThenUp, RecordingHandler } from '@gatehouse/conformance';
 import { BackboneUnavailableError } from '@gatehouse/server';
 import { serviceSkipReason, waitFor, withDeadline } from '@gatehouse/testkit';
 import { RedisBackbone } from '../src/index.js';
-import { freePort, PrivateRedis, redisServerInstalled } from './support.js';
+import { freePort } from '@gatehouse/testkit';
+import { startPrivateRedis, redisServerInstalled, type PrivateRedis } from './support.js';
 
 const skip = await serviceSkipReason('redis', 'redis reconnect (private redis-server)', redisServerInstalled);
 const KEEP = { historySize: 10, historyTtlSeconds: 60 };
@@ -17,7 +18,7 @@ const FAST = { reconnectMinDelayMs: 20, reconnectMaxDelayMs: 200 };
 describe('redis backbone across a server restart', { skip: skip ?? false }, () => {
   let server: PrivateRedis;
   before(async () => {
-    server = await PrivateRedis.start();
+    server = await startPrivateRedis();
   });
   after(async () => {
     await server?.stop();

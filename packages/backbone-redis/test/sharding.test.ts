@@ -9,7 +9,7 @@ import { RecordingHandler } from '@gatehouse/conformance';
 import { BackboneUnavailableError } from '@gatehouse/server';
 import { serviceSkipReason, waitFor } from '@gatehouse/testkit';
 import { channelKeys, parseRedisUrl, RedisBackbone, RendezvousHash } from '../src/index.js';
-import { PrivateRedis, redisServerInstalled } from './support.js';
+import { redisClient, startPrivateRedis, redisServerInstalled, type PrivateRedis } from './support.js';
 
 const skip = await serviceSkipReason('redis', 'redis sharding (private redis-server)', redisServerInstalled);
 const KEEP = { historySize: 10, historyTtlSeconds: 60 };
@@ -18,7 +18,7 @@ describe('redis sharding over two servers', { skip: skip ?? false }, () => {
   let s1: PrivateRedis;
   let s2: PrivateRedis;
   before(async () => {
-    [s1, s2] = await Promise.all([PrivateRedis.start(), PrivateRedis.start()]);
+    [s1, s2] = await Promise.all([startPrivateRedis(), startPrivateRedis()]);
   });
   after(async () => {
     await Promise.all([s1?.stop(), s2?.stop()]);
@@ -33,7 +33,7 @@ describe('redis sharding over two servers', { skip: skip ?? false }, () => {
       const ra = new RecordingHandler();
       const rb = new RecordingHandler();
       await Promise.all([a.start(ra), b.start(rb)]);
-      const clients = [s1.client(), s2.client()];
+      const clients = [redisClient(s1.url), redisClient(s2.url)];
       try {
         const channels = Array.from({ length: 24 }, (_, i) => `shard${sharded ? 's' : 'p'}:ch-${i}`);
         const owners = channels.map((c) => ring.indexOf(c));

@@ -97,3 +97,4 @@ export async function serviceSkipReason(service: keyof typeof SERVICES | 'nginx'
   if (log) appendFileSync(log, reason + '\n');
   return reason;
 }
+export * from './servers.js';
