@@ -142,6 +142,8 @@ export class Gateway {
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       // Malformed requests, oversized headers, header timeouts: answer if we still can, never crash.
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      // Counted by the HTTP parser's code, as WebSocket errors are by ws's (abuse cases 7 and 9).
+      this.metrics.protocolErrors.inc({ code: err.code ?? 'http_client_error' });
       if (socket.writable) socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       socket.destroy();
     });
