@@ -468,8 +468,8 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
     });
 
     test('case 28: a token that expires while connected is asked to refresh, then closed 4005 after the grace period; a refreshed one stays', async () => {
-      const expiring = await RawWs.connect(hb.port, await mint('u28', {}, 2), { autoPong: true });
-      const refreshing = await RawWs.connect(hb.port, await mint('u28b', {}, 2), { autoPong: true });
+      const expiring = await RawWs.connect(hb.port, await mint('u28', {}, 3), { autoPong: true });
+      const refreshing = await RawWs.connect(hb.port, await mint('u28b', {}, 3), { autoPong: true });
       for (const ws of [expiring, refreshing]) {
         await waitFor('the refresh request', () => ws.json().find((f) => f['op'] === 'refresh' && typeof f['in'] === 'number'), 5000);
       }
@@ -478,7 +478,7 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
       // A refresh for someone else is refused.
       const other = await refreshing.request({ op: 'refresh', token: await mint('intruder', {}, 3600) });
       assert.equal(other['code'], 'forbidden');
-      const close = await expiring.waitClose(6000);
+      const close = await expiring.waitClose(8000);
       assert.equal(close.code, 4005, JSON.stringify(close));
       expiring.destroy();
       // The refreshed connection outlives the old expiry by several heartbeats.

@@ -150,6 +150,7 @@ describe('abuse cases 1-10: before the upgrade (10 cases)', () => {
     const many = Array.from({ length: 3000 }, (_, i) => `X-Fill-${i}: v\r\n`).join('');
     const manyReq = upgradeRequest(gw.port, { Origin: ORIGIN }).replace(/\r\n\r\n$/, `\r\n${many}\r\n`);
     const big = upgradeRequest(gw.port, { Origin: ORIGIN, 'X-Big': 'x'.repeat(20_000) });
+    const overflowsBefore = await gw.metric('gatehouse_protocol_errors_total', { code: 'HPE_HEADER_OVERFLOW' });
     for (const [what, req] of [['3000 headers', manyReq], ['a 20 kB header', big]] as const) {
       const res = await rawHttp(gw.port, req);
       assert.ok(res.status === 431 || res.status === 400, `${what}: got ${res.status}`);
@@ -157,6 +158,7 @@ describe('abuse cases 1-10: before the upgrade (10 cases)', () => {
     // A burst of them in parallel.
     const all = await Promise.all(Array.from({ length: 50 }, () => rawHttp(gw.port, big)));
     assert.ok(all.every((r) => r.status === 431 || r.status === 400), `statuses ${[...new Set(all.map((r) => r.status))]}`);
+    assert.equal(await gw.metric('gatehouse_protocol_errors_total', { code: 'HPE_HEADER_OVERFLOW' }), overflowsBefore + 52, 'each one counted');
     await unharmed('header floods');
     await gw.assertMemoryBack(baseline, 4, 'after header floods');
   });
@@ -175,6 +177,7 @@ describe('abuse cases 1-10: before the upgrade (10 cases)', () => {
   test('case 9: slowloris sockets that drip header bytes are cut at the header timeout; a legitimate client is served meanwhile', async () => {
     // 200 sockets, not 1000: enough to hold many open at once on two shared cores.
     const N = 200;
+    const timeoutsBefore = await gw.metric('gatehouse_protocol_errors_total', { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
     const sockets: Socket[] = [];
     const answers: string[] = [];
     let closed = 0;
@@ -201,6 +204,7 @@ describe('abuse cases 1-10: before the upgrade (10 cases)', () => {
       for (const s of sockets) s.destroy();
     }
     assert.ok(answers.every((a) => a.startsWith('HTTP/1.1 408') || a.startsWith('HTTP/1.1 400')), `answers ${[...new Set(answers.map((a) => a.slice(0, 20)))]}`);
+    assert.equal(await gw.metric('gatehouse_protocol_errors_total', { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), timeoutsBefore + N, 'each one counted');
     await unharmed('slowloris');
     await gw.assertMemoryBack(baseline, 4, 'after slowloris');
   });
