@@ -246,7 +246,12 @@ async function drainWithoutLoss(kind: ProxyKind, backbone: string): Promise<void
   let proxy: Proxy | undefined;
   const open: ProtoClient[] = [];
   try {
-    fleet.push(...(await Promise.all(['a', 'b', 'c'].map((x) => startGateway({ nodeId: `${kind}-rgw-${x}`, backbone })))));
+    fleet.push(...(await Promise.all(['a', 'b', 'c'].map((x) => startGateway({
+      nodeId: `${kind}-rgw-${x}`,
+      backbone,
+      // Rebalancing would move clients of the surviving gateways too; this case is about the drain.
+      flags: ['--rebalance-per-round', '0'],
+    })))));
     proxy = await startProxy(kind, { backends: fleet.map((g) => g.port), idleTimeoutSeconds: IDLE_TIMEOUT_S, checkIntervalMs: 250 });
     const url = `ws://127.0.0.1:${proxy.port}/ws`;
     const channel = `public:lossless-${kind}-${Date.now()}`;

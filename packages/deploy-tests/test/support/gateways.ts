@@ -40,15 +40,10 @@ export interface GatewaySpec {
   flags?: string[];
 }
 
-/** Starts `gatehouse start` on a free port and waits until /readyz says ready. */
+/** Starts `gatehouse start` on a free port with test settings and waits until /readyz says ready. */
 export async function startGateway(spec: GatewaySpec): Promise<GatewayProcess> {
-  requireCli();
   const port = await freePort();
-  const args = [
-    CLI_BIN,
-    'start',
-    '--port', String(port),
-    '--host', '127.0.0.1',
+  const flags = [
     '--node-id', spec.nodeId,
     '--api-key', API_KEY,
     '--heartbeat', String(spec.heartbeatSeconds ?? 1),
@@ -58,17 +53,27 @@ export async function startGateway(spec: GatewaySpec): Promise<GatewayProcess> {
     ...(spec.backbone ? ['--backbone', spec.backbone] : []),
     ...(spec.flags ?? []),
   ];
-  const service = new Service(`gateway ${spec.nodeId}`, process.execPath, args);
+  return launchGateway(spec.nodeId, port, flags);
+}
+
+/**
+ * Runs `gatehouse start --port <port> --host 127.0.0.1 <flags>` and waits until /readyz says
+ * ready; fails with the gateway's own output if it exits first.
+ */
+export async function launchGateway(name: string, port: number, flags: string[]): Promise<GatewayProcess> {
+  requireCli();
+  const args = [CLI_BIN, 'start', '--port', String(port), '--host', '127.0.0.1', ...flags];
+  const service = new Service(`gateway ${name}`, process.execPath, args);
   try {
-    await waitFor(`gateway ${spec.nodeId} ready on port ${port}`, async () => {
-      if (!service.running) throw new Error(`gateway ${spec.nodeId} exited with ${JSON.stringify(service.exit)}`);
+    await waitFor(`gateway ${name} ready on port ${port}`, async () => {
+      if (!service.running) throw new Error(`gateway ${name} exited with ${JSON.stringify(service.exit)}`);
       return (await readyz(port)) === 200;
     }, 20_000, 50);
   } catch (err) {
     await service.stop().catch(() => undefined);
     throw new Error(`${(err as Error).message}\n${service.describe()}`);
   }
-  return { nodeId: spec.nodeId, port, service };
+  return { nodeId: name, port, service };
 }
 
 /** The status of GET /readyz, or 0 when nothing answers. */
