@@ -194,7 +194,8 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
     // The buffered-chunk limit: one frame's payload dripped in one-byte writes is cut once the
     // receiver holds maxBufferedChunks (4 x maxFragments = 256) pieces of it.
     const drip = await RawWs.connect(gw.port);
-    const frame = encodeFrame({ opcode: Op.Text, payload: Buffer.alloc(2000, 0x20) });
+    // 60000 bytes: even if a busy server coalesces 200 bytes per read, that is 300 reads > 256.
+    const frame = encodeFrame({ opcode: Op.Text, payload: Buffer.alloc(60_000, 0x20) });
     drip.write(frame.subarray(0, 8)); // 4-byte header + mask
     for (let i = 8; i < frame.length && !drip.closeFrame && !drip.ended; i++) {
       drip.write(frame.subarray(i, i + 1));
