@@ -5,7 +5,7 @@ import { waitFor } from '@gatehouse/testkit';
 import { startChild, stopChild } from './helpers.js';
 
 test('--workers runs several nodes on one port, and a publication reaches subscribers on every worker', async () => {
-  const { child, port } = await startChild(['--workers', '2', '--api-key', 'dev-key-123', '--drain-window', '0']);
+  const { child, port } = await startChild(['--workers', '2', '--api-key', 'dev-key-123', '--drain-window', '0'], {}, 2);
   const sockets: WebSocket[] = [];
   try {
     const frames: any[][] = [];
