@@ -7,9 +7,11 @@
  *   that will be cut as slow consumers first.
  * - `GET /admin/preferred-node?user=<id>`: the node rendezvous hashing prefers for a user.
  * - `POST /admin/drain`: start a drain (as SIGTERM does, without exiting); answers 202.
+ * - `POST /admin/revoke` with `{"jti": "...", "until"?: ms}`: revoke a token on every node (its
+ *   connections are closed with 4001, and it is refused until `until`, default its day); 202.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApiError, sendJson } from './http-api.js';
+import { ApiError, readBody, sendJson } from './http-api.js';
 import type { ApiKeys } from './http-api.js';
 import type { FleetMember } from './fleet.js';
 
@@ -31,10 +33,11 @@ export interface AdminContext {
   preferredNode(user: string): string | undefined;
   drain(): void;
   draining(): boolean;
+  revoke(jti: string, until: number | undefined): Promise<void>;
 }
 
 /** Answers an `/admin/...` request. */
-export function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string, ctx: AdminContext): void {
+export async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string, ctx: AdminContext): Promise<void> {
   const scope = ctx.apiKeys.authenticate(req.headers.authorization);
   if (scope !== undefined) throw new ApiError('forbidden', 'this API key is limited to channels; the admin API needs an unrestricted key');
   const url = new URL(req.url ?? '/', 'http://x');
@@ -58,6 +61,23 @@ export function handleAdmin(req: IncomingMessage, res: ServerResponse, path: str
     const already = ctx.draining();
     ctx.drain();
     sendJson(res, 202, { node: ctx.node, draining: true, alreadyDraining: already });
+    return;
+  }
+  if (req.method === 'POST' && path === '/admin/revoke') {
+    let body: unknown;
+    try {
+      body = JSON.parse((await readBody(req, 4096)).toString('utf8'));
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      throw new ApiError('bad_request', 'body is not valid JSON');
+    }
+    const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const jti = b['jti'];
+    const until = b['until'];
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new ApiError('bad_request', '"jti" must be the token id (1-256 characters)');
+    if (until !== undefined && (typeof until !== 'number' || !Number.isFinite(until))) throw new ApiError('bad_request', '"until" must be ms since the epoch');
+    await ctx.revoke(jti, until as number | undefined);
+    sendJson(res, 202, { jti, revoked: true });
     return;
   }
   throw new ApiError('not_found', `no admin route ${req.method} ${path}`);

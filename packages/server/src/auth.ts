@@ -20,10 +20,17 @@ export interface Grant {
   readonly publish: readonly string[];
   /** Expiry, ms since the epoch; undefined when the token has no `exp`. */
   readonly expiresAt: number | undefined;
+  /** The token's id (`jti`), by which it can be revoked. */
+  readonly jti?: string | undefined;
 }
 
 /** The grant of a connection without a token. */
-export const ANONYMOUS: Grant = Object.freeze({ user: '', subscribe: [], publish: [], expiresAt: undefined });
+export const ANONYMOUS: Grant = Object.freeze({ user: '', subscribe: [], publish: [], expiresAt: undefined, jti: undefined });
+
+/** Revoked token ids kept at most (each until its token would have expired anyway). */
+const MAX_REVOKED = 100_000;
+/** How long a revocation without a known expiry is kept. */
+const DEFAULT_REVOCATION_MS = 24 * 3600 * 1000;
 
 /** Why a token was refused; `message` is safe to send to the client and to log (no token). */
 export class AuthError extends Error {
@@ -55,6 +62,8 @@ function stringList(v: unknown, claim: string): string[] {
 /** Verifies tokens and caches the results. */
 export class TokenVerifier {
   private readonly cache = new Map<string, Grant>();
+  /** Revoked `jti`s, each kept until the given time (ms). */
+  private readonly revoked = new Map<string, number>();
   private readonly key: JWTVerifyGetKey | Uint8Array | undefined;
   private readonly algorithms: string[];
 
@@ -80,6 +89,7 @@ export class TokenVerifier {
   /** Verifies `token`, from the cache when it was verified before and has not expired. */
   async verify(token: string, now = Date.now()): Promise<Grant> {
     const cached = this.cache.get(token);
+    if (cached?.jti !== undefined && this.isRevoked(cached.jti, now)) throw new AuthError('token revoked');
     if (cached) {
       if (cached.expiresAt === undefined || cached.expiresAt > now) {
         this.options.onLookup?.(true);
@@ -116,11 +126,14 @@ export class TokenVerifier {
     if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 256) {
       throw new AuthError('token needs a "sub" claim (the user id)');
     }
+    const jti = typeof payload.jti === 'string' && payload.jti.length <= 256 ? payload.jti : undefined;
+    if (jti !== undefined && this.isRevoked(jti, now)) throw new AuthError('token revoked');
     const grant: Grant = Object.freeze({
       user: payload.sub,
       subscribe: Object.freeze(stringList(payload['channels'], 'channels')),
       publish: Object.freeze(stringList(payload['publish'], 'publish')),
       expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
+      jti,
     });
     this.cache.set(token, grant);
     if (this.cache.size > this.options.cacheSize) {
@@ -129,6 +142,27 @@ export class TokenVerifier {
       this.cache.delete(oldest);
     }
     return grant;
+  }
+
+  /**
+   * Revokes the token with id `jti` until `untilMs` (its expiry; default a day). Bounded: past
+   * the cap, revocations that have run out are dropped first, then the oldest.
+   */
+  revoke(jti: string, untilMs = Date.now() + DEFAULT_REVOCATION_MS, now = Date.now()): void {
+    this.revoked.set(jti, untilMs);
+    if (this.revoked.size > MAX_REVOKED) {
+      for (const [id, until] of this.revoked) if (until <= now) this.revoked.delete(id);
+      while (this.revoked.size > MAX_REVOKED) this.revoked.delete(this.revoked.keys().next().value as string);
+    }
+  }
+
+  /** True when `jti` is revoked now. */
+  isRevoked(jti: string, now = Date.now()): boolean {
+    const until = this.revoked.get(jti);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.revoked.delete(jti);
+    return false;
   }
 
   /** Entries currently cached. */

@@ -10,6 +10,28 @@ import { RendezvousHash } from './rendezvous.js';
 /** The channel nodes announce themselves on. Clients can never subscribe to it (no namespace). */
 export const NODES_CHANNEL = '_gatehouse:nodes';
 
+/** The channel token revocations travel on, so every node of the fleet applies them. */
+export const REVOCATIONS_CHANNEL = '_gatehouse:revocations';
+
+/** A revocation as it travels: the token id and until when it stays revoked (ms). */
+export interface Revocation {
+  jti: string;
+  until: number;
+}
+
+/** Parses a revocation from the backbone; undefined for anything malformed. */
+export function parseRevocation(json: string): Revocation | undefined {
+  try {
+    const v = JSON.parse(json) as Record<string, unknown>;
+    if (typeof v['jti'] === 'string' && v['jti'].length > 0 && v['jti'].length <= 256 && typeof v['until'] === 'number') {
+      return { jti: v['jti'], until: v['until'] };
+    }
+  } catch {
+    // fall through
+  }
+  return undefined;
+}
+
 /** What a node says about itself. */
 export interface NodeAnnouncement {
   node: string;

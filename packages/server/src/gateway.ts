@@ -27,7 +27,7 @@ import type { ClientFrame, ConnectFrame, ErrorCode, PublishFrame, RefreshFrame, 
 import { AddressLimiter, LagMonitor, RefusalBacklog, TokenBucket, retryDelay } from './admission.js';
 import { handleAdmin } from './admin.js';
 import type { SlowConnection } from './admin.js';
-import { FleetView, NODES_CHANNEL, parseAnnouncement } from './fleet.js';
+import { FleetView, NODES_CHANNEL, REVOCATIONS_CHANNEL, parseAnnouncement, parseRevocation } from './fleet.js';
 import type { NodeAnnouncement } from './fleet.js';
 import { ANONYMOUS, AuthError, TokenVerifier } from './auth.js';
 import type { Backbone, Publication } from './backbone.js';
@@ -172,6 +172,9 @@ export class Gateway {
         if (pub.channel === NODES_CHANNEL) {
           const a = parseAnnouncement(pub.data);
           if (a) this.fleet.hear(a);
+        } else if (pub.channel === REVOCATIONS_CHANNEL) {
+          const r = parseRevocation(pub.data);
+          if (r) this.applyRevocation(r.jti, r.until);
         } else {
           this.hub.onPublication(pub);
         }
@@ -191,6 +194,8 @@ export class Gateway {
       });
     });
     await this.backbone.subscribe(NODES_CHANNEL).catch((err: unknown) => this.log.warn({ err }, 'cannot subscribe to fleet announcements'));
+    await this.backbone.subscribe(REVOCATIONS_CHANNEL).catch((err: unknown) => this.log.warn({ err }, 'cannot subscribe to revocations'));
+    await this.loadRevocations();
     this.lag.start();
     this.fleetTick();
     this.fleetTimer = setInterval(() => this.fleetTick(), this.options.announceIntervalMs);
@@ -268,8 +273,7 @@ export class Gateway {
       return;
     }
     if (path?.startsWith('/admin/')) {
-      try {
-        handleAdmin(req, res, path, {
+      handleAdmin(req, res, path, {
           apiKeys: this.apiKeys,
           node: this.options.nodeId,
           fleet: () => this.fleet.list(),
@@ -277,11 +281,14 @@ export class Gateway {
           preferredNode: (user) => this.fleet.preferredNode(user),
           drain: () => void this.drain(),
           draining: () => this.drainPromise !== undefined,
+          revoke: (jti, until) => this.revoke(jti, until),
+        }).catch((err: unknown) => {
+          if (err instanceof ApiError) sendError(res, err);
+          else {
+            this.log.error({ err }, 'admin API failed');
+            sendError(res, new ApiError('internal', 'internal error'));
+          }
         });
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        sendError(res, err);
-      }
       return;
     }
     if (path === '/ws') {
@@ -719,6 +726,44 @@ export class Gateway {
       open.pop();
       this.metrics.rebalanceClosed.inc();
       this.closeSession(s, CloseCode.Rebalance, 'rebalancing; reconnect elsewhere', Math.floor(Math.random() * 2000));
+    }
+  }
+
+  /**
+   * Revokes a token id on every node: the revocation travels on the backbone like any
+   * publication (this node applies it when it comes back), and stays in history for a day so a
+   * node that starts later still learns it where the backbone keeps history.
+   */
+  async revoke(jti: string, until = Date.now() + 24 * 3600 * 1000): Promise<void> {
+    this.applyRevocation(jti, until);
+    await this.backbone.publish(REVOCATIONS_CHANNEL, JSON.stringify({ jti, until }), { historySize: 10_000, historyTtlSeconds: 86_400 });
+  }
+
+  private applyRevocation(jti: string, until: number): void {
+    this.verifier.revoke(jti, until);
+    for (const slot of this.slots) {
+      for (const s of slot) {
+        if (s.grant?.jti === jti) {
+          this.metrics.authFailures.inc({ reason: 'revoked' });
+          this.closeSession(s, CloseCode.Unauthorized, 'token revoked');
+        }
+      }
+    }
+  }
+
+  /** Learns the revocations made before this node started, where the backbone keeps history. */
+  private async loadRevocations(): Promise<void> {
+    if (!this.backbone.capabilities.history) return;
+    try {
+      const head = await this.backbone.history(REVOCATIONS_CHANNEL, undefined, 1);
+      if (head.offset === 0) return;
+      const all = await this.backbone.history(REVOCATIONS_CHANNEL, { epoch: head.epoch, offset: 0 }, 10_000);
+      for (const p of all.publications) {
+        const r = parseRevocation(p.data);
+        if (r && r.until > Date.now()) this.verifier.revoke(r.jti, r.until);
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'cannot read earlier revocations');
     }
   }
 

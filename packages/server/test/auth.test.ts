@@ -161,3 +161,44 @@ test('RS256 and ES256 tokens verify against a JWKS file', async () => {
     await gw.close();
   }
 });
+
+test('a revoked token is refused on every node, and its open connections are closed', async () => {
+  const { MemoryBackbone, MemoryBus } = await import('../src/index.js');
+  const bus = new MemoryBus();
+  const a = await startGateway({}, { backbone: new MemoryBackbone({ bus }) });
+  const b = await startGateway({}, { backbone: new MemoryBackbone({ bus }) });
+  try {
+    const tok = await token('mallory', { channels: ['private:*'], jti: 'token-42' });
+    const other = await token('alice', { channels: ['private:*'], jti: 'token-43' });
+    const onB = await RawClient.connect(b.port, tok);
+    const bystander = await RawClient.connect(b.port, other);
+    const res = await fetch(`http://127.0.0.1:${a.port}/admin/revoke`, {
+      method: 'POST',
+      headers: { authorization: 'apikey test-api-key-0123', 'content-type': 'application/json' },
+      body: JSON.stringify({ jti: 'token-42' }),
+    });
+    assert.equal(res.status, 202);
+    const closed = await onB.waitClose();
+    assert.equal(closed.code, 4001);
+    assert.match(closed.reason, /revoked/);
+    for (const port of [a.port, b.port]) {
+      const refused = await refusedWith(port, { op: 'connect', v: 1, token: tok });
+      assert.equal(refused.code, 4001);
+      assert.match(refused.reason, /revoked/);
+    }
+    assert.equal(bystander.closed, undefined);
+    // A node that starts later learns the revocation from the backbone's history.
+    const c = await startGateway({}, { backbone: new MemoryBackbone({ bus }) });
+    try {
+      assert.match((await refusedWith(c.port, { op: 'connect', v: 1, token: tok })).reason, /revoked/);
+    } finally {
+      await c.close();
+    }
+    const bad = await fetch(`http://127.0.0.1:${a.port}/admin/revoke`, { method: 'POST', headers: { authorization: 'apikey test-api-key-0123' }, body: '{}' });
+    assert.equal(bad.status, 400);
+    bystander.close();
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});

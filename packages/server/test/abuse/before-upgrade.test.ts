@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { SignJWT } from 'jose';
 import { waitFor } from '@gatehouse/testkit';
-import { token } from '../helpers.js';
+import { API_KEY, token } from '../helpers.js';
 import { Bystander, ChildGateway } from './harness.js';
 import type { Memory } from './harness.js';
 import { RawWs, rawHttp, upgradeRequest } from './raw-ws.js';
@@ -130,7 +130,29 @@ describe('abuse cases 1-10: before the upgrade (10 cases)', () => {
     gw.assertNoSecretsLogged(tokens);
   });
 
-  test.todo('case 5: a revoked token is refused (the gateway has no revocation list yet; see docs/security.md)');
+  test('case 5: a revoked token is refused with a clear reason, and its open connection is closed', async () => {
+    const revoked = await mint('u5r', { jti: 'abuse-case-5' });
+    const open = await RawWs.connect(gw.port, revoked, { headers: { Origin: ORIGIN } });
+    const res = await fetch(`http://127.0.0.1:${gw.port}/admin/revoke`, {
+      method: 'POST',
+      headers: { authorization: `apikey ${API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jti: 'abuse-case-5' }),
+    });
+    assert.equal(res.status, 202);
+    const closed = await open.waitClose();
+    assert.equal(closed.code, 4001);
+    assert.match(closed.reason, /revoked/);
+    open.destroy();
+    const again = await RawWs.open(gw.port, { headers: { Origin: ORIGIN } });
+    again.sendText(JSON.stringify({ op: 'connect', id: 1, v: 1, token: revoked }));
+    const refused = await again.waitClose();
+    assert.equal(refused.code, 4001);
+    assert.match(refused.reason, /revoked/);
+    assert.ok(!refused.reason.includes(revoked));
+    again.destroy();
+    await unharmed('a revoked token');
+    gw.assertNoSecretsLogged(tokens);
+  });
 
   test('case 6: a Sec-WebSocket-Protocol crafted for regex backtracking is answered at once', async () => {
     // Within the header limit: the subprotocol parser sees it and refuses it. Above: 431.
