@@ -21,6 +21,8 @@ Commands:
   start      start a gateway node (gatehouse start --help lists every option)
   token      print a development JWT:  gatehouse token --sub <id> --channels <pattern...> --secret <s> [--publish <pattern...>] [--ttl <seconds>]
   publish    publish through the HTTP API:  gatehouse publish <channel> <json> [--url <http://host:port>] [--api-key <key>]
+  bench      load-test a gateway: gatehouse bench <idle|fanout|channels|storm> [options] (--help lists them)
+  capacity   memory math for sizing: gatehouse capacity --connections-per-node <n> ... (--help lists them)
 
 Run "gatehouse <command> --help" for a command's options.`;
 
@@ -193,6 +195,14 @@ export async function main(argv: string[]): Promise<number> {
       case 'publish':
         await publish(rest);
         return 0;
+      case 'bench': {
+        const { benchMain } = await import('@gatehouse/bench');
+        return await benchMain(rest);
+      }
+      case 'capacity': {
+        const { capacityMain } = await import('@gatehouse/bench');
+        return await capacityMain(rest);
+      }
       case undefined:
       case 'help':
       case '--help':

@@ -106,3 +106,14 @@ test('start, subscribe, publish with the CLI, then SIGTERM drains with the drain
     child.kill('SIGKILL');
   }
 });
+
+test('bench and capacity are reachable through the gatehouse command and refuse bad parameters', () => {
+  assert.equal(run(['bench', '--help']).status, 0);
+  assert.equal(run(['capacity', '--help']).status, 0);
+  const bad = run(['bench', 'fanout', '--connections', 'lots']);
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr + bad.stdout, /connections/);
+  const plan = run(['capacity', '--connections-per-node', '10000', '--bytes-per-connection', '6000']);
+  assert.equal(plan.status, 0, plan.stderr);
+  assert.match(plan.stdout, /RAM|memory/i);
+});
