@@ -121,6 +121,8 @@ test('resources follow the memory math: the per-pod connection cap fits the memo
   const atCap = cap * BYTES_PER_CONNECTION + PROCESS_BASELINE_BYTES;
   assert.ok(request >= atCap, `request ${request} B >= ${cap} connections x 10 KB + 100 MB = ${atCap} B`);
   assert.ok(limit >= request);
+  const queueBudget = (gatewayConfig['admissionQueueBytes'] as number | undefined) ?? DEFAULTS.admissionQueueBytes;
+  assert.ok(atCap + queueBudget <= limit, `connections at the cap plus the queue budget (${atCap + queueBudget} B) fit the limit (${limit} B)`);
   const heap = /--max-old-space-size=(\d+)/.exec(env.get('NODE_OPTIONS')?.['value'] ?? '');
   assert.ok(heap && Number(heap[1]) * 1024 * 1024 < limit, 'the V8 heap limit sits below the memory limit');
   const hpa = only('HorizontalPodAutoscaler');
