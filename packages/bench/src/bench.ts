@@ -6,13 +6,13 @@
  * out, whatever happened.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import type { BaselineMode } from './child-protocol.js';
 import { htmlReport } from './html.js';
 import { BENCH_HELP, UsageError, parseBenchArgs } from './params.js';
 import type { BenchParams } from './params.js';
 import { WorkerPool } from './pool.js';
-import { hotSpots, profileFiles, readProfiles } from './profile.js';
+import { hotSpots, readProfiles } from './profile.js';
 import { Progress } from './progress.js';
 import type { ProgressSink } from './progress.js';
 import { combineRatios, combineRounds, machine, paramsForDocument, textSummary } from './report.js';
@@ -112,7 +112,9 @@ async function run(
     heartbeatMs: Math.round(p.heartbeatSeconds * 1000),
     connectRate: p.gatewayConnectRate,
     connectRatePerAddress: 100_000_000,
-    profileDir: p.profileDir,
+    // The bench paces its own ramp; a loaded shared machine must not turn it into refusals. A
+    // storm keeps the gateway's adaptive admission, since refusals are part of what it measures.
+    admissionLagMs: p.scenario === 'storm' ? undefined : 3_600_000,
     verbose: p.verbose,
   };
   const start = async (phase: Phase): Promise<TargetSet> => {
@@ -127,6 +129,7 @@ async function run(
   const gateway: TargetResult[] = [];
   const baselines = new Map<BaselineMode, TargetResult[]>();
   let phaseNo = 0;
+  const profiles: { target: string; files: string[] }[] = [];
   for (let round = 0; round < p.rounds; round++) {
     // Alternate the order so drift on a shared machine does not always favour the same side.
     const order = round % 2 === 0 ? phases : [...phases].reverse();
@@ -135,7 +138,7 @@ async function run(
       const set = await start(phase);
       if (set.owned) live.add(set);
       try {
-        const result = await measure({ params: p, pool, progress, phaseNo: phaseNo++, signal }, set);
+        const result = await measure({ params: p, pool, progress, phaseNo: phaseNo++, signal, profiles }, set);
         if (phase.kind === 'gateway') gateway.push(result);
         else baselines.set(phase.mode, [...(baselines.get(phase.mode) ?? []), result]);
       } finally {
@@ -184,8 +187,10 @@ async function run(
     );
   }
   if (p.profileDir) {
-    const files = profileFiles(p.profileDir, ['bench-gw-']).filter((f) => statSync(f).mtimeMs >= startedAt.getTime());
+    const files = profiles.filter((x) => x.target === 'gateway').flatMap((x) => x.files);
     doc.profile = { files, hotSpots: hotSpots(readProfiles(files)) };
+    const others = profiles.filter((x) => x.target !== 'gateway');
+    if (others.length > 0) doc.profile.baselines = others.map((x) => ({ target: x.target, files: x.files, hotSpots: hotSpots(readProfiles(x.files), 10) }));
   }
   return doc;
 }

@@ -1,3 +1,6 @@
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+
 /**
  * How the coordinator talks to the server processes it starts (a gateway, or the raw `ws`
  * baseline): the configuration passed as the first argument (JSON), the ready line, and the few
@@ -15,6 +18,8 @@ export interface ServerChildConfig {
   connectRate?: number;
   connectRatePerAddress?: number;
   maxConnections?: number;
+  /** Gateway only: refuse connections above this event-loop lag (the gateway's default when absent). */
+  admissionLagMs?: number;
   nodeId?: string;
   /** Raw baseline only: how a publication reaches the sockets. */
   mode?: BaselineMode;
@@ -37,10 +42,19 @@ export interface ReadyMessage {
 }
 
 /** Coordinator to server process. */
-export type ToServerChild = { type: 'gc'; seq: number } | { type: 'stop' };
+export type ToServerChild =
+  | { type: 'gc'; seq: number }
+  | { type: 'profile-start'; seq: number }
+  | { type: 'profile-stop'; seq: number; file: string }
+  | { type: 'stop' };
 
 /** Server process to coordinator. */
-export type FromServerChild = ReadyMessage | { type: 'gc-done'; seq: number } | { type: 'error'; message: string };
+export type FromServerChild =
+  | ReadyMessage
+  | { type: 'gc-done'; seq: number }
+  | { type: 'profile-started'; seq: number }
+  | { type: 'profile-written'; seq: number; file: string; error?: string }
+  | { type: 'error'; message: string };
 
 /** Reads the configuration from argv[2]; exits with a message when it is missing or not JSON. */
 export function readChildConfig(argv: string[]): ServerChildConfig {
@@ -74,8 +88,9 @@ export function announceReady(host: string, port: number): void {
 }
 
 /**
- * Wires the IPC messages and signals: `gc` answers after a full collection; `stop`, SIGTERM,
- * SIGINT and a lost coordinator call `close` and exit 0 (so a --cpu-prof profile is written).
+ * Wires the IPC messages and signals: `gc` answers after a full collection; `profile-start` and
+ * `profile-stop` take a CPU profile of the window between them; `stop`, SIGTERM, SIGINT and a
+ * lost coordinator call `close` and exit 0.
  */
 export function serveChildControl(close: () => Promise<void>): void {
   let closing = false;
@@ -89,10 +104,30 @@ export function serveChildControl(close: () => Promise<void>): void {
       () => process.exit(1),
     );
   };
+  let inspector: Session | undefined;
+  const post = (method: string) =>
+    new Promise<unknown>((resolve, reject) => (inspector as Session).post(method, (err, result) => (err ? reject(err) : resolve(result))));
   process.on('message', (msg: ToServerChild) => {
     if (msg.type === 'gc') {
       fullGc();
       process.send?.({ type: 'gc-done', seq: msg.seq } satisfies FromServerChild);
+    } else if (msg.type === 'profile-start') {
+      // Only the measured window is profiled: start-up and the connection ramp stay out of it.
+      inspector ??= new Session();
+      inspector.connect();
+      void post('Profiler.enable')
+        .then(() => post('Profiler.start'))
+        .finally(() => process.send?.({ type: 'profile-started', seq: msg.seq } satisfies FromServerChild));
+    } else if (msg.type === 'profile-stop') {
+      post('Profiler.stop')
+        .then((result) => {
+          writeFileSync(msg.file, JSON.stringify((result as { profile: unknown }).profile));
+          inspector?.disconnect();
+          process.send?.({ type: 'profile-written', seq: msg.seq, file: msg.file } satisfies FromServerChild);
+        })
+        .catch((err: unknown) => {
+          process.send?.({ type: 'profile-written', seq: msg.seq, file: msg.file, error: String(err) } satisfies FromServerChild);
+        });
     } else if (msg.type === 'stop') {
       stop();
     }

@@ -17,6 +17,7 @@ const gateway = new Gateway({
   ...(config.connectRate ? { connectRate: config.connectRate } : {}),
   ...(config.connectRatePerAddress ? { connectRatePerAddress: config.connectRatePerAddress } : {}),
   ...(config.maxConnections ? { maxConnections: config.maxConnections } : {}),
+  ...(config.admissionLagMs ? { admissionLagMs: config.admissionLagMs } : {}),
 });
 const { port } = await gateway.start();
 serveChildControl(() => gateway.close());

@@ -145,8 +145,10 @@ Load:
 Bench-started servers:
   --heartbeat <seconds>       heartbeat interval of started gateways and baselines (default 25)
   --gateway-connect-rate <n>  admission rate of started gateways (default 1000000; storm: 1000,
-                              the gateway's own default, so refusals show)
-  --profile <dir>             run started gateways under node --cpu-prof; print their hot spots
+                              the gateway's own default, so refusals show); admission by
+                              event-loop lag is off except in storm
+  --profile <dir>             CPU-profile the started servers over the measured window (not the
+                              ramp) into <dir>; print the gateway's hot spots
 
 Run:
   --rounds <n>                alternate gateway and baseline this many times; medians and spread

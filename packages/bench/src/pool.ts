@@ -158,17 +158,27 @@ export class WorkerPool {
   private await(s: Slot, msg: ToWorker, match: (m: FromWorker) => boolean): Promise<void> {
     if (s.exited) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const done = () => {
+        clearTimeout(timer);
         s.child.off('message', on);
+        s.child.off('exit', exited);
+      };
+      const timer = setTimeout(() => {
+        done();
         reject(new Error(`load worker did not answer "${msg.type}" within ${REPLY_TIMEOUT_MS} ms`));
       }, REPLY_TIMEOUT_MS);
       const on = (m: FromWorker) => {
         if (!match(m)) return;
-        clearTimeout(timer);
-        s.child.off('message', on);
+        done();
+        resolve();
+      };
+      // A worker that exits (the run is ending) answers nothing more: stop waiting for it.
+      const exited = () => {
+        done();
         resolve();
       };
       s.child.on('message', on);
+      s.child.once('exit', exited);
       this.send(s, msg);
     });
   }

@@ -2,8 +2,7 @@
  * Reads V8 CPU profiles (`node --cpu-prof` output) and ranks functions by self time, so a bench
  * run with --profile ends with the gateway's hot spots instead of a file to open elsewhere.
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 
 interface ProfileNode {
   id: number;
@@ -60,13 +59,6 @@ export function hotSpots(profiles: CpuProfile[], top = 25): HotSpot[] {
     .sort((a, b) => b.n - a.n)
     .slice(0, top)
     .map((e) => ({ function: e.fn, location: e.loc, selfPercent: total === 0 ? 0 : Math.round((e.n / total) * 1000) / 10 }));
-}
-
-/** The `.cpuprofile` files in `dir` whose names start with one of `prefixes`. */
-export function profileFiles(dir: string, prefixes: string[]): string[] {
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.cpuprofile') && prefixes.some((p) => f.startsWith(p)))
-    .map((f) => join(dir, f));
 }
 
 /** Reads profiles from disk. */

@@ -6,6 +6,7 @@
 import { cpus, release, totalmem } from 'node:os';
 import type { BaselineMode } from './child-protocol.js';
 import type { LatencySummary } from './histogram.js';
+import type { HotSpot } from './profile.js';
 import type { BenchParams } from './params.js';
 import type { TargetResult } from './run.js';
 
@@ -46,7 +47,12 @@ export interface BenchDocument {
   /** With --rounds above 1: each round's headline figures. */
   rounds?: { target: string; memoryPerConnectionBytes: number | null; deliveriesPerCpuSecond: number | null; p99Ms: number | null }[][];
   /** With --profile: the gateway's hot spots. */
-  profile?: { files: string[]; hotSpots: { function: string; location: string; selfPercent: number }[] };
+  profile?: {
+    files: string[];
+    hotSpots: HotSpot[];
+    /** The baselines' hot spots over the same windows, for comparison. */
+    baselines?: { target: string; files: string[]; hotSpots: HotSpot[] }[];
+  };
 }
 
 /** The machine this process runs on. */
@@ -234,8 +240,12 @@ export function textSummary(doc: BenchDocument): string {
     );
   }
   if (doc.profile) {
-    out.push('', `gateway hot spots (self time, ${doc.profile.files.length} profile(s)):`);
+    out.push('', `gateway hot spots over the measured window (self time, ${doc.profile.files.length} profile(s)):`);
     for (const h of doc.profile.hotSpots.slice(0, 15)) out.push(`  ${h.selfPercent.toFixed(1).padStart(5)}%  ${h.function}  ${h.location}`);
+    for (const b of doc.profile.baselines ?? []) {
+      out.push('', `${b.target} hot spots over the same window:`);
+      for (const h of b.hotSpots.slice(0, 6)) out.push(`  ${h.selfPercent.toFixed(1).padStart(5)}%  ${h.function}  ${h.location}`);
+    }
   }
   return out.join('\n');
 }

@@ -5,6 +5,7 @@
  * clients. Every wait has a deadline and says what it waited for.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Histogram } from './histogram.js';
 import type { HistogramSnapshot, LatencySummary } from './histogram.js';
@@ -103,6 +104,8 @@ export interface PhaseContext {
   /** Distinct per phase, so each phase uses fresh source addresses. */
   phaseNo: number;
   signal: AbortSignal;
+  /** With --profile: CPU profiles of the measured window are written here, by target. */
+  profiles?: { target: string; files: string[] }[];
 }
 
 /** Sleeps, or rejects when the run is aborted (time bound, signal). */
@@ -332,6 +335,14 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
     await set.gc();
     const settled = await set.figures();
     const memoryPerConnectionBytes = Math.round((settled.rssBytes - before.rssBytes) / n);
+    const profiling = p.profileDir !== undefined && set.owned;
+    if (profiling) await set.startProfile();
+    const stopProfile = async () => {
+      if (!profiling) return;
+      const slug = set.label.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, '');
+      const files = await set.stopProfile(join(p.profileDir as string, `phase${ctx.phaseNo}-${slug}`));
+      ctx.profiles?.push({ target: set.label, files });
+    };
     const slabAfter = slabBytes();
     const kernelBytesPerSocket =
       slabBefore === null || slabAfter === null ? null : Math.round((slabAfter - slabBefore) / (loopback ? 2 * n : n));
@@ -348,13 +359,15 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
       ctx.progress.phase(`${set.label}: holding ${n.toLocaleString('en-US')} idle connections for ${p.durationSeconds} s (heartbeat every ${p.heartbeatSeconds} s)`);
       await sleep(p.durationSeconds * 1000, ctx.signal);
       const idleEnd = await set.figures();
+      await stopProfile();
       window = { from: settled, to: idleEnd };
       idleCpuCores = (idleEnd.cpuSeconds - settled.cpuSeconds) / ((idleEnd.at - settled.at) / 1000);
       pool.latency.reset();
       const r = await probe(ctx, set, layout);
       ({ outcome, expected, delivered } = r);
     } else if (p.scenario === 'storm') {
-      const r = await runStorm(ctx, set, n);
+      const r = await runStorm(ctx, set, n, profiling);
+      await stopProfile();
       storm = r.storm;
       // After a kill the counters belong to the new processes: they start from zero.
       window = { from: r.restartedAt === undefined ? settled : zeroFigures(r.restartedAt), to: r.after };
@@ -385,6 +398,7 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
       const r = await publishAndWait(ctx, set, layout, { rate: p.rate, count, batch: p.batch, channelOf: () => pick() });
       ({ outcome, expected, delivered } = r);
       const after = await set.figures();
+      await stopProfile();
       window = { from: settled, to: after };
       const cpu = after.cpuSeconds - settled.cpuSeconds;
       deliveriesPerCpuSecond = cpu > 0 ? Math.round(delivered / cpu) : null;
@@ -443,7 +457,7 @@ function zeroFigures(at: number): ServerFigures {
   return { cpuSeconds: 0, rssBytes: 0, eventLoopLagP99Ms: 0, eventLoopLagMaxMs: 0, deliveries: 0, queueMaxBytes: 0, connections: 0, admissionRejects: 0, slowConsumers: 0, at };
 }
 
-async function runStorm(ctx: PhaseContext, set: TargetSet, n: number): Promise<{ storm: StormFigures; after: ServerFigures; restartedAt: number | undefined }> {
+async function runStorm(ctx: PhaseContext, set: TargetSet, n: number, profiling: boolean): Promise<{ storm: StormFigures; after: ServerFigures; restartedAt: number | undefined }> {
   const p = ctx.params;
   const pool = ctx.pool;
   const pre = await set.figures();
@@ -454,6 +468,8 @@ async function runStorm(ctx: PhaseContext, set: TargetSet, n: number): Promise<{
     await set.kill();
     restartedAt = performance.now();
     await set.restart();
+    // The profile died with the killed processes: profile the new ones from their start.
+    if (profiling) await set.startProfile();
   }
   let peakLag = 0;
   let last: ServerFigures | undefined;

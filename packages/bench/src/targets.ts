@@ -9,7 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { combine, scrape } from './prometheus.js';
 import type { ServerFigures } from './prometheus.js';
-import type { BaselineMode, FromServerChild, ServerChildConfig } from './child-protocol.js';
+import type { BaselineMode, FromServerChild, ServerChildConfig, ToServerChild } from './child-protocol.js';
 import type { Endpoint } from './load.js';
 
 /** Which server a target set runs. */
@@ -33,8 +33,8 @@ export interface SpawnOptions {
   heartbeatMs: number;
   connectRate: number;
   connectRatePerAddress: number;
-  /** Directory for --cpu-prof output; undefined: no profiling. */
-  profileDir: string | undefined;
+  /** Gateway admission by event-loop lag, ms; undefined keeps the gateway's default. */
+  admissionLagMs: number | undefined;
   /** Pass the processes' stdout and stderr through (their logs); default: stderr only. */
   verbose: boolean;
   /** Raw baseline only. */
@@ -45,7 +45,7 @@ const READY_TIMEOUT_MS = 30_000;
 
 /** A set of servers measured together as one. */
 export class TargetSet {
-  private gcSeq = 0;
+  private seq = 0;
 
   private constructor(
     readonly kind: TargetKind,
@@ -102,6 +102,7 @@ export class TargetSet {
           connectRate: o.connectRate,
           connectRatePerAddress: o.connectRatePerAddress,
           maxConnections: 1_000_000,
+          ...(o.admissionLagMs !== undefined ? { admissionLagMs: o.admissionLagMs } : {}),
           nodeId: `bench-${this.kind === 'gateway' ? 'gw' : 'raw'}-${i + 1}`,
           ...(o.mode ? { mode: o.mode } : {}),
         }),
@@ -118,9 +119,6 @@ export class TargetSet {
   private startOne(config: ServerChildConfig): Promise<Target> {
     const o = this.spawn as SpawnOptions;
     const execArgv = ['--expose-gc'];
-    if (o.profileDir) {
-      execArgv.push('--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${config.nodeId}-${Date.now()}.cpuprofile`);
-    }
     const child = fork(this.script as URL, [JSON.stringify(config)], {
       execArgv,
       env: { ...process.env, GATEHOUSE_LOG_LEVEL: process.env['GATEHOUSE_LOG_LEVEL'] ?? (o.verbose ? 'info' : 'warn') },
@@ -145,28 +143,47 @@ export class TargetSet {
     });
   }
 
-  /** Runs a full GC in every owned process (no-op for --url targets). */
-  async gc(): Promise<void> {
-    await Promise.all(
-      this.targets.map((t) => {
+  /** Sends `msg` to every owned process and waits (at most 30 s) for the answer `match` picks. */
+  private ask(msg: (seq: number, i: number) => ToServerChild, match: (m: FromServerChild, seq: number) => boolean): Promise<FromServerChild[]> {
+    return Promise.all(
+      this.targets.map((t, i) => {
         const child = t.child;
         if (!child || !child.connected) return undefined;
-        const seq = ++this.gcSeq;
-        return new Promise<void>((resolve) => {
-          const timer = setTimeout(done, 10_000);
-          function done() {
+        const seq = ++this.seq;
+        return new Promise<FromServerChild | undefined>((resolve) => {
+          const timer = setTimeout(() => done(undefined), 30_000);
+          function done(m: FromServerChild | undefined) {
             clearTimeout(timer);
             child?.off('message', onMessage);
-            resolve();
+            resolve(m);
           }
-          const onMessage = (msg: FromServerChild) => {
-            if (msg.type === 'gc-done' && msg.seq === seq) done();
+          const onMessage = (m: FromServerChild) => {
+            if (match(m, seq)) done(m);
           };
           child.on('message', onMessage);
-          child.send({ type: 'gc', seq });
+          child.send(msg(seq, i));
         });
       }),
+    ).then((all) => all.filter((m): m is FromServerChild => m !== undefined));
+  }
+
+  /** Runs a full GC in every owned process (no-op for --url targets). */
+  async gc(): Promise<void> {
+    await this.ask((seq) => ({ type: 'gc', seq }), (m, seq) => m.type === 'gc-done' && m.seq === seq);
+  }
+
+  /** Starts a CPU profile in every owned process. */
+  async startProfile(): Promise<void> {
+    await this.ask((seq) => ({ type: 'profile-start', seq }), (m, seq) => m.type === 'profile-started' && m.seq === seq);
+  }
+
+  /** Stops the CPU profiles and writes them as `<prefix>-<n>.cpuprofile`; resolves with the files written. */
+  async stopProfile(prefix: string): Promise<string[]> {
+    const answers = await this.ask(
+      (seq, i) => ({ type: 'profile-stop', seq, file: `${prefix}-${i + 1}.cpuprofile` }),
+      (m, seq) => m.type === 'profile-written' && m.seq === seq,
     );
+    return answers.flatMap((m) => (m.type === 'profile-written' && !m.error ? [m.file] : []));
   }
 
   /** Scrapes every process's /metrics and combines the figures. */

@@ -6,7 +6,7 @@
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -121,13 +121,18 @@ describe('fanout', () => {
     assert.deepEqual(doc.ratio, doc.ratios?.send);
   });
 
-  test('runs a burst with SDK clients', async () => {
+  test('runs a burst with SDK clients, profiling the gateway over the measured window', async () => {
     const n = 100;
-    const { doc } = await run(['fanout', '--connections', String(n), '--client', 'sdk', '--burst', '30', '--settle', '0.5']);
+    const profileDir = join(dir, 'profiles');
+    const { doc, out } = await run(['fanout', '--connections', String(n), '--client', 'sdk', '--burst', '30', '--settle', '0.5', '--profile', profileDir]);
     checkDocument(doc, 'fanout', n);
     assert.equal(doc.params['client'], 'sdk');
     assert.equal(doc.gateway.delivered, 30 * n);
     assert.equal(doc.params['burst'], 30);
+    assert.equal(doc.profile?.files.length, 1);
+    assert.ok(existsSync(doc.profile?.files[0] as string));
+    assert.ok((doc.profile?.hotSpots.length ?? 0) > 0);
+    assert.match(out, /gateway hot spots over the measured window/);
   });
 
   test('measures a gateway given by --url', async () => {
@@ -195,13 +200,13 @@ describe('failures', () => {
 
   test('a gateway that is not there fails the run with exit 1 and says why', async () => {
     const r = await bench(['idle', '--connections', '10', '--url', `http://127.0.0.1:${closedPort}`, '--api-key', 'k', '--quiet']);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 1, r.err);
     assert.match(r.err, /ECONNREFUSED/);
   });
 
   test('the time bound stops the run and everything it started', async () => {
     const r = await bench(['idle', '--connections', '50', '--duration', '60', '--timeout', '4', '--quiet']);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 1, r.err);
     assert.match(r.err, /time bound of 4 s \(--timeout\)/);
   });
 });
