@@ -14,7 +14,7 @@ import { SERVICES, serviceSkipReason, waitFor, withDeadline } from '@gatehouse/t
 import { connectionsOn, publish, readyz, startGateway, stopAll } from './support/gateways.js';
 import type { GatewayProcess } from './support/gateways.js';
 import { findBinary } from './support/processes.js';
-import { ProtoClient, UpgradeRefused } from './support/proto-client.js';
+import { ProtoClient, UpgradeRefused, silentPeer } from './support/proto-client.js';
 import type { Frame } from './support/proto-client.js';
 import { SHIPPED, startProxy } from './support/proxies.js';
 import type { Proxy, ProxyKind } from './support/proxies.js';
@@ -151,6 +151,9 @@ for (const kind of ['nginx', 'haproxy'] as ProxyKind[]) {
       const channel = `public:drain-${kind}-${Date.now()}`;
       await Promise.all(nine.map((c) => c.subscribe(channel)));
 
+      // Keeps the victim draining for its close timeout (5 s), so the connections below are
+      // made while it drains, not after it has gone.
+      const silent = await silentPeer(victim.port);
       victim.service.signal('SIGTERM');
       await waitFor(`${victim.nodeId} to turn unready`, async () => (await readyz(victim.port)) === 503, 5000);
       // The victim now holds fewer connections than the others, so least-connections picks it
@@ -178,6 +181,7 @@ for (const kind of ['nginx', 'haproxy'] as ProxyKind[]) {
         assert.notEqual(again.node, victim.nodeId, 'the reconnect did not land on the draining gateway');
         assert.ok(fleet.some((g) => g.nodeId === again.node), `reconnected to a fleet gateway (${again.node})`);
       }
+      silent.destroy();
       const exit = await withDeadline(`${victim.nodeId} to exit after its drain`, victim.service.exited, 20_000);
       assert.equal(exit.code, 0, `a drained gateway exits 0\n${victim.service.describe()}`);
       for (const c of staying) assert.equal(c.closed, undefined, `a client of ${c.node} was not disturbed`);
@@ -213,11 +217,11 @@ for (const kind of ['nginx', 'haproxy'] as ProxyKind[]) {
     test('X-Forwarded-For is overwritten: a client cannot choose the address the gateway limits', async () => {
       const spoofed = (i: number) => ({ 'x-forwarded-for': `198.51.100.${i}` });
       // Direct to the gateway (which trusts the header) each spoofed address has its own bucket...
-      const direct = await Promise.all([1, 2, 3, 4].map((i) => ProtoClient.open(`ws://127.0.0.1:${gateway!.port}/ws`, spoofed(i))));
+      const direct = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => ProtoClient.open(`ws://127.0.0.1:${gateway!.port}/ws`, spoofed(i))));
       for (const c of direct) c.terminate();
       // ...through the proxy every attempt is 127.0.0.1, whose burst of two is soon spent.
       const outcomes: (number | 'open')[] = [];
-      for (const i of [11, 12, 13, 14]) {
+      for (const i of [11, 12, 13, 14, 15, 16]) {
         try {
           (await ProtoClient.open(`ws://127.0.0.1:${proxy!.port}/ws`, spoofed(i))).terminate();
           outcomes.push('open');

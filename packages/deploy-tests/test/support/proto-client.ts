@@ -125,3 +125,36 @@ export class ProtoClient {
     this.ws.terminate();
   }
 }
+
+/**
+ * A peer that completes the WebSocket upgrade directly at a gateway and then never answers
+ * anything, not even a close frame. A draining gateway waits for it until its close timeout, so
+ * the drain lasts seconds however few clients it has: a test can act during the drain without
+ * racing its end.
+ */
+export async function silentPeer(port: number): Promise<{ destroy(): void }> {
+  const { connect } = await import('node:net');
+  const socket = connect({ host: '127.0.0.1', port });
+  socket.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    let head = '';
+    socket.once('connect', () => {
+      socket.write(
+        'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+    });
+    const onData = (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      socket.off('data', onData);
+      if (head.startsWith('HTTP/1.1 101')) resolve();
+      else reject(new Error(`upgrade refused: ${head.split('\r\n')[0]}`));
+    };
+    socket.on('data', onData);
+    socket.once('close', () => reject(new Error('closed before the upgrade finished')));
+  });
+  // Keep reading (so nothing backs up) but never reply.
+  socket.on('data', () => {});
+  return { destroy: () => socket.destroy() };
+}
