@@ -1,0 +1,199 @@
+/**
+ * Scenarios on a running fleet. Each one connects fresh clients to fresh channels, publishes at a
+ * steady rate, causes its fault part way through, keeps publishing after the fleet recovered,
+ * then publishes a marker per channel and route and waits (with a deadline) until every client
+ * has them, so what is missing by then is lost, not late. The accountant then judges the records
+ * and the scenario prints one JSON line of figures.
+ */
+import { waitFor } from '@gatehouse/testkit';
+import { account, type Figures, type Incident } from './accountant.js';
+import { ClientPool, type RecordingClient } from './clients.js';
+import { backboneKind } from './direct.js';
+import type { Fleet } from './fleet.js';
+import { SteadyPublisher } from './publisher.js';
+import type { PrivateServer } from './servers.js';
+
+/** The load of a scenario. */
+export interface LoadOptions {
+  /** SDK clients, spread over the nodes by the balancer. */
+  readonly clients: number;
+  /** Channels; each client subscribes to `perClient` of them (default all). */
+  readonly channels: number;
+  readonly perClient?: number;
+  /** Publications per second over all channels. */
+  readonly ratePerSecond: number;
+  /** Length of the publishing phase without the fault, ms; publishing goes on for a third of it after the fault. */
+  readonly durationMs: number;
+  /** Deadline for clients to connect, and for the markers to arrive at the end. Default 30 s. */
+  readonly settleTimeoutMs?: number;
+  /** Print the figures line on stdout. Default true. */
+  readonly print?: boolean;
+}
+
+/** What a fault reports back. */
+export interface FaultOutcome {
+  readonly incidents: Incident[];
+  readonly extra?: Record<string, unknown>;
+}
+
+/** What a scenario hands its fault. */
+export interface FaultContext {
+  readonly fleet: Fleet;
+  readonly pool: ClientPool;
+  readonly publisher: SteadyPublisher;
+  readonly settleTimeoutMs: number;
+}
+
+/** A fault: what the scenario does to the fleet part way through. */
+export type Fault = (ctx: FaultContext) => Promise<FaultOutcome>;
+
+/** The printed figures of one scenario, with its parameters. */
+export interface ScenarioReport extends Figures {
+  readonly scenario: string;
+  readonly backbone: string;
+  readonly nodes: number;
+  readonly clients: number;
+  readonly channels: number;
+  readonly ratePerSecond: number;
+  /** Length of the publishing phase, ms. */
+  readonly publishingMs: number;
+  /** Ticks the publisher dropped (a channel's queue full, or no route). */
+  readonly skipped: number;
+  /** Every client had every marker before the deadline. */
+  readonly settled: boolean;
+  /** Clients without every marker at the deadline. */
+  readonly unsettledClients: number;
+  /** "backbone down" reports in the nodes' logs during the scenario. */
+  readonly backboneDown: number;
+  readonly [extra: string]: unknown;
+}
+
+/** A finished scenario: its report and the clients' records (closed). */
+export interface ScenarioResult {
+  readonly report: ScenarioReport;
+  readonly pool: ClientPool;
+}
+
+/** Runs `fault` (or nothing) under load on `fleet`. */
+export async function runScenario(fleet: Fleet, name: string, load: LoadOptions, fault?: Fault): Promise<ScenarioResult> {
+  const settleTimeoutMs = load.settleTimeoutMs ?? 30_000;
+  const channels = Array.from({ length: load.channels }, (_, i) => fleet.channel(`${name}-${i}`));
+  const pool = new ClientPool({ count: load.clients, url: fleet.url, channels, ...(load.perClient ? { perClient: load.perClient } : {}), prefix: `${name}-` });
+  const publisher = new SteadyPublisher({ channels, ratePerSecond: load.ratePerSecond, routes: () => fleet.routes() });
+  const downBefore = backboneDownReports(fleet);
+  try {
+    pool.connect();
+    await waitFor(`${load.clients} clients connected and subscribed`, () => pool.settled, settleTimeoutMs, 20);
+    const total = Math.max(1, Math.round((load.ratePerSecond * load.durationMs) / 1000));
+    const startedAt = Date.now();
+    publisher.start();
+    let outcome: FaultOutcome = { incidents: [] };
+    if (fault) {
+      await waitFor('a third of the publications to go out', () => publisher.sent.length >= total / 3, load.durationMs * 3 + 10_000, 5);
+      outcome = await fault({ fleet, pool, publisher, settleTimeoutMs });
+    }
+    // Keep publishing after the fault for a third of the duration, so recovery is under load too.
+    const until = Math.max(total, publisher.sent.length + Math.round(total / 3));
+    await waitFor(`${until} publications to go out`, () => publisher.sent.length + publisher.skipped >= until, load.durationMs * 3 + 10_000, 5);
+    await publisher.stop();
+    const publishingMs = Date.now() - startedAt;
+    const markers = (await publisher.markers(fleet.routes())).filter((m) => m.outcome === 'accepted');
+    const done = (c: RecordingClient) => c.settled && markers.every((m) => !c.channels.includes(m.channel) || c.reached(m.channel, m.route, m.seq));
+    let settled = true;
+    await waitFor('every client to be back and to have every marker', () => pool.clients.every(done), settleTimeoutMs, 20).catch(() => {
+      settled = false;
+    });
+    const figures = account({ sent: publisher.sent, clients: pool.clients, sequenced: fleet.sequenced, incidents: outcome.incidents });
+    const report: ScenarioReport = {
+      scenario: name,
+      backbone: backboneKind(fleet.options.backbone[0] as string),
+      nodes: fleet.nodes.length,
+      clients: load.clients,
+      channels: load.channels,
+      ratePerSecond: load.ratePerSecond,
+      publishingMs,
+      ...figures,
+      skipped: publisher.skipped,
+      settled,
+      unsettledClients: pool.clients.filter((c) => !done(c)).length,
+      backboneDown: backboneDownReports(fleet) - downBefore,
+      ...outcome.extra,
+    };
+    if (load.print !== false) console.log(JSON.stringify(report));
+    return { report, pool };
+  } finally {
+    await publisher.stop();
+    pool.close();
+  }
+}
+
+/** "backbone down" lines in every node's log so far (nodes that ended included while held). */
+function backboneDownReports(fleet: Fleet): number {
+  return fleet.allNodes().reduce((n, node) => n + node.backboneDownReports, 0);
+}
+
+/** No fault: publications through every node and straight into the backbone. */
+export function steady(fleet: Fleet, load: LoadOptions): Promise<ScenarioResult> {
+  return runScenario(fleet, 'steady', load);
+}
+
+/** SIGKILL of the node holding the most clients, while the publisher runs. */
+export function killOne(fleet: Fleet, load: LoadOptions): Promise<ScenarioResult> {
+  return runScenario(fleet, 'kill', load, async ({ pool }) => {
+    const counts = pool.byNode();
+    const running = fleet.nodes.map((n, i) => ({ i, n })).filter(({ n }) => n.running);
+    const victim = running.reduce((a, b) => ((counts.get(b.n.nodeId)?.length ?? 0) > (counts.get(a.n.nodeId)?.length ?? 0) ? b : a));
+    const clientsOnVictim = counts.get(victim.n.nodeId)?.length ?? 0;
+    const incident = await fleet.kill(victim.i);
+    return { incidents: [incident], extra: { killed: victim.n.nodeId, clientsOnKilled: clientsOnVictim } };
+  });
+}
+
+/**
+ * A backbone restart: SIGKILL of the (private) server, held down until every node reports not
+ * ready and for `downMs` more, then started again; waits until every node is ready again.
+ * Reports how long the nodes took to turn unready, how long the server took to start, and how
+ * long the nodes took to be ready once it answered.
+ */
+export function backboneRestart(fleet: Fleet, server: PrivateServer, load: LoadOptions, downMs = 1000): Promise<ScenarioResult> {
+  return runScenario(fleet, 'backbone-restart', load, async ({ fleet: f }) => {
+    const at = Date.now();
+    await server.kill();
+    await f.waitReady(503, 60_000);
+    const notReadyAfterMs = Date.now() - at;
+    await new Promise((r) => setTimeout(r, downMs));
+    const restartAt = Date.now();
+    await server.restart();
+    const serverBackAt = Date.now();
+    await f.waitReady(200, 120_000);
+    return {
+      incidents: [{ at, kind: 'backbone' }],
+      extra: {
+        notReadyAfterMs,
+        downMs: restartAt - at,
+        serverStartMs: serverBackAt - restartAt,
+        readyAgainAfterMs: Date.now() - serverBackAt,
+        nodesRunning: f.nodes.filter((n) => n.running).length,
+      },
+    };
+  });
+}
+
+/**
+ * A rolling restart: SIGTERM one node at a time, wait for it to drain and exit, start it again,
+ * and wait until every client is back before the next one.
+ */
+export function rollingRestart(fleet: Fleet, load: LoadOptions): Promise<ScenarioResult> {
+  return runScenario(fleet, 'rolling-restart', load, async ({ fleet: f, pool, settleTimeoutMs }) => {
+    const incidents: Incident[] = [];
+    const drainMs: number[] = [];
+    for (let i = 0; i < f.nodes.length; i++) {
+      const incident = await f.drain(i);
+      incidents.push(incident);
+      drainMs.push(Date.now() - incident.at);
+      await f.restart(i);
+      await waitFor(`every client back after restarting ${incident.node}`, () => pool.settled, settleTimeoutMs, 20);
+    }
+    return { incidents, extra: { drainMs } };
+  });
+}
