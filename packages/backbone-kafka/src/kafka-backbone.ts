@@ -24,6 +24,7 @@ import {
   type HistoryResult,
   type Publication,
   type PublishOptions,
+  nowMs,
 } from '@gatehouse/server';
 import { decodeEnvelope, encodeEnvelope, epochOf, MalformedRecordError, partitionFor } from './envelope.js';
 import { HistoryReader, type LogRecord, type PartitionLog } from './history.js';
@@ -242,7 +243,7 @@ export class KafkaBackbone implements Backbone {
     if (this.pending >= this.options.maxPendingPublishes) {
       throw new BackboneUnavailableError(`kafka backbone has ${this.pending} publishes waiting for the broker (maxPendingPublishes)`);
     }
-    const ts = Date.now();
+    const ts = nowMs();
     const value = Buffer.from(encodeEnvelope(channel, ts, data, historySize, ttl), 'utf8');
     if (value.length > this.options.maxMessageBytes) {
       throw new RangeError(`publication of ${value.length} bytes exceeds maxMessageBytes (${this.options.maxMessageBytes})`);
@@ -570,7 +571,7 @@ export class KafkaBackbone implements Backbone {
     const name = this.options.topic;
     (this.producer as Producer)
       .send({
-        messages: batch.map((i) => ({ topic: name, partition, key: i.key, value: i.value, timestamp: BigInt(i.ts) })),
+        messages: batch.map((i) => ({ topic: name, partition, key: i.key, value: i.value, timestamp: BigInt(Math.floor(i.ts)) })),
       })
       .then(
         (res) => {

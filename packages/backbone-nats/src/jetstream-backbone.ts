@@ -35,7 +35,7 @@ import type {
   Publication,
   PublishOptions,
 } from '@gatehouse/server';
-import { BackboneUnavailableError } from '@gatehouse/server';
+import { BackboneUnavailableError, nowMs } from '@gatehouse/server';
 import { isValidChannel } from '@gatehouse/protocol';
 import { NatsLink, within, type NatsBackboneStats } from './connection.js';
 import { decodeEnvelope, encodeStoredEnvelope } from './envelope.js';
@@ -127,7 +127,7 @@ export class JetStreamBackbone implements Backbone {
       const { historySize, historyTtlSeconds } = options;
       if (!Number.isSafeInteger(historySize) || historySize < 0) throw new TypeError('historySize must be an integer >= 0');
       if (!Number.isSafeInteger(historyTtlSeconds) || historyTtlSeconds < 0) throw new TypeError('historyTtlSeconds must be an integer >= 0');
-      const ts = Date.now();
+      const ts = nowMs();
       const h = natsHeaders();
       h.set(HISTORY_SIZE_HEADER, String(historySize));
       h.set(HISTORY_TTL_HEADER, String(historyTtlSeconds));

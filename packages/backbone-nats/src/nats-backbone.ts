@@ -15,6 +15,7 @@ import type {
   PublishOptions,
 } from '@gatehouse/server';
 import { isValidChannel } from '@gatehouse/protocol';
+import { nowMs } from '@gatehouse/server';
 import { NatsLink, within, type NatsBackboneStats } from './connection.js';
 import { decodeEnvelope, encodeCoreEnvelope } from './envelope.js';
 import { resolveNatsOptions, type NatsBackboneOptions, type ResolvedNatsOptions } from './options.js';
@@ -68,7 +69,7 @@ export class NatsBackbone implements Backbone {
       const nc = this.link.assertUp();
       if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel).slice(0, 80))}`);
       if (typeof data !== 'string' || data.length === 0) throw new TypeError('data must be non-empty JSON text');
-      const ts = Date.now();
+      const ts = nowMs();
       // Accepted = written to the connection: NATS core has no acknowledgement (at most once).
       nc.publish(this.subjectOf(channel), encodeCoreEnvelope(channel, ts, data));
       return { channel, epoch: '', offset: 0, ts, data };

@@ -20,6 +20,7 @@ import {
   type HistoryResult,
   type Publication,
   type PublishOptions,
+  nowMs,
 } from '@gatehouse/server';
 import { isValidChannel } from '@gatehouse/protocol';
 import { decodeEnvelope, envelopeHead } from './envelope.js';
@@ -132,7 +133,7 @@ export class RedisBackbone implements Backbone {
     if (!Number.isSafeInteger(historyTtlSeconds) || historyTtlSeconds < 0) throw new TypeError('historyTtlSeconds must be an integer >= 0');
     if (typeof data !== 'string' || data.length === 0) throw new TypeError('data must be non-empty JSON text');
     const keys = channelKeys(this.options.keyPrefix, channel);
-    const ts = Date.now();
+    const ts = nowMs();
     const idle = this.options.idleTtlSeconds;
     try {
       const [epoch, offset] = (await this.evalScript(shard, PUBLISH_SCRIPT, keys, [

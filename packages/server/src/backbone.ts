@@ -17,7 +17,7 @@ export interface Publication {
    * 0 (with epoch '') when the backbone is not `sequenced`.
    */
   readonly offset: number;
-  /** When the publication was accepted, ms since the Unix epoch (for latency measurement). */
+  /** When the publication was accepted, ms since the Unix epoch with a fraction (`nowMs()`). */
   readonly ts: number;
   /** The payload as JSON text. Never parsed by the gateway on the delivery path. */
   readonly data: string;
@@ -120,6 +120,19 @@ export interface Backbone {
   history(channel: string, after: { epoch: string; offset: number } | undefined, limit: number): Promise<HistoryResult>;
   /** Disconnects. Pending operations reject. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Optional counters of the adapter's own (reconnects, publish errors, malformed messages, ...):
+   * every numeric field is exported as `gatehouse_backbone_stat{stat="<field>"}`.
+   */
+  stats?(): object;
+}
+
+/**
+ * Wall-clock time in ms with a sub-millisecond fraction: the stamp every adapter puts on a
+ * publication it accepts, and what publish-to-delivery latency is measured against.
+ */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** Thrown by adapters when the backbone cannot take an operation now. */

@@ -31,7 +31,7 @@ import { FleetView, NODES_CHANNEL, REVOCATIONS_CHANNEL, parseAnnouncement, parse
 import type { NodeAnnouncement } from './fleet.js';
 import { ANONYMOUS, AuthError, TokenVerifier } from './auth.js';
 import type { Backbone, Publication } from './backbone.js';
-import { BackboneUnavailableError } from './backbone.js';
+import { BackboneUnavailableError, nowMs } from './backbone.js';
 import { ApiError, ApiKeys, parsePublishBody, readBody, sendError, sendJson } from './http-api.js';
 import { Hub } from './hub.js';
 import { MemoryBackbone } from './memory-backbone.js';
@@ -100,6 +100,7 @@ export class Gateway {
       channelCount: () => this.hub.channelCount,
       tokenCacheEntries: () => this.verifier.cacheEntries,
       draining: () => this.drainPromise !== undefined,
+      backboneStats: () => this.backbone.stats?.(),
     });
     this.verifier = new TokenVerifier({
       tokenSecret: o.tokenSecret,
@@ -176,6 +177,7 @@ export class Gateway {
           const r = parseRevocation(pub.data);
           if (r) this.applyRevocation(r.jti, r.until);
         } else {
+          this.metrics.backboneTransit.observe(Math.max(0, nowMs() - pub.ts) / 1000);
           this.hub.onPublication(pub);
         }
       },

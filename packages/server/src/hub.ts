@@ -13,6 +13,7 @@
 import { encodePub, encodeServerFrame } from '@gatehouse/protocol';
 import type { GapReason, StreamPosition } from '@gatehouse/protocol';
 import type { Backbone, BackboneHandler, BackboneState, Publication } from './backbone.js';
+import { nowMs } from './backbone.js';
 import type { GatewayMetrics } from './metrics.js';
 import { Session, SessionState } from './session.js';
 import { textFrame } from './wire.js';
@@ -301,7 +302,7 @@ export class Hub implements BackboneHandler {
     dirty.length = 0;
     this.spare = dirty;
     if (this.flushTs.length > 0) {
-      const now = performance.timeOrigin + performance.now();
+      const now = nowMs();
       for (const ts of this.flushTs) this.o.metrics.publishDelivery.observe(Math.max(0, now - ts) / 1000);
       this.flushTs.length = 0;
     }

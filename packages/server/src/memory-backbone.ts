@@ -13,7 +13,7 @@ import type {
   Publication,
   PublishOptions,
 } from './backbone.js';
-import { BackboneUnavailableError } from './backbone.js';
+import { BackboneUnavailableError, nowMs } from './backbone.js';
 
 interface ChannelStream {
   epoch: string;
@@ -101,7 +101,7 @@ export class MemoryBackbone implements Backbone {
 
   async publish(channel: string, data: string, options: PublishOptions): Promise<Publication> {
     if (this.current !== 'up') throw new BackboneUnavailableError(`memory backbone is ${this.current}`);
-    const now = Date.now();
+    const now = nowMs();
     let s = this.bus.streams.get(channel);
     if (!s) {
       s = { epoch: newEpoch(), offset: 0, ring: [], start: 0, count: 0, ttlMs: 0, lastPublishAt: now };

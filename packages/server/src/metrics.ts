@@ -14,6 +14,8 @@ export interface MetricsSource {
   channelCount(): number;
   tokenCacheEntries(): number;
   draining(): boolean;
+  /** The backbone adapter's own counters, if it keeps any. */
+  backboneStats(): object | undefined;
 }
 
 /** The gateway's metrics, registered in their own registry. */
@@ -34,6 +36,7 @@ export class GatewayMetrics {
   readonly backboneStateChanges: Counter<'state'>;
   readonly backbonePublishErrors: Counter;
   readonly recoveries: Counter<'outcome'>;
+  readonly backboneTransit: Histogram;
   readonly drainClosed: Counter;
   readonly rebalanceClosed: Counter;
 
@@ -128,6 +131,24 @@ export class GatewayMetrics {
       collect() {
         this.set(source.backboneUp() ? 1 : 0);
       },
+    });
+    new Gauge({
+      name: 'gatehouse_backbone_stat',
+      help: "The backbone adapter's own counters (reconnects, publish errors, malformed messages, ...)",
+      labelNames: ['stat'],
+      registers,
+      collect() {
+        this.reset();
+        const stats = source.backboneStats();
+        if (!stats) return;
+        for (const [stat, value] of Object.entries(stats)) if (typeof value === 'number') this.set({ stat }, value);
+      },
+    });
+    this.backboneTransit = new Histogram({
+      name: 'gatehouse_backbone_transit_seconds',
+      help: 'From publication accepted to its arrival at this node from the backbone (backbone lag)',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
+      registers,
     });
     this.backboneStateChanges = new Counter({
       name: 'gatehouse_backbone_state_changes_total',
