@@ -66,12 +66,18 @@ export interface ServerFigures {
   admissionRejects: number;
   /** gatehouse_slow_consumer_disconnects_total, summed. */
   slowConsumers: number;
+  /**
+   * write(2)/writev(2) calls the server processes made so far (syscw in /proc/<pid>/io), for
+   * processes the bench started on this machine; null otherwise. Socket writes dominate it; HTTP
+   * answers, IPC messages and logs add a little.
+   */
+  writeCalls: number | null;
   /** When the scrape finished (performance.now()). */
   at: number;
 }
 
 /** Combines one scrape per process into the target's figures. */
-export function combine(scrapes: Samples[], at: number): ServerFigures {
+export function combine(scrapes: Samples[], at: number, writeCalls: number | null = null): ServerFigures {
   const sum = (name: string) => scrapes.reduce((a, s) => a + (s.get(name) ?? 0), 0);
   const max = (name: string) => scrapes.reduce((a, s) => Math.max(a, s.get(name) ?? 0), 0);
   return {
@@ -84,6 +90,7 @@ export function combine(scrapes: Samples[], at: number): ServerFigures {
     connections: sum('gatehouse_connections'),
     admissionRejects: sum('gatehouse_admission_rejects_total'),
     slowConsumers: sum('gatehouse_slow_consumer_disconnects_total'),
+    writeCalls,
     at,
   };
 }

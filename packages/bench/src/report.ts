@@ -202,6 +202,7 @@ export function textSummary(doc: BenchDocument): string {
   const rows: [string, (r: TargetResult) => string, string][] = [
     ['memory per connection', (r) => fmtBytes(r.memoryPerConnectionBytes), fmtRatio(ratio?.memoryPerConnection, ratio?.spread?.memoryPerConnection)],
     ['deliveries per CPU-second', (r) => fmtInt(r.deliveriesPerCpuSecond), fmtRatio(ratio?.deliveriesPerCpuSecond, ratio?.spread?.deliveriesPerCpuSecond)],
+    ['deliveries per write call', (r) => (r.deliveriesPerWriteCall === null ? '-' : r.deliveriesPerWriteCall.toFixed(2)), ''],
     ['latency p50', (r) => fmtMs(r.latencyMs.p50), ''],
     ['latency p99', (r) => fmtMs(r.latencyMs.p99), fmtRatio(ratio?.p99, ratio?.spread?.p99)],
     ['latency p99.9', (r) => fmtMs(r.latencyMs.p999), ''],

@@ -88,6 +88,13 @@ export interface TargetResult {
   queueMaxBytes: number;
   /** gatehouse_deliveries_total over the window (the server's own count). */
   serverDeliveries: number;
+  /**
+   * write(2)/writev(2) calls of the server processes over the window (bench-started servers on
+   * Linux; null otherwise), and deliveries per such call: 1 means one write per socket per
+   * publication, above 1 means publications were coalesced into fewer, larger writes.
+   */
+  serverWriteCalls: number | null;
+  deliveriesPerWriteCall: number | null;
   publications: Omit<PublishOutcome, 'okByChannel'> | null;
   storm: StormFigures | null;
   closeCodes: Record<string, number>;
@@ -328,7 +335,9 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
       plans,
       sourceAddresses: plans.map((plan, w) => (loopback ? sourceAddresses(ctx.phaseNo, w, plan.reduce((a, e) => a + e.count, 0)) : [])),
       rampPerSecond: p.rampPerSecond,
-      maxPending: Math.max(100, Math.min(2000, p.rampPerSecond)),
+      // Handshakes in flight stay below a listen backlog (Node's default is 511 per server), so a
+      // server that stalls for a moment is not sent more than its accept queue holds.
+      maxPending: Math.min(p.rampPerSecond, 256 * set.targets.length),
     });
     await waitSubscribed(ctx, n);
     await sleep(p.settleSeconds * 1000, ctx.signal);
@@ -405,6 +414,7 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
     }
 
     const totals = await pool.refresh();
+    const writes = window.to.writeCalls === null || window.from.writeCalls === null ? null : window.to.writeCalls - window.from.writeCalls;
     const { okByChannel: _unused, ...publications } = outcome ?? { okByChannel: undefined };
     void _unused;
     return {
@@ -431,6 +441,8 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
       eventLoopLagMaxMs: Math.round(window.to.eventLoopLagMaxMs * 1000) / 1000,
       queueMaxBytes: window.to.queueMaxBytes,
       serverDeliveries: window.to.deliveries - window.from.deliveries,
+      serverWriteCalls: writes,
+      deliveriesPerWriteCall: writes === null || writes === 0 || p.scenario === 'idle' || p.scenario === 'storm' ? null : Math.round((delivered / writes) * 100) / 100,
       publications: outcome ? (publications as Omit<PublishOutcome, 'okByChannel'>) : null,
       storm,
       closeCodes: totals.closeCodes,
@@ -454,7 +466,7 @@ function slabBytes(): number | null {
 }
 
 function zeroFigures(at: number): ServerFigures {
-  return { cpuSeconds: 0, rssBytes: 0, eventLoopLagP99Ms: 0, eventLoopLagMaxMs: 0, deliveries: 0, queueMaxBytes: 0, connections: 0, admissionRejects: 0, slowConsumers: 0, at };
+  return { cpuSeconds: 0, rssBytes: 0, eventLoopLagP99Ms: 0, eventLoopLagMaxMs: 0, deliveries: 0, queueMaxBytes: 0, connections: 0, admissionRejects: 0, slowConsumers: 0, writeCalls: 0, at };
 }
 
 async function runStorm(ctx: PhaseContext, set: TargetSet, n: number, profiling: boolean): Promise<{ storm: StormFigures; after: ServerFigures; restartedAt: number | undefined }> {

@@ -6,6 +6,7 @@
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { combine, scrape } from './prometheus.js';
 import type { ServerFigures } from './prometheus.js';
@@ -189,7 +190,24 @@ export class TargetSet {
   /** Scrapes every process's /metrics and combines the figures. */
   async figures(): Promise<ServerFigures> {
     const scrapes = await Promise.all(this.targets.map((t) => scrape(t.httpBase)));
-    return combine(scrapes, performance.now());
+    return combine(scrapes, performance.now(), this.writeCalls());
+  }
+
+  /** write(2)-family calls of every owned process so far (Linux /proc/<pid>/io), or null. */
+  private writeCalls(): number | null {
+    let total = 0;
+    for (const t of this.targets) {
+      const pid = t.child?.pid;
+      if (pid === undefined) return null;
+      try {
+        const m = /^syscw:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+        if (!m) return null;
+        total += Number(m[1]);
+      } catch {
+        return null;
+      }
+    }
+    return total;
   }
 
   /** Scrapes, tolerating processes that are down (storm): figures of those that answered. */

@@ -108,6 +108,9 @@ describe('fanout', () => {
     assert.equal(doc.gateway.publications?.ok, 40);
     assert.equal(doc.gateway.serverDeliveries, doc.gateway.delivered);
     assert.ok(isNum(doc.gateway.deliveriesPerCpuSecond) && doc.gateway.deliveriesPerCpuSecond > 0);
+    // Write calls are read from /proc for servers the bench started.
+    assert.ok(isNum(doc.gateway.serverWriteCalls) && doc.gateway.serverWriteCalls > 0);
+    assert.ok(isNum(doc.gateway.deliveriesPerWriteCall) && doc.gateway.deliveriesPerWriteCall > 0);
     for (const mode of ['send', 'coalesce'] as const) {
       const b = doc.baselines?.[mode];
       checkResult(b, n);
@@ -145,6 +148,9 @@ describe('fanout', () => {
       checkDocument(doc, 'fanout', n);
       assert.equal(doc.gateway.delivered, 10 * n);
       assert.equal(doc.gateway.processes, 1);
+      // Not a process the bench started: no /proc figures, and no pretending.
+      assert.equal(doc.gateway.serverWriteCalls, null);
+      assert.equal(doc.gateway.deliveriesPerWriteCall, null);
     } finally {
       await gw.close();
     }
