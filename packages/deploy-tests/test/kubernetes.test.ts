@@ -166,7 +166,7 @@ test('the ConfigMap config starts a real gateway with its settings (backbone swa
     // Flags win over the file: only the address and the backbone (no Redis service here) change.
     const gw = await launchGateway('configmap', port, ['--config', file, '--backbone', 'memory', '--log-level', 'warn']);
     started.push(gw);
-    const client = await ProtoClient.connect(`ws://127.0.0.1:${port}/ws`);
+    const client = await ProtoClient.connectRetrying(`ws://127.0.0.1:${port}/ws`);
     const connected = client.frames.find((f) => f.op === 'connected') as Node;
     assert.equal(connected['heartbeat'], gatewayConfig['heartbeat'] * 1000, 'the heartbeat from the file is in force');
     await client.subscribe('public:k8s-config');

@@ -128,7 +128,7 @@ describe('a live gateway scraped by a real Prometheus', { skip: skipLive }, () =
       flags: ['--connect-rate-per-address', '1000'],
     });
     const url = `ws://127.0.0.1:${gateway.port}/ws`;
-    for (let i = 0; i < CLIENTS; i++) clients.push(await ProtoClient.connect(url));
+    for (let i = 0; i < CLIENTS; i++) clients.push(await ProtoClient.connectRetrying(url));
     await Promise.all(clients.slice(0, 10).map((c) => c.subscribe('public:observability')));
     // Observations for the latency histogram.
     for (let n = 0; n < 5; n++) assert.equal((await publish(gateway.port, 'public:observability', { n })).status, 200);

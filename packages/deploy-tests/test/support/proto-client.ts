@@ -5,6 +5,7 @@
  * close.
  */
 import { WebSocket } from 'ws';
+import { closeClass, parseRetryHint } from '@gatehouse/protocol';
 import { waitFor } from '@gatehouse/testkit';
 
 /** One received frame. */
@@ -24,6 +25,20 @@ export class UpgradeRefused extends Error {
   }
 }
 
+/** `connect` was answered with a close (or an error frame) instead of `connected`. */
+export class ConnectRefused extends Error {
+  constructor(readonly reply: Frame) {
+    super(`connect failed: ${JSON.stringify(reply)}`);
+    this.name = 'ConnectRefused';
+  }
+
+  /** The server's retry delay when the refusal asks to back off and retry, else undefined. */
+  get backoffMs(): number | undefined {
+    if (this.reply.op !== 'closed' || closeClass(this.reply['code'] as number) !== 'backoff') return undefined;
+    return parseRetryHint(String(this.reply['reason'])) ?? 1000;
+  }
+}
+
 /** A raw client on one WebSocket. */
 export class ProtoClient {
   readonly frames: Frame[] = [];
@@ -35,10 +50,16 @@ export class ProtoClient {
   /** Last position seen per channel (from `subscribed` and `pub`). */
   readonly positions = new Map<string, Position>();
   readonly openedAt = Date.now();
+  /** When the server last sent anything (a frame or a WebSocket ping). */
+  lastServerTrafficAt = Date.now();
   private nextId = 1;
 
   private constructor(readonly ws: WebSocket) {
+    ws.on('ping', () => {
+      this.lastServerTrafficAt = Date.now();
+    });
     ws.on('message', (data, isBinary) => {
+      this.lastServerTrafficAt = Date.now();
       if (isBinary) return;
       const frame = JSON.parse(data.toString()) as Frame;
       if (frame.op === 'ping') {
@@ -83,10 +104,26 @@ export class ProtoClient {
     const reply = await client.request({ op: 'connect', v: 1, ...extra });
     if (reply.op !== 'connected') {
       client.terminate();
-      throw new Error(`connect failed: ${JSON.stringify(reply)}`);
+      throw new ConnectRefused(reply);
     }
     client.node = reply['node'] as string;
     return client;
+  }
+
+  /**
+   * `connect` as the SDK does it: a refusal of the backoff class (an overloaded node, close code
+   * 4100 with a retry hint) is retried after the hinted delay, a few times; anything else throws.
+   */
+  static async connectRetrying(url: string, extra: Record<string, unknown> = {}, attempts = 5): Promise<ProtoClient> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ProtoClient.connect(url, extra);
+      } catch (err) {
+        const retry = err instanceof ConnectRefused ? err.backoffMs : undefined;
+        if (retry === undefined || attempt >= attempts) throw err;
+        await new Promise((r) => setTimeout(r, retry));
+      }
+    }
   }
 
   send(frame: Record<string, unknown>): void {
