@@ -119,7 +119,7 @@ for (const kind of ['nginx', 'haproxy'] as ProxyKind[]) {
       assert.equal(total, 12, 'each publication reached exactly the two subscribers of one gateway');
 
       // Metrics and health stay private.
-      for (const path of ['/metrics', '/readyz', '/healthz']) {
+      for (const path of ['/metrics', '/readyz', '/healthz', '/admin/nodes']) {
         const res = await fetch(`http://127.0.0.1:${proxy!.port}${path}`);
         await res.arrayBuffer();
         assert.equal(res.status, 404, `${path} must not be exposed through ${kind}`);
