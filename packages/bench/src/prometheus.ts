@@ -29,7 +29,7 @@ export function parseMetrics(text: string): Samples {
 }
 
 /** GETs `base/metrics` and parses it; rejects on a non-200 answer or after `timeoutMs`. */
-export function scrape(base: string, timeoutMs = 10_000): Promise<Samples> {
+export function scrape(base: string, timeoutMs = 60_000): Promise<Samples> {
   return new Promise((resolve, reject) => {
     const req = request(`${base}/metrics`, { method: 'GET', timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];

@@ -65,7 +65,9 @@ export class Publisher {
     return new Promise((resolve) => {
       const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
       if (this.apiKey) headers['authorization'] = `apikey ${this.apiKey}`;
-      const req = request(`${base}/api/publish`, { method: 'POST', agent: this.agent, headers, timeout: 30_000 }, (res) => {
+      // A saturated server may answer late but still publish; a short timeout would count such a
+      // publication as failed while its deliveries arrive (delivered above expected).
+      const req = request(`${base}/api/publish`, { method: 'POST', agent: this.agent, headers, timeout: 120_000 }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode === 200 ? 'ok' : `HTTP ${res.statusCode}`));
         res.on('error', (e) => resolve(e.message));

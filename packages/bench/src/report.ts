@@ -146,10 +146,17 @@ export function combineRounds(results: TargetResult[]): TargetResult {
     latencyMs: latency,
     delivered: sum((r) => r.delivered),
     lost: sum((r) => r.lost),
+    extra: sum((r) => r.extra),
     expected: sum((r) => r.expected),
     outOfOrder: sum((r) => r.outOfOrder),
     failedConnections: sum((r) => r.failedConnections),
     droppedConnections: sum((r) => r.droppedConnections),
+    publications: last.publications && {
+      ...last.publications,
+      sent: sum((r) => r.publications?.sent ?? 0),
+      ok: sum((r) => r.publications?.ok ?? 0),
+      failed: sum((r) => r.publications?.failed ?? 0),
+    },
   };
 }
 

@@ -71,6 +71,8 @@ export interface TargetResult {
   lost: number;
   /** Deliveries expected: accepted publications times the subscribers of their channel. */
   expected: number;
+  /** Deliveries beyond those expected (a publication answered with an error that still went out). */
+  extra: number;
   /** Publications that arrived out of sequence on a connection (a gap or a duplicate). */
   outOfOrder: number;
   failedConnections: number;
@@ -429,6 +431,7 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
       delivered,
       lost: Math.max(0, expected - delivered),
       expected,
+      extra: Math.max(0, delivered - expected),
       outOfOrder: totals.outOfOrder,
       failedConnections: totals.failed,
       droppedConnections: totals.dropped,

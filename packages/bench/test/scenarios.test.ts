@@ -41,6 +41,7 @@ function checkResult(r: TargetResult | undefined, connections: number): asserts 
   assert.ok(r.latencyMs.p50 as number <= (r.latencyMs.p99 as number) && (r.latencyMs.p99 as number) <= (r.latencyMs.max as number));
   assert.ok(isNum(r.delivered) && r.delivered > 0);
   assert.equal(r.lost, 0);
+  assert.equal(r.extra, 0);
   assert.equal(r.delivered, r.expected);
   assert.equal(r.latencyHistogram.count, r.delivered);
   assert.equal(r.connections, connections);
