@@ -95,7 +95,7 @@ export interface GatewayOptions {
   drainWindowMs: number;
   /** Refuse new connections while event-loop lag p99 (last second) is above this, ms. Default 500. */
   admissionLagMs: number;
-  /** Refuse new connections while all outbound queues together hold more than this, bytes. Default 1 GiB. */
+  /** Refuse new connections while all outbound queues together hold more than this, bytes. Default 256 MiB. */
   admissionQueueBytes: number;
   /** Ms between this node's announcements to the fleet (load, health). Default 5000. */
   announceIntervalMs: number;
@@ -149,7 +149,7 @@ export const DEFAULTS: GatewayOptions = {
   channelLingerMs: 2000,
   drainWindowMs: 30_000,
   admissionLagMs: 500,
-  admissionQueueBytes: 1024 * 1024 * 1024,
+  admissionQueueBytes: 256 * 1024 * 1024,
   announceIntervalMs: 5000,
   rebalanceTolerance: 0.25,
   rebalancePerRound: 20,
