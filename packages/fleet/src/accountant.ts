@@ -92,6 +92,8 @@ export interface LossSample {
   readonly seq: number;
   readonly route: string;
   readonly outcome: SentRecord['outcome'];
+  /** The position the backbone gave it, when the publish was answered. */
+  readonly offset?: number;
   /** Clients that never received it, and of those how many were told (gap). */
   missedBy: number;
   reported: number;
@@ -196,7 +198,7 @@ export function account(input: AccountInput): Figures {
         const k = key(channel, s.seq);
         let sample = samples.get(k);
         if (!sample && samples.size < LOSS_SAMPLES) {
-          sample = { channel, seq: s.seq, route: s.route, outcome: s.outcome, missedBy: 0, reported: 0 };
+          sample = { channel, seq: s.seq, route: s.route, outcome: s.outcome, ...(s.offset !== undefined ? { offset: s.offset } : {}), missedBy: 0, reported: 0 };
           samples.set(k, sample);
         }
         if (sample) {

@@ -23,7 +23,7 @@ export interface FleetOptions {
   readonly backbone: readonly string[];
   /** Gateway processes. Default 3. */
   readonly nodes?: number;
-  /** Seconds between server heartbeats. Default 2. */
+  /** Seconds between server heartbeats. Default 10: a loaded CI machine must not miss beats. */
   readonly heartbeatS?: number;
   /** Drain window in seconds. Default 2. */
   readonly drainWindowS?: number;
@@ -31,6 +31,12 @@ export interface FleetOptions {
   readonly retention?: Retention;
   /** More `gatehouse start` flags for every node. */
   readonly extraArgs?: readonly string[];
+  /**
+   * Let the nodes rebalance (shed clients to less loaded nodes). Default true. Turn it off on a
+   * backbone other gateways share: every gateway on it announces itself on the same channel and
+   * counts as part of one fleet, so unrelated idle nodes would make these look overloaded.
+   */
+  readonly rebalance?: boolean;
   /** Whether to connect a direct publisher into the backbone. Default true. */
   readonly direct?: boolean;
 }
@@ -192,11 +198,15 @@ export class Fleet {
       backbone: this.options.backbone,
       apiKey: this.apiKey,
       configFile: this.#configFile,
-      heartbeatS: this.options.heartbeatS ?? 2,
+      heartbeatS: this.options.heartbeatS ?? 10,
       drainWindowS: this.options.drainWindowS ?? 2,
       // Every client reaches the nodes from the balancer's one address, as behind an ingress
       // without X-Forwarded-For: the per-address limit would be a limit on the whole fleet.
-      extraArgs: ['--connect-rate-per-address', '100000', ...(this.options.extraArgs ?? [])],
+      extraArgs: [
+        '--connect-rate-per-address', '100000',
+        ...(this.options.rebalance === false ? ['--rebalance-per-round', '0'] : []),
+        ...(this.options.extraArgs ?? []),
+      ],
     });
   }
 

@@ -65,6 +65,10 @@ export interface ScenarioReport extends Figures {
   readonly unsettledClients: number;
   /** "backbone down" reports in the nodes' logs during the scenario. */
   readonly backboneDown: number;
+  /** Connections the clients lost, by close code (the clients' own close at the end excluded). */
+  readonly disconnects: Record<string, number>;
+  /** Accepted publications by route (`http:<node>`, `direct`). */
+  readonly acceptedByRoute: Record<string, number>;
   readonly [extra: string]: unknown;
 }
 
@@ -117,6 +121,8 @@ export async function runScenario(fleet: Fleet, name: string, load: LoadOptions,
       settled,
       unsettledClients: pool.clients.filter((c) => !done(c)).length,
       backboneDown: backboneDownReports(fleet) - downBefore,
+      disconnects: countBy(pool.clients.flatMap((c) => c.events.flatMap((e) => (e.type === 'disconnected' ? [String(e.code)] : [])))),
+      acceptedByRoute: countBy(publisher.sent.filter((x) => x.outcome === 'accepted').map((x) => x.route)),
       ...outcome.extra,
     };
     if (load.print !== false) console.log(JSON.stringify(report));
@@ -125,6 +131,12 @@ export async function runScenario(fleet: Fleet, name: string, load: LoadOptions,
     await publisher.stop();
     pool.close();
   }
+}
+
+function countBy(keys: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of keys) out[k] = (out[k] ?? 0) + 1;
+  return out;
 }
 
 /** "backbone down" lines in every node's log so far (nodes that ended included while held). */

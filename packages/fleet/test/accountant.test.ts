@@ -35,7 +35,7 @@ test('every publication received once and in order: nothing lost, duplicated or 
 test('a publication one client never received is lost; without a gap event the loss is silent', () => {
   const f = account({ sent: [sent(1), sent(2), sent(3)], clients: [client([pub(1), pub(3)])], sequenced: true });
   assert.deepEqual([f.lost, f.lostSilent, f.lostReported], [1, 1, 0]);
-  assert.deepEqual(f.losses, [{ channel: CH, seq: 2, route: 'direct', outcome: 'accepted', missedBy: 1, reported: 0 }]);
+  assert.deepEqual(f.losses, [{ channel: CH, seq: 2, route: 'direct', outcome: 'accepted', offset: 2, missedBy: 1, reported: 0 }]);
 });
 
 test('a loss is reported only by a gap event where the publication went missing', () => {

@@ -1,0 +1,167 @@
+/**
+ * Three real gateway processes on one backbone, 30 SDK clients spread over them by a TCP
+ * balancer, three channels, a publisher at 50/s through every node's publish API and straight into
+ * the backbone (issue 3, item 4). For each backbone:
+ * - steady: every subscriber gets every publication exactly once, in per-channel order;
+ * - kill -9 of one gateway under load: its clients reconnect to the others; on Redis, JetStream
+ *   and Kafka nothing is lost or duplicated; on NATS core every loss is reported as a gap;
+ * - a restart of the backbone (a private server): the gateways stay up, answer /readyz 503
+ *   meanwhile, reconnect and recover.
+ * Every scenario prints one JSON line of figures.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SERVICES, serviceSkipReason } from '@gatehouse/testkit';
+import {
+  Fleet,
+  backboneRestart,
+  killOne,
+  privateServerUnavailable,
+  startPrivateServer,
+  steady,
+  type LoadOptions,
+  type PrivateServer,
+  type ScenarioReport,
+} from '../src/index.js';
+
+const LOAD: LoadOptions = { clients: 30, channels: 3, ratePerSecond: 50, durationMs: 3000, settleTimeoutMs: 20_000 };
+
+interface Case {
+  readonly name: 'redis' | 'nats' | 'jetstream' | 'kafka';
+  readonly url: string;
+  readonly service: 'redis' | 'nats' | 'kafka';
+  /** History survives, so nothing may be lost; otherwise every loss must be reported. */
+  readonly durable: boolean;
+}
+
+const CASES: Case[] = [
+  { name: 'redis', url: `redis://${SERVICES.redis.host}:${SERVICES.redis.port}`, service: 'redis', durable: true },
+  { name: 'nats', url: `nats://${SERVICES.nats.host}:${SERVICES.nats.port}`, service: 'nats', durable: false },
+  { name: 'jetstream', url: `jetstream://${SERVICES.nats.host}:${SERVICES.nats.port}`, service: 'nats', durable: true },
+  { name: 'kafka', url: `kafka://${SERVICES.kafka.host}:${SERVICES.kafka.port}`, service: 'kafka', durable: true },
+];
+
+/** Losses on a durable backbone, or unreported ones anywhere, with the evidence in the message. */
+function assertDelivery(r: ScenarioReport, durable: boolean): void {
+  const evidence = JSON.stringify({ lost: r.lost, lostSilent: r.lostSilent, losses: r.losses, gapReasons: r.gapReasons, unsettled: r.unsettledClients });
+  if (durable) {
+    assert.equal(r.lost, 0, `nothing may be lost on a durable backbone: ${evidence}`);
+    assert.equal(r.gaps, 0, `no gap on a durable backbone: ${evidence}`);
+  } else {
+    assert.equal(r.lostSilent, 0, `every loss must be reported as a gap: ${evidence}`);
+  }
+  assert.equal(r.settled, true, `every client back with every marker before the deadline: ${evidence}`);
+}
+
+const skips = new Map<Case['name'], string | undefined>();
+for (const c of CASES) skips.set(c.name, await serviceSkipReason(c.service, `fleet multi-node (${c.name})`));
+
+function assertNoDuplicates(r: ScenarioReport): void {
+  assert.equal(r.duplicated, 0, 'no publication delivered twice');
+  assert.equal(r.outOfOrder, 0, 'per-channel order (per publisher on NATS core)');
+  assert.equal(r.unknown, 0, 'nothing arrives that was never sent');
+}
+
+/**
+ * Restart scenarios that lose publications today, each a bug in another package, reported to its
+ * owners. The delivery check of these runs as todo: it prints its failure without failing the
+ * run. Delete an entry once its fix lands, and the check is enforced again.
+ */
+const KNOWN_RESTART_BUGS: Partial<Record<Case['name'], string>> = {
+  redis:
+    'server hub: a hole seen while the backbone reconnects (pub/sub link back before the command link) is reported as a backbone gap instead of being filled on up; see refill.test.ts',
+  jetstream:
+    'backbone-nats JetStream: after a server restart the channel readers skip what was published meanwhile and stall; silent loss',
+  kafka:
+    'backbone-kafka: after a broker SIGKILL the partition log may restart below positions already delivered; plan() clamps to the new end under the same epoch, so reused offsets are dropped as duplicates',
+};
+
+describe('fleet multi-node', { concurrency: 2 }, () => {
+  describe('three gateways on the shared servers', () => {
+    for (const c of CASES) describeShared(c);
+  });
+  describe('backbone restarts on private servers', () => {
+    for (const c of CASES) describeRestart(c);
+  });
+});
+
+function describeShared(c: Case): void {
+  const skip = skips.get(c.name);
+  describe(`three gateways on ${c.name}`, { skip: skip ?? false }, () => {
+    let fleet: Fleet | undefined;
+    before(async () => {
+      // Other suites' gateways on the shared server would count as part of this fleet.
+      fleet = await Fleet.start({ backbone: [c.url], rebalance: false });
+    });
+    after(async () => {
+      await fleet?.close();
+    });
+
+    test('publications through any node and straight into the backbone reach every subscriber exactly once, in per-channel order', async () => {
+      const { report: r } = await steady(fleet as Fleet, LOAD);
+      assert.ok(r.published >= 100, `published ${r.published}`);
+      assert.deepEqual(
+        Object.keys(r.acceptedByRoute).sort(),
+        [...(fleet as Fleet).nodes.map((n) => `http:${n.nodeId}`), 'direct'].sort(),
+        'every node\'s publish API and the direct route carried publications',
+      );
+      assert.equal(r.expected, r.published * LOAD.clients, 'every client subscribes to every channel');
+      assert.equal(r.delivered, r.expected);
+      assert.equal(r.lost, 0);
+      assert.equal(r.gaps, 0);
+      assertNoDuplicates(r);
+      assert.equal(r.settled, true);
+    });
+
+    test('kill -9 of one gateway under load: its clients reconnect to the others and lose nothing unreported', async () => {
+      const f = fleet as Fleet;
+      const { report: r, pool } = await killOne(f, LOAD);
+      assert.ok((r['clientsOnKilled'] as number) > 0, 'the killed node held clients');
+      assert.equal(r.reconnects, r['clientsOnKilled'], 'every client of the killed node lost its connection');
+      assert.equal(r.notBack, 0, 'and every one came back');
+      for (const client of pool.clients) {
+        const last = client.events.filter((e) => e.type === 'connected').at(-1);
+        assert.notEqual(last?.type === 'connected' ? last.node : undefined, r['killed'], `${client.id} ended on a live node`);
+      }
+      assertNoDuplicates(r);
+      assertDelivery(r, c.durable);
+    });
+  });
+}
+
+function describeRestart(c: Case): void {
+  const skip = skips.get(c.name) ?? privateServerUnavailable(c.name);
+  describe(`a ${c.name} restart under three gateways`, { skip: skip ?? false }, () => {
+    let server: PrivateServer | undefined;
+    let fleet: Fleet | undefined;
+    let report: ScenarioReport | undefined;
+    before(async () => {
+      server = await startPrivateServer(`${c.name}://`);
+      fleet = await Fleet.start({ backbone: [server.url] });
+      report = (await backboneRestart(fleet, server, LOAD)).report;
+    });
+    after(async () => {
+      await fleet?.close();
+      await server?.stop();
+    });
+
+    test('the gateways stay up, answer /readyz 503 while it is away, and are ready again after', () => {
+      const r = report as ScenarioReport;
+      assert.equal(r['nodesRunning'], 3, 'no gateway exited');
+      assert.equal(typeof r['notReadyAfterMs'], 'number', 'every node answered 503');
+      assert.equal(typeof r['readyAgainAfterMs'], 'number', 'every node answered 200 again');
+      assert.ok(r.rejected > 0, 'publications were refused while the backbone was away');
+      assert.ok(r.backboneDown >= 3, 'each node logged the outage');
+      assertNoDuplicates(r);
+    });
+
+    const known = KNOWN_RESTART_BUGS[c.name];
+    test(
+      c.durable ? 'and recover every publication: nothing lost' : 'and report every loss to the clients as a gap',
+      known ? { todo: known } : {},
+      () => {
+        assertDelivery(report as ScenarioReport, c.durable);
+      },
+    );
+  });
+}
