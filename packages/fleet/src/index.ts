@@ -22,3 +22,7 @@ export { privateServerUnavailable, startPrivateServer } from './servers.js';
 export type { PrivateServer } from './servers.js';
 export { percentiles } from './stats.js';
 export type { Percentiles } from './stats.js';
+export { ADMISSION_OFF, runStorm } from './storm.js';
+export type { StormOptions, StormReport } from './storm.js';
+export { DRILLS, DRILL_USAGE, DrillUsageError, fleetViolations, runDrill, stormViolations } from './drills.js';
+export type { DrillName } from './drills.js';
