@@ -50,8 +50,10 @@ export interface LoadReport {
   subscribed: number;
   /** Confirmed subscriptions per plan entry (channel), right now. */
   subscribedByChannel: number[];
-  /** Attempts that failed before their subscription was confirmed. */
+  /** Attempts that failed before their subscription was confirmed (after their retries). */
   failed: number;
+  /** Lean attempts that failed and were tried again. */
+  retries: number;
   /** Subscribed connections the server or the network closed while we did not ask. */
   dropped: number;
   /** `pub` frames received. */
@@ -80,6 +82,10 @@ export class LoadStats {
   subscribed = 0;
   subscribedByChannel: number[];
   failed = 0;
+  /** Lean attempts that failed and were tried again. */
+  retries = 0;
+  /** Set by the worker: opens a new attempt in place of a failed one. */
+  retry: ((failed: LeanConnection) => void) | undefined;
   dropped = 0;
   received = 0;
   outOfOrder = 0;
@@ -128,6 +134,7 @@ export class LoadStats {
       subscribed: this.subscribed,
       subscribedByChannel: this.subscribedByChannel.slice(),
       failed: this.failed,
+      retries: this.retries,
       dropped: this.dropped,
       received: this.received,
       outOfOrder: this.outOfOrder,
@@ -158,6 +165,8 @@ export interface LoadConnection {
 const CONNECT_FRAME = Buffer.from('{"op":"connect","id":1,"v":1}');
 const PONG_FRAME = Buffer.from('{"op":"pong"}');
 const HANDSHAKE_TIMEOUT_MS = 15_000;
+/** Attempts per lean connection before it counts as failed. */
+const MAX_ATTEMPTS = 3;
 
 const enum LeanState {
   Connecting = 0,
@@ -184,12 +193,17 @@ export class LeanConnection implements ReaderState, LoadConnection {
   now = 0;
   readonly socket: TaggedSocket;
 
+  /** Socket open (counted in `stats.open`). */
+  private counted = false;
+
   constructor(
     readonly stats: LoadStats,
     readonly channelIndex: number,
-    private readonly subscribeFrame: Buffer,
-    endpoint: Endpoint,
-    localAddress: string | undefined,
+    readonly subscribeFrame: Buffer,
+    readonly endpoint: Endpoint,
+    readonly localAddress: string | undefined,
+    /** 1 for the first attempt; a failed attempt is retried up to MAX_ATTEMPTS. */
+    readonly attempt = 1,
   ) {
     this.key = handshakeKey();
     stats.started++;
@@ -216,6 +230,7 @@ export class LeanConnection implements ReaderState, LoadConnection {
   /** @internal */
   connected(): void {
     this.stats.open++;
+    this.counted = true;
     this.socket.write(this.request as string);
     this.request = null;
     this.state = LeanState.Upgrading;
@@ -315,10 +330,26 @@ export class LeanConnection implements ReaderState, LoadConnection {
   private failed(reason: string): void {
     if (this.state === LeanState.Closed) return;
     if (this.state !== LeanState.Subscribed) {
-      this.stats.fail(reason);
+      this.giveUpOrRetry(reason);
       this.state = LeanState.Closed;
     }
     this.socket.destroy();
+  }
+
+  /**
+   * An attempt failed before its subscription: like a real client, try again after a pause (a
+   * moment of overload on a shared machine should not fail a whole run), and count it as failed
+   * only when the last attempt fails too.
+   */
+  private giveUpOrRetry(reason: string): void {
+    const stats = this.stats;
+    if (this.attempt < MAX_ATTEMPTS && !stats.stopping && stats.retry) {
+      stats.retries++;
+      stats.note(`${reason} (retried)`);
+      stats.retry(this);
+    } else {
+      stats.fail(reason);
+    }
   }
 
   /** @internal */
@@ -337,12 +368,13 @@ export class LeanConnection implements ReaderState, LoadConnection {
 
   /** @internal */
   closed(): void {
-    if (this.state >= LeanState.Upgrading) this.stats.open--;
+    if (this.counted) this.stats.open--;
+    this.counted = false;
     if (this.state === LeanState.Subscribed) {
       this.stats.subscribedTo(this.channelIndex, -1);
       if (!this.stats.stopping) this.stats.dropped++;
     } else if (this.state !== LeanState.Closed && !this.stats.stopping) {
-      this.stats.fail('closed before subscribed');
+      this.giveUpOrRetry('closed before subscribed');
     }
     this.state = LeanState.Closed;
     this.rest = null;

@@ -16,6 +16,7 @@ export interface LoadTotals {
   subscribed: number;
   subscribedByChannel: number[];
   failed: number;
+  retries: number;
   dropped: number;
   received: number;
   outOfOrder: number;
@@ -191,6 +192,7 @@ export class WorkerPool {
       subscribed: 0,
       subscribedByChannel: new Array<number>(this.channelsInPhase).fill(0),
       failed: 0,
+      retries: 0,
       dropped: 0,
       received: 0,
       outOfOrder: 0,
@@ -207,6 +209,7 @@ export class WorkerPool {
       t.open += r.open;
       t.subscribed += r.subscribed;
       t.failed += r.failed;
+      t.retries += r.retries;
       t.dropped += r.dropped;
       t.received += r.received;
       t.outOfOrder += r.outOfOrder;

@@ -150,6 +150,7 @@ export function combineRounds(results: TargetResult[]): TargetResult {
     expected: sum((r) => r.expected),
     outOfOrder: sum((r) => r.outOfOrder),
     failedConnections: sum((r) => r.failedConnections),
+    connectRetries: sum((r) => r.connectRetries),
     droppedConnections: sum((r) => r.droppedConnections),
     publications: last.publications && {
       ...last.publications,
@@ -228,7 +229,7 @@ export function textSummary(doc: BenchDocument): string {
       ['peak event-loop lag', (r) => fmtMs(r.storm?.peakEventLoopLagMs ?? null), ''],
     );
   }
-  rows.push(['connections failed / dropped', (r) => `${r.failedConnections} / ${r.droppedConnections}`, '']);
+  rows.push(['connections failed / retried / dropped', (r) => `${r.failedConnections} / ${r.connectRetries} / ${r.droppedConnections}`, '']);
   const table = [
     ['', ...cols.map((c) => c.name), cols.length > 1 ? `ratio (gateway / ${cols[1]?.name})` : ''],
     ...rows.map(([label, f, r]) => [label, ...cols.map((c) => f(c.r)), cols.length > 1 ? r : '']),

@@ -76,6 +76,8 @@ export interface TargetResult {
   /** Publications that arrived out of sequence on a connection (a gap or a duplicate). */
   outOfOrder: number;
   failedConnections: number;
+  /** Lean connection attempts that failed and were retried (each connection tries up to 3 times). */
+  connectRetries: number;
   droppedConnections: number;
   /** Idle only: server CPU cores used while idle (CPU seconds per second). */
   idleCpuCores: number | null;
@@ -434,6 +436,7 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
       extra: Math.max(0, delivered - expected),
       outOfOrder: totals.outOfOrder,
       failedConnections: totals.failed,
+      connectRetries: totals.retries,
       droppedConnections: totals.dropped,
       idleCpuCores: idleCpuCores === null ? null : Math.round(idleCpuCores * 10_000) / 10_000,
       cpuSeconds: Math.round((window.to.cpuSeconds - window.from.cpuSeconds) * 1000) / 1000,

@@ -55,6 +55,14 @@ function send(msg: FromWorker): void {
 function start(msg: Extract<ToWorker, { type: 'start' }>): void {
   stats = new LoadStats(msg.plan.length);
   conns = [];
+  const current = stats;
+  stats.retry = (failed) => {
+    const timer = setTimeout(() => {
+      if (current.stopping) return;
+      conns.push(new LeanConnection(current, failed.channelIndex, failed.subscribeFrame, failed.endpoint, failed.localAddress, failed.attempt + 1));
+    }, 1000 + Math.random() * 1000);
+    timer.unref();
+  };
   const total = msg.plan.reduce((a, p) => a + p.count, 0);
   const frames = msg.plan.map((p) => subscribeFrameFor(p.channel));
   let entry = 0;
@@ -63,7 +71,7 @@ function start(msg: Extract<ToWorker, { type: 'start' }>): void {
   const t0 = performance.now();
   const step = () => {
     const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * msg.rampPerSecond) + 1);
-    while (k < due && stats.started - stats.subscribed - stats.failed - stats.dropped < msg.maxPending) {
+    while (k < due && stats.started - stats.subscribed - stats.failed - stats.dropped - stats.retries < msg.maxPending) {
       while (leftInEntry === 0) leftInEntry = msg.plan[++entry]?.count ?? 0;
       leftInEntry--;
       const endpoint = msg.endpoints[(k + msg.endpointOffset) % msg.endpoints.length] as Endpoint;

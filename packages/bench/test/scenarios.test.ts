@@ -46,6 +46,7 @@ function checkResult(r: TargetResult | undefined, connections: number): asserts 
   assert.equal(r.latencyHistogram.count, r.delivered);
   assert.equal(r.connections, connections);
   assert.equal(r.failedConnections, 0);
+  assert.ok(isNum(r.connectRetries));
   assert.equal(r.droppedConnections, 0);
   assert.equal(r.outOfOrder, 0);
   assert.ok(r.series.length >= 1);
@@ -209,6 +210,20 @@ describe('failures', () => {
     const r = await bench(['idle', '--connections', '10', '--url', `http://127.0.0.1:${closedPort}`, '--api-key', 'k', '--quiet']);
     assert.equal(r.code, 1, r.err);
     assert.match(r.err, /ECONNREFUSED/);
+  });
+
+  test('refused attempts are retried, then the run fails naming the refusal', async () => {
+    process.env['GATEHOUSE_LOG_LEVEL'] ??= 'silent';
+    const gw = new Gateway({ host: '127.0.0.1', port: 0, apiKeys: [{ key: 'bench-test-key-123' }], connectRate: 1, connectRatePerAddress: 100_000 });
+    const { port } = await gw.start();
+    try {
+      const r = await bench(['idle', '--connections', '12', '--url', `http://127.0.0.1:${port}`, '--api-key', 'bench-test-key-123', '--quiet']);
+      assert.equal(r.code, 1, r.err);
+      assert.match(r.err, /only \d+ of 12 connections subscribed/);
+      assert.match(r.err, /overloaded \(connect_rate\).*\(retried\)|\(retried\).*overloaded/);
+    } finally {
+      await gw.close();
+    }
   });
 
   test('the time bound stops the run and everything it started', async () => {
