@@ -4,9 +4,8 @@
  * the next one (its pub/sub link came back first) while history is still out of reach. Once the
  * backbone is up the hole is in history, so the client must get it, with no gap.
  *
- * Today the hub gives up at the first failed history read (`fillFromHistory` turns any error into
- * a 'backbone' gap and moves the channel past the hole), and the 'up' that follows finds nothing to
- * fill: a durable backbone loses a publication. Marked todo until the hub retries the fill on 'up'.
+ * The hub once gave up at the first failed history read (turning it into a 'backbone' gap and
+ * moving the channel past the hole); it now keeps the fill pending and retries it on 'up'.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,7 +80,6 @@ class ScriptedBackbone implements Backbone {
 
 test(
   'a hole seen while the backbone reconnects is filled from history once it is up, with no gap',
-  { todo: 'gateway bug: Hub.fillFromHistory reports a backbone gap when a history read fails during an outage instead of retrying on up' },
   async () => {
     const backbone = new ScriptedBackbone();
     // The gateway's default logger reads its level from here.

@@ -30,6 +30,8 @@ interface Channel {
   offset: number;
   /** While filling a hole from history, newer publications wait here. */
   resync: Publication[] | undefined;
+  /** A fill failed because the backbone was away: retry it when the backbone is up again. */
+  fillOnUp: boolean;
 }
 
 /** What the hub needs from the gateway. */
@@ -123,6 +125,10 @@ export class Hub implements BackboneHandler {
       } else if (!ch.resync) {
         ch.resync = [];
         void this.fillFromHistory(ch);
+      } else if (ch.fillOnUp) {
+        // A fill that failed during the outage: history is reachable again, so try it now.
+        ch.fillOnUp = false;
+        void this.fillFromHistory(ch);
       }
     }
   }
@@ -136,7 +142,7 @@ export class Hub implements BackboneHandler {
   async subscribe(s: Session, channel: string, requestId: number, since: StreamPosition | undefined): Promise<void> {
     let ch = this.channels.get(channel);
     if (!ch) {
-      ch = { name: channel, subs: new Set(), ready: Promise.resolve(), lingerTimer: undefined, epoch: '', offset: 0, resync: undefined };
+      ch = { name: channel, subs: new Set(), ready: Promise.resolve(), lingerTimer: undefined, epoch: '', offset: 0, resync: undefined, fillOnUp: false };
       this.channels.set(channel, ch);
       const created = ch;
       ch.ready = this.o.backbone.subscribe(channel).catch((err: unknown) => {
@@ -326,6 +332,7 @@ export class Hub implements BackboneHandler {
 
   /** Delivers what this node missed on `ch` from history, then what waited in `ch.resync`. */
   private async fillFromHistory(ch: Channel): Promise<void> {
+    const duringOutage = this.o.backbone.state !== 'up';
     try {
       const hist = await this.o.backbone.history(ch.name, { epoch: ch.epoch, offset: ch.offset }, this.o.historyLimit(ch.name));
       if (this.channels.get(ch.name) !== ch || !ch.resync) return;
@@ -342,8 +349,20 @@ export class Hub implements BackboneHandler {
       }
       for (const p of waiting) this.onPublication(p);
     } catch (err) {
+      if (this.channels.get(ch.name) !== ch || !ch.resync) return;
+      if (this.o.backbone.state !== 'up') {
+        // The backbone is away: the hole may well be in history once it is back. Keep what
+        // waits (bounded by MAX_RESYNC_BUFFER) and fill when the backbone reports 'up'.
+        ch.fillOnUp = true;
+        return;
+      }
+      if (duringOutage) {
+        // The read was made while the backbone was away, and it is back now: read again.
+        void this.fillFromHistory(ch);
+        return;
+      }
       this.o.log.warn({ err, channel: ch.name }, 'history read failed while filling a gap');
-      if (this.channels.get(ch.name) === ch && ch.resync) this.abandonResync(ch, 'backbone');
+      this.abandonResync(ch, 'backbone');
     }
   }
 }
