@@ -68,8 +68,6 @@ function assertNoDuplicates(r: ScenarioReport): void {
  * run. Delete an entry once its fix lands, and the check is enforced again.
  */
 const KNOWN_RESTART_BUGS: Partial<Record<Case['name'], string>> = {
-  redis:
-    'server hub: a hole seen while the backbone reconnects (pub/sub link back before the command link) is reported as a backbone gap instead of being filled on up; see refill.test.ts',
   jetstream:
     'backbone-nats JetStream: after a server restart the channel readers skip what was published meanwhile and stall; silent loss',
   kafka:
