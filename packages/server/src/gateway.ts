@@ -87,6 +87,8 @@ export class Gateway {
   private fleetTimer: NodeJS.Timeout | undefined;
   /** Bytes waiting in every outbound queue, as of the last fleet tick. */
   private pendingTotal = 0;
+  /** Since when the backbone has been up without a break (ms), for rebalancing decisions. */
+  private backboneUpSince: number | undefined;
 
   constructor(options: Partial<GatewayOptions> = {}, deps: GatewayDeps = {}) {
     this.options = resolveOptions(options);
@@ -183,6 +185,7 @@ export class Gateway {
       },
       onStateChange: (state, error) => {
         this.metrics.backboneStateChanges.inc({ state });
+        this.backboneUpSince = state === 'up' ? (this.backboneUpSince ?? Date.now()) : undefined;
         if (state === 'down') this.log.warn({ err: error, backbone: this.backbone.kind }, 'backbone down');
         else if (state === 'up') this.log.info({ backbone: this.backbone.kind }, 'backbone up');
         this.hub.onStateChange(state);
@@ -710,7 +713,10 @@ export class Gateway {
     if (this.backbone.state === 'up') {
       this.backbone.publish(NODES_CHANNEL, JSON.stringify(me), { historySize: 0, historyTtlSeconds: 0 }).catch(() => {});
     }
-    if (this.options.rebalancePerRound > 0 && me.ready) {
+    // Rebalance only on a settled view: after an outage, announcements come back at different
+    // times and a node would shed clients against a fleet it only half sees.
+    const settled = this.backboneUpSince !== undefined && Date.now() - this.backboneUpSince >= 3 * this.options.announceIntervalMs;
+    if (this.options.rebalancePerRound > 0 && me.ready && settled) {
       const excess = this.fleet.excess(me.node, this.sessionCount, this.options.rebalanceTolerance, this.options.rebalancePerRound);
       if (excess > 0) this.shed(excess);
     }
