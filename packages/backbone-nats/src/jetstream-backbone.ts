@@ -2,9 +2,10 @@
  * The JetStream backbone: durable and replayable. One stream (default `GATEHOUSE`) captures
  * `<prefix>.>`; a publication's offset is its stream sequence (strictly rising within a channel,
  * not contiguous), and the epoch is the stream's creation time, so a recreated stream is a new
- * epoch. Each subscribed channel is read by one ordered consumer filtered to its subject, which
- * the client library recreates from the last delivered sequence after any hiccup: no gap, no
- * duplicate, in stream order.
+ * epoch. Each subscribed channel is read by one ordered consumer filtered to its subject. The
+ * adapter, not the client library, owns resumption: after every reconnect, and whenever a
+ * consumer stalls or ends, it replaces the channel's consumer with a new one starting right after
+ * the last sequence it delivered: no gap, no duplicate, in stream order.
  *
  * Retention belongs to the stream (max age, max messages per subject, max bytes), not to a
  * channel. The per-publish `historySize`/`historyTtlSeconds` travel in message headers and are
@@ -62,6 +63,17 @@ interface ChannelReader {
   /** Sequence of the last publication delivered, to drop anything out of order. */
   last: number;
 }
+
+/**
+ * Consumer notifications after which the library's own recovery of an ordered consumer cannot be
+ * trusted. In @nats-io/jetstream 3.4 a consumer lost with the server (ordered consumers are
+ * in-memory) is recreated by the library with its stale pending-pull count, so its first pull
+ * asks for 0 messages and the reader stalls (or the request is refused and the reader ends).
+ */
+const REPLACE_ON = new Set(['heartbeats_missed', 'consumer_not_found', 'consumer_deleted', 'stream_not_found', 'reset']);
+
+/** Server heartbeats are expected every half of this; two missed ones mean the reader stalled. */
+const PULL_EXPIRES_MS = 10_000;
 
 /** A Backbone on one JetStream stream. */
 export class JetStreamBackbone implements Backbone {
@@ -202,10 +214,58 @@ export class JetStreamBackbone implements Backbone {
   private async startReader(channel: string, reader: ChannelReader, startSeq: number): Promise<void> {
     const consumer = await this.orderedConsumer(channel, startSeq);
     reader.last = startSeq - 1;
-    reader.messages = await consumer.consume({
+    const messages = await consumer.consume({
       max_messages: 256,
+      expires: PULL_EXPIRES_MS,
       callback: (m: JsMsg) => this.onMessage(channel, reader, m),
     });
+    reader.messages = messages;
+    void this.watchReader(channel, reader, messages);
+  }
+
+  /**
+   * Replaces `reader` when its consumer stalls (missed heartbeats), is lost, or ends without us
+   * stopping it. While the link is down nothing is done here: `recover` replaces every reader.
+   */
+  private async watchReader(channel: string, reader: ChannelReader, messages: ConsumerMessages): Promise<void> {
+    let why = 'ended';
+    void messages.closed().then(
+      (err) => this.replaceStalled(channel, reader, err ? `ended: ${err.message}` : 'ended'),
+      (err: Error) => this.replaceStalled(channel, reader, `ended: ${err.message}`),
+    );
+    try {
+      for await (const s of messages.status()) {
+        if (REPLACE_ON.has(s.type)) {
+          why = s.type;
+          break;
+        }
+      }
+    } catch {
+      // The status stream failing is handled like the consumer ending.
+    }
+    this.replaceStalled(channel, reader, why);
+  }
+
+  private replaceStalled(channel: string, reader: ChannelReader, why: string): void {
+    if (this.readers.get(channel) !== reader || this.link.state !== 'up') return;
+    this.replaceReader(channel, reader, reader.last).catch((err: Error) => {
+      // Cannot make a consumer while connected: treat it as an outage; recovery retries them all.
+      this.link.retryRecover(new Error(`jetstream reader of ${channel} ${why}, and could not be replaced: ${err.message}`));
+    });
+  }
+
+  /**
+   * Puts a new reader in `old`'s slot, resuming right after sequence `last`. The old consumer is
+   * stopped first, and the old reader object no longer matches the slot, so nothing it still
+   * delivers gets through. On failure the slot keeps the new reader (no consumer, same `last`).
+   */
+  private async replaceReader(channel: string, old: ChannelReader, last: number): Promise<void> {
+    const next: ChannelReader = { messages: undefined, last };
+    this.readers.set(channel, next);
+    old.messages?.stop();
+    await this.startReader(channel, next, last + 1);
+    // Unsubscribed (or replaced again) while the consumer was being made.
+    if (this.readers.get(channel) !== next) next.messages?.stop();
   }
 
   private onMessage(channel: string, reader: ChannelReader, m: JsMsg): void {
@@ -377,7 +437,13 @@ export class JetStreamBackbone implements Backbone {
     return info;
   }
 
-  /** After a reconnect: re-read the stream (epoch) before reporting `up`; readers resume by themselves. */
+  /**
+   * After a reconnect (or a reader that could not be replaced): re-read the stream (epoch), then
+   * give every channel a new consumer starting right after the last sequence it delivered, before
+   * reporting `up`. The old consumers are not trusted to resume by themselves: after a server
+   * restart they are gone, and the client library's recreation of them stalls (see REPLACE_ON),
+   * which silently lost everything published while this node was away.
+   */
   private async recover(): Promise<void> {
     this.recovering = true;
     try {
@@ -385,18 +451,24 @@ export class JetStreamBackbone implements Backbone {
     } finally {
       this.recovering = false;
     }
-    if (this.epoch === this.readersEpoch) return;
-    // The stream is new: the readers' sequences mean nothing there. Read each channel from the
-    // start of the new stream (all of it was published after the old one vanished).
-    // Every channel keeps its slot while this runs, so a failed attempt is retried in full.
-    const channels = [...this.readers.keys()];
-    for (const r of this.readers.values()) r.messages?.stop();
-    for (const channel of channels) this.readers.set(channel, { messages: undefined, last: 0 });
-    for (const channel of channels) {
-      const reader = this.readers.get(channel);
-      if (reader) await this.startReader(channel, reader, 1);
+    // A subscribe in flight when the link dropped settles (or fails) first; its slot is then
+    // replaced like the others.
+    await Promise.allSettled([...this.pending.values()]);
+    if (this.epoch !== this.readersEpoch) {
+      // The stream is new: the readers' sequences mean nothing there. Read each channel from the
+      // start of the new stream (all of it was published after the old one vanished).
+      for (const [channel, r] of [...this.readers]) {
+        r.messages?.stop();
+        this.readers.set(channel, { messages: undefined, last: 0 });
+      }
+      // The slots now hold positions in the new stream, so a failed attempt below resumes from them.
+      this.readersEpoch = this.epoch;
     }
-    this.readersEpoch = this.epoch;
+    // Every channel keeps its slot (and `last`) while this runs, so a failed attempt is retried
+    // in full by the link, each channel again from its own last delivered sequence.
+    for (const [channel, old] of [...this.readers]) {
+      if (this.readers.get(channel) === old) await this.replaceReader(channel, old, old.last);
+    }
   }
 }
 
