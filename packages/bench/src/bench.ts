@@ -61,17 +61,8 @@ export async function benchMain(argv: string[], io: BenchIo = defaultIo): Promis
   process.once('SIGTERM', onTerm);
   const live = new Set<TargetSet>();
   let pool: WorkerPool | undefined;
-  try {
-    const aborted = new Promise<never>((_, reject) => {
-      abort.signal.addEventListener('abort', () => reject(abort.signal.reason as Error), { once: true });
-    });
-    aborted.catch(() => {});
-    const doc = await Promise.race([
-      run(p, progress, abort.signal, live, (x) => {
-        pool = x;
-      }),
-      aborted,
-    ]);
+  const state: RunState = { startedAt: new Date(), gateway: [], baselines: new Map(), profiles: [] };
+  const write = (doc: BenchDocument) => {
     io.out(textSummary(doc));
     if (p.jsonFile) {
       writeFileSync(p.jsonFile, JSON.stringify(doc, null, 2) + '\n');
@@ -81,10 +72,26 @@ export async function benchMain(argv: string[], io: BenchIo = defaultIo): Promis
       writeFileSync(p.htmlFile, htmlReport(doc));
       io.err.write(`wrote ${p.htmlFile}\n`);
     }
+  };
+  try {
+    const aborted = new Promise<never>((_, reject) => {
+      abort.signal.addEventListener('abort', () => reject(abort.signal.reason as Error), { once: true });
+    });
+    aborted.catch(() => {});
+    await Promise.race([
+      run(p, state, progress, abort.signal, live, (x) => {
+        pool = x;
+      }),
+      aborted,
+    ]);
+    write(assemble(p, state));
     return 0;
   } catch (err) {
     progress.done();
-    io.err.write(`gatehouse bench: ${(err as Error).message}\n`);
+    const message = (err as Error).message;
+    // What was measured before the failure is kept, marked incomplete, rather than thrown away.
+    if (state.gateway.length > 0) write(assemble(p, state, message));
+    io.err.write(`gatehouse bench: ${message}\n`);
     return 1;
   } finally {
     clearTimeout(bound);
@@ -95,14 +102,22 @@ export async function benchMain(argv: string[], io: BenchIo = defaultIo): Promis
   }
 }
 
+/** What the phases measured so far: enough to write a document even if a later phase fails. */
+interface RunState {
+  startedAt: Date;
+  gateway: TargetResult[];
+  baselines: Map<BaselineMode, TargetResult[]>;
+  profiles: { target: string; files: string[] }[];
+}
+
 async function run(
   p: BenchParams,
+  state: RunState,
   progress: ProgressSink,
   signal: AbortSignal,
   live: Set<TargetSet>,
   onPool: (pool: WorkerPool) => void,
-): Promise<BenchDocument> {
-  const startedAt = new Date();
+): Promise<void> {
   const apiKey = p.apiKey ?? `bench-${randomBytes(12).toString('hex')}`;
   if (p.profileDir) mkdirSync(p.profileDir, { recursive: true });
   const pool = await WorkerPool.start(p.workers);
@@ -126,10 +141,7 @@ async function run(
   };
 
   const phases: Phase[] = [{ kind: 'gateway' }, ...(p.against ? p.baselineModes.map((mode) => ({ kind: 'raw-ws' as const, mode })) : [])];
-  const gateway: TargetResult[] = [];
-  const baselines = new Map<BaselineMode, TargetResult[]>();
   let phaseNo = 0;
-  const profiles: { target: string; files: string[] }[] = [];
   for (let round = 0; round < p.rounds; round++) {
     // Alternate the order so drift on a shared machine does not always favour the same side.
     const order = round % 2 === 0 ? phases : [...phases].reverse();
@@ -138,9 +150,9 @@ async function run(
       const set = await start(phase);
       if (set.owned) live.add(set);
       try {
-        const result = await measure({ params: p, pool, progress, phaseNo: phaseNo++, signal, profiles }, set);
-        if (phase.kind === 'gateway') gateway.push(result);
-        else baselines.set(phase.mode, [...(baselines.get(phase.mode) ?? []), result]);
+        const result = await measure({ params: p, pool, progress, phaseNo: phaseNo++, signal, profiles: state.profiles }, set);
+        if (phase.kind === 'gateway') state.gateway.push(result);
+        else state.baselines.set(phase.mode, [...(state.baselines.get(phase.mode) ?? []), result]);
       } finally {
         await pool.stop().catch(() => undefined);
         if (set.owned) {
@@ -150,35 +162,46 @@ async function run(
       }
     }
   }
+}
 
+/**
+ * The document from what was measured. With `error`, the run stopped early: the document says so
+ * and holds only complete rounds' ratios (a ratio needs both sides of the same round).
+ */
+function assemble(p: BenchParams, state: RunState, error?: string): BenchDocument {
   const doc: BenchDocument = {
     tool: '@gatehouse/bench',
     scenario: p.scenario,
-    startedAt: startedAt.toISOString(),
+    startedAt: state.startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
     machine: machine(),
     params: paramsForDocument(p),
-    gateway: combineRounds(gateway),
+    gateway: combineRounds(state.gateway),
   };
+  if (error !== undefined) doc.incomplete = error;
   if (p.against) {
     const all: Partial<Record<BaselineMode, TargetResult>> = {};
     const ratios: Partial<Record<BaselineMode, Ratio>> = {};
     for (const mode of p.baselineModes) {
-      const rs = baselines.get(mode) ?? [];
+      const rs = state.baselines.get(mode) ?? [];
+      if (rs.length === 0) continue;
+      const pairs = Math.min(rs.length, state.gateway.length);
       all[mode] = combineRounds(rs);
-      ratios[mode] = combineRatios(gateway, rs);
+      ratios[mode] = combineRatios(state.gateway.slice(0, pairs), rs.slice(0, pairs));
     }
-    const first = p.baselineModes[0] as BaselineMode;
-    doc.baseline = all[first];
-    doc.ratio = ratios[first];
-    if (p.baselineModes.length > 1) {
+    const first = p.baselineModes.find((m) => all[m] !== undefined);
+    if (first) {
+      doc.baseline = all[first];
+      doc.ratio = ratios[first];
+    }
+    if (Object.keys(all).length > 1) {
       doc.baselines = all;
       doc.ratios = ratios;
     }
   }
   if (p.rounds > 1) {
-    doc.rounds = gateway.map((g, i) =>
-      [g, ...p.baselineModes.map((m) => baselines.get(m)?.[i]).filter((r): r is TargetResult => r !== undefined)].map((r) => ({
+    doc.rounds = state.gateway.map((g, i) =>
+      [g, ...p.baselineModes.map((m) => state.baselines.get(m)?.[i]).filter((r): r is TargetResult => r !== undefined)].map((r) => ({
         target: r.target,
         memoryPerConnectionBytes: r.memoryPerConnectionBytes,
         deliveriesPerCpuSecond: r.deliveriesPerCpuSecond,
@@ -187,9 +210,9 @@ async function run(
     );
   }
   if (p.profileDir) {
-    const files = profiles.filter((x) => x.target === 'gateway').flatMap((x) => x.files);
+    const files = state.profiles.filter((x) => x.target === 'gateway').flatMap((x) => x.files);
     doc.profile = { files, hotSpots: hotSpots(readProfiles(files)) };
-    const others = profiles.filter((x) => x.target !== 'gateway');
+    const others = state.profiles.filter((x) => x.target !== 'gateway');
     if (others.length > 0) doc.profile.baselines = others.map((x) => ({ target: x.target, files: x.files, hotSpots: hotSpots(readProfiles(x.files), 10) }));
   }
   return doc;

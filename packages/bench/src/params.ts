@@ -301,7 +301,9 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
   const connectMs = (connections / rampPerSecond) * 1000;
   const publishMs = burst !== undefined ? 120_000 : durationSeconds * 1000;
   const phases = rounds * (1 + (against ? baselineModes.length : 0));
-  const computedTimeout = Math.ceil((phases * (connectMs * 1.5 + publishMs + settleSeconds * 1000 + 90_000)) / 1000);
+  // Generous: a loaded machine ramps slower than asked, and each phase also settles, probes,
+  // waits for deliveries and stops its processes.
+  const computedTimeout = Math.ceil((phases * (connectMs * 2 + publishMs + settleSeconds * 1000 + 180_000)) / 1000);
   return {
     scenario,
     connections,

@@ -24,10 +24,12 @@ export class Progress implements ProgressSink {
     private readonly quiet = false,
   ) {}
 
+  private readonly t0 = Date.now();
+
   phase(text: string): void {
     if (this.quiet) return;
     this.done();
-    this.out.write(`${text}\n`);
+    this.out.write(`[${Math.round((Date.now() - this.t0) / 1000)} s] ${text}\n`);
   }
 
   update(f: { label: string; open: number; target: number; perSecond: number; p99Ms: number | null; seconds: number }): void {

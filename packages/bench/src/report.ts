@@ -35,6 +35,8 @@ export interface BenchDocument {
   scenario: BenchParams['scenario'];
   startedAt: string;
   finishedAt: string;
+  /** Present when the run stopped early: why. The figures are those measured before. */
+  incomplete?: string;
   machine: Machine;
   params: Record<string, unknown>;
   gateway: TargetResult;
@@ -237,6 +239,7 @@ export function textSummary(doc: BenchDocument): string {
   const width = (table[0] as string[]).map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length)) + 2);
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i] ?? 0)).join('').trimEnd();
   const out = [
+    ...(doc.incomplete ? [`INCOMPLETE RUN (${doc.incomplete}): figures measured before it stopped`] : []),
     `gatehouse bench ${doc.scenario}: ${fmtInt(p.connections)} connections (${p.client}), ${doc.machine.cores} cores, Node ${doc.machine.node}`,
     ...table.map(line),
   ];
