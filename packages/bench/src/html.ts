@@ -118,7 +118,7 @@ export function htmlReport(doc: BenchDocument): string {
   ];
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>gatehouse bench ${esc(doc.scenario)}</title>
-<style>body{font-family:sans-serif;margin:2em;max-width:800px}pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}svg{display:block;margin:1.5em 0}</style>
+<style>body{font-family:sans-serif;margin:2em;max-width:1100px}pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}svg{display:block;margin:1.5em 0}</style>
 </head><body>
 <h1>gatehouse bench ${esc(doc.scenario)}</h1>
 <p>${esc(doc.startedAt)} on ${doc.machine.cores} cores (${esc(doc.machine.cpuModel)}), Node ${esc(doc.machine.node)}, ${esc(doc.machine.platform)} ${esc(doc.machine.kernel)}</p>

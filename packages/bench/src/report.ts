@@ -113,6 +113,10 @@ function median(xs: number[]): number | null {
   return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
+function whole(v: number | null): number | null {
+  return v === null ? null : Math.round(v);
+}
+
 function nums(xs: (number | null)[]): number[] {
   return xs.filter((x): x is number => x !== null && Number.isFinite(x));
 }
@@ -142,8 +146,9 @@ export function combineRounds(results: TargetResult[]): TargetResult {
   const sum = (f: (r: TargetResult) => number) => results.reduce((a, r) => a + f(r), 0);
   return {
     ...last,
-    memoryPerConnectionBytes: med((r) => r.memoryPerConnectionBytes),
-    deliveriesPerCpuSecond: med((r) => r.deliveriesPerCpuSecond),
+    memoryPerConnectionBytes: whole(med((r) => r.memoryPerConnectionBytes)),
+    deliveriesPerCpuSecond: whole(med((r) => r.deliveriesPerCpuSecond)),
+    deliveriesPerWriteCall: med((r) => r.deliveriesPerWriteCall),
     idleCpuCores: med((r) => r.idleCpuCores),
     latencyMs: latency,
     delivered: sum((r) => r.delivered),
