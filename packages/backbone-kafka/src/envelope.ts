@@ -126,7 +126,13 @@ export function murmur2(data: Uint8Array): number {
   return h | 0;
 }
 
-/** The epoch of a partition's history: a recreated topic has a new id, so a new epoch. */
-export function epochOf(topicId: string, partition: number): string {
-  return `${topicId}:${partition}`;
+/**
+ * The epoch of a partition's history: a recreated topic has a new id, so a new epoch. `reset` is
+ * the partition leader epoch (as the broker reports it) at which this node found the log cut
+ * below what it had already seen (see `planPartition`): the offsets after the cut are reused by
+ * new records, so they need a new epoch, and a value the broker reports is one every node
+ * re-planning after the same restart computes alike.
+ */
+export function epochOf(topicId: string, partition: number, reset?: number): string {
+  return reset === undefined ? `${topicId}:${partition}` : `${topicId}:${partition}@${reset}`;
 }

@@ -6,7 +6,9 @@
  * with plain fetch requests and no consumer group, so no rebalance can ever hand a partition to
  * another node, and a node that loses the broker continues from where it stopped (nothing is
  * lost while the log still holds it). Records of channels this node did not subscribe are
- * skipped. Offsets: Gatehouse offset = partition offset + 1; epoch = topic id and partition.
+ * skipped. Offsets: Gatehouse offset = partition offset + 1; epoch = topic id and partition, plus
+ * the leader epoch at which this node found the partition's log cut below what it had seen (an
+ * unclean broker restart lost acknowledged records; their offsets are then reused: see plan()).
  *
  * Live reads, history reads and publishes each have their own client (so their own connection per
  * broker): a long-polling live fetch would otherwise hold up whatever is queued behind it.
@@ -28,6 +30,7 @@ import {
 } from '@gatehouse/server';
 import { decodeEnvelope, encodeEnvelope, epochOf, MalformedRecordError, partitionFor } from './envelope.js';
 import { HistoryReader, type LogRecord, type PartitionLog } from './history.js';
+import { planPartition } from './plan.js';
 import { resolveOptions, type KafkaBackboneOptions, type ResolvedKafkaOptions } from './options.js';
 
 type FetchResult = Awaited<ReturnType<Consumer['fetch']>>;
@@ -71,6 +74,8 @@ export interface KafkaBackboneStats {
   skipped: number;
   /** Records behind the end of the log, summed over partitions, at the last fetch. */
   lag: number;
+  /** Times a partition's log was found cut below what this node had seen: a new epoch (see plan()). */
+  resets: number;
 }
 
 /** The topic as the broker last described it. */
@@ -79,6 +84,8 @@ interface TopicInfo {
   readonly partitions: number;
   /** Leader broker id per partition. */
   readonly leaders: readonly number[];
+  /** Partition leader epoch per partition. */
+  readonly leaderEpochs: readonly number[];
 }
 
 interface PendingPublish {
@@ -128,11 +135,16 @@ export class KafkaBackbone implements Backbone {
   private readonly stopping = new AbortController();
   private admin: Admin | undefined;
   private producer: Producer | undefined;
+  private newProducer: (() => Producer) | undefined;
   private live: Consumer | undefined;
   private reader: Consumer | undefined;
   private topic: TopicInfo | undefined;
   /** Next Kafka offset the live reader fetches, per partition. */
   private positions: bigint[] = [];
+  /** Highest log end (last stable offset) any fetch answer reported, per partition. */
+  private seenEnds: bigint[] = [];
+  /** Leader epoch of the last history reset per partition (undefined: none seen); see plan(). */
+  private resets: (number | undefined)[] = [];
   /** Records behind the log end per partition, from each partition's last fetch answer. */
   private lagByPartition: number[] = [];
   private liveLoop: Promise<void> | undefined;
@@ -151,6 +163,7 @@ export class KafkaBackbone implements Backbone {
     reconnects: 0,
     skipped: 0,
     lag: 0,
+    resets: 0,
   };
 
   /** Validates the options (throws `TypeError` naming the bad field); connects only in `start`. */
@@ -191,7 +204,8 @@ export class KafkaBackbone implements Backbone {
     this.live = new Consumer({ ...base, clientId: `${id}-live`, groupId: `${id}-unused`, retries: 0 });
     this.reader = new Consumer({ ...base, clientId: `${id}-history`, groupId: `${id}-unused`, retries: 1, retryDelay: 100 });
     // Idempotent: a retried produce request can never write a publication twice.
-    this.producer = new Producer({ ...base, clientId: `${id}-producer`, idempotent: true, acks: -1, retries: 2, retryDelay: 250 });
+    this.newProducer = () => new Producer({ ...base, clientId: `${id}-producer`, idempotent: true, acks: -1, retries: 2, retryDelay: 250 });
+    this.producer = this.newProducer();
 
     const deadline = Date.now() + o.startTimeoutMs;
     for (let attempt = 1; ; attempt++) {
@@ -281,7 +295,8 @@ export class KafkaBackbone implements Backbone {
       const topic = this.topic;
       if (this.closed() || !topic) throw new BackboneUnavailableError(`kafka backbone is ${this.current}`);
       const partition = partitionFor(channel, topic.partitions);
-      return await this.historyReader.read({ channel, partition, epoch: epochOf(topic.id, partition) }, after, limit);
+      // A position in an epoch this node left (a reset) answers complete: false: a gap.
+      return await this.historyReader.read({ channel, partition, epoch: this.epochFor(topic, partition) }, after, limit);
     } catch (err) {
       if (err instanceof BackboneUnavailableError) throw err;
       throw new BackboneUnavailableError(`kafka history read for ${channel} failed: ${errorText(err)}`, { cause: err });
@@ -328,6 +343,12 @@ export class KafkaBackbone implements Backbone {
    * Makes sure the topic exists and the live positions belong to it and lie inside the log. A
    * position below the log start means retention removed records this node never read: they are
    * counted in `skipped`, and reading resumes at the oldest record left.
+   *
+   * A log end below what this node had seen means the broker lost acknowledged records (a SIGKILL
+   * or power loss before they reached disk, then log recovery): new records will reuse their
+   * offsets. The partition then gets a new epoch, named by the leader epoch the broker reports, so
+   * the core reports a gap instead of dropping the reused offsets as duplicates, and every node
+   * that re-plans after the same restart derives the same epoch without talking to the others.
    */
   private async plan(): Promise<void> {
     const info = await this.describeTopic();
@@ -339,18 +360,30 @@ export class KafkaBackbone implements Backbone {
     if (!sameTopic) {
       this.historyReader.reset();
       this.lagByPartition = [];
+      this.seenEnds = [];
+      this.resets = [];
     }
+    let reset = false;
     this.positions = ends.map((end, p) => {
-      const at = sameTopic ? this.positions[p] : undefined;
-      if (at === undefined) return end;
-      const start = starts[p] as bigint;
-      if (at < start) {
-        this.counters.skipped += Number(start - at);
-        return start;
+      const plan = planPartition({ at: sameTopic ? this.positions[p] : undefined, seen: this.seenEnds[p] ?? -1n, start: starts[p] as bigint, end });
+      this.counters.skipped += plan.skipped;
+      if (plan.reset) {
+        this.resets[p] = info.leaderEpochs[p] as number;
+        this.counters.resets++;
+        reset = true;
       }
-      return at > end ? end : at;
+      this.seenEnds[p] = end;
+      return plan.position;
     });
     this.topic = info;
+    if (reset && this.producer && this.newProducer) {
+      // The broker rebuilt its idempotence state from the cut log: the sequence numbers this
+      // producer id continues with now look out of order, and every publish would fail. A new
+      // producer gets a new id. A send in flight on the old one rejects (the caller sees it).
+      const old = this.producer;
+      this.producer = this.newProducer();
+      old.close(true, () => {});
+    }
   }
 
   private async describeTopic(): Promise<TopicInfo> {
@@ -365,7 +398,7 @@ export class KafkaBackbone implements Backbone {
         const leaders = t.partitions.map((p) => p.leader);
         // Right after creation the controller may not have elected every leader yet.
         if (leaders.some((l) => l < 0)) throw new BackboneUnavailableError(`topic ${o.topic} has partitions without a leader`);
-        return { id: t.id, partitions: t.partitionsCount, leaders };
+        return { id: t.id, partitions: t.partitionsCount, leaders, leaderEpochs: t.partitions.map((p) => p.leaderEpoch) };
       } catch (err) {
         if (!isUnknownTopic(err) || created) throw err;
         if (!o.createTopic) throw new BackboneUnavailableError(`topic ${o.topic} does not exist and createTopic is false`, { cause: err });
@@ -498,7 +531,7 @@ export class KafkaBackbone implements Backbone {
         const p = part.partitionIndex;
         let next = this.positions[p];
         if (next === undefined) continue;
-        const epoch = epochOf(topic.id, p);
+        const epoch = this.epochFor(topic, p);
         for (const batch of part.records ?? []) {
           const batchEnd = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
           if (!(batch.attributes & IS_CONTROL)) {
@@ -516,6 +549,10 @@ export class KafkaBackbone implements Backbone {
         }
         this.positions[p] = next;
         this.lagByPartition[p] = Math.max(0, Number(part.highWatermark - next));
+        // What a read-committed fetch may reach: records below it were acknowledged (acks=all).
+        const end = part.lastStableOffset >= 0n ? part.lastStableOffset : part.highWatermark;
+        const seen = this.seenEnds[p] ?? -1n;
+        this.seenEnds[p] = end > seen ? end : seen;
       }
     }
   }
@@ -567,7 +604,6 @@ export class KafkaBackbone implements Backbone {
     }
     q.items.splice(0, batch.length);
     q.busy = true;
-    const epoch = epochOf(topic.id, partition);
     const name = this.options.topic;
     (this.producer as Producer)
       .send({
@@ -577,6 +613,8 @@ export class KafkaBackbone implements Backbone {
         (res) => {
           const base = res.offsets?.find((o) => o.topic === name && o.partition === partition)?.offset;
           if (base === undefined) throw new Error(`the broker did not report an offset for ${name}/${partition}`);
+          // Taken on the answer, not on the send: a reset found meanwhile applies to these offsets.
+          const epoch = this.epochFor(topic, partition);
           // One produce request makes one record batch per partition: consecutive offsets in call order.
           batch.forEach((item, i) => {
             this.counters.published++;
@@ -671,6 +709,11 @@ export class KafkaBackbone implements Backbone {
   }
 
   // ---------------------------------------------------------------- small helpers
+
+  /** The epoch of `partition`'s current history (see plan()). */
+  private epochFor(topic: TopicInfo, partition: number): string {
+    return epochOf(topic.id, partition, this.resets[partition]);
+  }
 
   /** A method, not a field test, so TypeScript does not narrow the state across awaits. */
   private closed(): boolean {
