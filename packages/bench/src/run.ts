@@ -419,8 +419,6 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
 
     const totals = await pool.refresh();
     const writes = window.to.writeCalls === null || window.from.writeCalls === null ? null : window.to.writeCalls - window.from.writeCalls;
-    const { okByChannel: _unused, ...publications } = outcome ?? { okByChannel: undefined };
-    void _unused;
     return {
       target: set.label,
       kind: set.kind,
@@ -449,7 +447,9 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
       serverDeliveries: window.to.deliveries - window.from.deliveries,
       serverWriteCalls: writes,
       deliveriesPerWriteCall: writes === null || writes === 0 || p.scenario === 'idle' || p.scenario === 'storm' ? null : Math.round((delivered / writes) * 100) / 100,
-      publications: outcome ? (publications as Omit<PublishOutcome, 'okByChannel'>) : null,
+      publications: outcome
+        ? { sent: outcome.sent, ok: outcome.ok, failed: outcome.failed, errors: outcome.errors, lateTicks: outcome.lateTicks, seconds: Math.round(outcome.seconds * 1000) / 1000 }
+        : null,
       storm,
       closeCodes: totals.closeCodes,
       failures: totals.failures,

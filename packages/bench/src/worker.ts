@@ -46,7 +46,6 @@ const STOP_GRACE_MS = 3000;
 let stats = new LoadStats(0);
 let conns: LoadConnection[] = [];
 let rampTimer: NodeJS.Timeout | undefined;
-let reportTimer: NodeJS.Timeout | undefined;
 
 function send(msg: FromWorker): void {
   if (process.connected) process.send?.(msg);
@@ -136,6 +135,5 @@ process.on('disconnect', () => {
   process.exit(0);
 });
 
-reportTimer = setInterval(() => send({ type: 'report', seq: undefined, report: stats.report() }), REPORT_MS);
-void reportTimer;
+setInterval(() => send({ type: 'report', seq: undefined, report: stats.report() }), REPORT_MS);
 send({ type: 'ready' });
