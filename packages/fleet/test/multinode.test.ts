@@ -70,8 +70,6 @@ function assertNoDuplicates(r: ScenarioReport): void {
 const KNOWN_RESTART_BUGS: Partial<Record<Case['name'], string>> = {
   nats:
     'client SDK: after the server reported a gap (the restart), a later reconnect (the rebalancer moves clients right after a restart) loses publications without a gap; see gap-after-gap.test.ts',
-  jetstream:
-    'backbone-nats JetStream: after a server restart the channel readers skip what was published meanwhile and stall; silent loss',
   kafka:
     'backbone-kafka: after a broker SIGKILL the partition log may restart below positions already delivered; plan() clamps to the new end under the same epoch, so reused offsets are dropped as duplicates',
 };
