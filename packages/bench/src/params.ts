@@ -303,7 +303,7 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
   const phases = rounds * (1 + (against ? baselineModes.length : 0));
   // Generous: a loaded machine ramps slower than asked, and each phase also settles, probes,
   // waits for deliveries and stops its processes.
-  const computedTimeout = Math.ceil((phases * (connectMs * 2 + publishMs + settleSeconds * 1000 + 180_000)) / 1000);
+  const computedTimeout = Math.ceil((phases * (connectMs * 4 + publishMs + settleSeconds * 1000 + 240_000)) / 1000);
   return {
     scenario,
     connections,

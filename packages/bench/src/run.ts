@@ -238,10 +238,20 @@ function describeFailures(t: LoadTotals): string {
   return top.length === 0 ? 'no failure reported' : top.map(([k, n]) => `${k} x${n}`).join(', ');
 }
 
+/** How long the subscribed count may stand still before the ramp is declared stuck. */
+const RAMP_STALL_MS = 60_000;
+
+/**
+ * Waits until `n` connections are subscribed. Fails when every attempt has ended and some failed,
+ * when the count stands still for a minute, or past four times the planned ramp plus two minutes
+ * (a loaded machine ramps slower than asked, which is no reason to give up while it progresses).
+ */
 async function waitSubscribed(ctx: PhaseContext, n: number): Promise<LoadTotals> {
   const p = ctx.params;
-  const limitMs = (n / p.rampPerSecond) * 1500 + 60_000;
+  const limitMs = (n / p.rampPerSecond) * 4000 + 120_000;
   const t0 = performance.now();
+  let last = -1;
+  let lastChange = t0;
   for (;;) {
     await sleep(250, ctx.signal);
     ctx.pool.check();
@@ -250,8 +260,14 @@ async function waitSubscribed(ctx: PhaseContext, n: number): Promise<LoadTotals>
     if (t.started >= n && t.failed > 0 && t.subscribed + t.failed >= n) {
       throw new Error(`only ${t.subscribed} of ${n} connections subscribed; ${t.failed} failed: ${describeFailures(t)}`);
     }
-    if (performance.now() - t0 > limitMs) {
-      throw new Error(`only ${t.subscribed} of ${n} connections subscribed after ${Math.round(limitMs / 1000)} s (${t.failed} failed: ${describeFailures(t)})`);
+    const now = performance.now();
+    if (t.subscribed !== last) {
+      last = t.subscribed;
+      lastChange = now;
+    }
+    if (now - lastChange > RAMP_STALL_MS || now - t0 > limitMs) {
+      const why = now - lastChange > RAMP_STALL_MS ? `no progress for ${RAMP_STALL_MS / 1000} s` : `after ${Math.round(limitMs / 1000)} s`;
+      throw new Error(`only ${t.subscribed} of ${n} connections subscribed, ${why} (${t.failed} failed: ${describeFailures(t)})`);
     }
   }
 }
