@@ -70,6 +70,8 @@ export class Subscription extends TypedEmitter<SubscriptionEvents> {
   #position: StreamPosition | undefined;
   /** True once the server confirmed this subscription on some connection. */
   #everSubscribed = false;
+  /** A server gap was just reported; the next publication does not report the same break again. */
+  #gapReported = false;
 
   /** @internal Created by the client, which routes frames to it. */
   constructor(
@@ -158,21 +160,27 @@ export class Subscription extends TypedEmitter<SubscriptionEvents> {
     const pub: Publication = { channel: frame.channel, epoch: frame.epoch, offset: frame.offset, ts: frame.ts, data: frame.data };
     if (isSequenced(frame)) {
       const last = this.#position;
-      if (last !== undefined && isSequenced(last) && frame.epoch === last.epoch && frame.offset <= last.offset) return false;
+      // After a server gap the next publication starts the position afresh, whatever its offset.
+      if (!this.#gapReported && last !== undefined && isSequenced(last) && frame.epoch === last.epoch && frame.offset <= last.offset) return false;
       this.#position = { epoch: frame.epoch, offset: frame.offset };
-      if (last !== undefined && isSequenced(last) && frame.epoch !== last.epoch) {
+      if (last !== undefined && isSequenced(last) && frame.epoch !== last.epoch && !this.#gapReported) {
         // The stream was reset under a live subscription: earlier publications may be gone.
         this.#tell('gap', { channel: this.channel, reason: 'epoch' });
       }
     }
+    this.#gapReported = false;
     this.#tell('publication', pub);
     return true;
   }
 
-  /** @internal The server reported lost continuity: the next publication sets a new position. */
+  /**
+   * @internal The server reported lost continuity. The position stays: a reconnect before the
+   * next publication must still resubscribe from it (or, unsequenced, still report its own gap);
+   * the next publication moves it on without reporting the same break twice.
+   */
   markGap(reason: GapReason): void {
     if (this.#state === 'unsubscribed') return;
-    this.#position = undefined;
+    this.#gapReported = true;
     this.#tell('gap', { channel: this.channel, reason });
   }
 

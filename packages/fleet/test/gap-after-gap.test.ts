@@ -6,8 +6,8 @@
  * Cause: `Subscription.markGap` sets the position to undefined, and `receive` never sets it again
  * for unsequenced publications, so the next `confirm` after a reconnect sees no previous position
  * and emits no 'history' gap. (On sequenced channels the same reset opens a window until the next
- * publication: a reconnect in it resubscribes without `since` and reports nothing.) Marked todo
- * until the SDK keeps the position, or a "continuity broken" flag, across a server gap.
+ * publication: a reconnect in it resubscribes without `since` and reports nothing.) The SDK now
+ * keeps the position across a server gap; this test holds it to that.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +18,7 @@ const skip = (await serviceSkipReason('nats', 'fleet gap after gap')) ?? private
 
 test(
   'a reconnect after a server-reported gap on NATS core still reports the publications it lost',
-  { skip: skip ?? false, todo: 'SDK bug: Subscription.markGap forgets the position, so the next reconnect on an unsequenced channel emits no gap' },
+  { skip: skip ?? false },
   async () => {
     let server: PrivateServer | undefined;
     let fleet: Fleet | undefined;
