@@ -137,7 +137,7 @@ export class Fleet {
   }
 
   /** Waits until every node not leaving answers /readyz with `status` (200 ready, 503 not). */
-  async waitReady(status: 200 | 503 = 200, timeoutMs = 30_000): Promise<void> {
+  async waitReady(status: 200 | 503 = 200, timeoutMs = 60_000): Promise<void> {
     await waitFor(`every node to answer /readyz ${status}`, async () => {
       const slots = this.#slots.filter((s) => !s.leaving);
       const answers = await Promise.all(slots.map((s) => s.node.readyStatus()));

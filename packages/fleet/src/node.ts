@@ -30,7 +30,7 @@ export interface NodeSpec {
   readonly host?: string;
   /** More `gatehouse start` flags (e.g. `--connect-rate 1000`). */
   readonly extraArgs?: readonly string[];
-  /** Deadline for the process to listen. Default 30 s (the Kafka adapter takes a while to start). */
+  /** Deadline for the process to listen. Default 60 s (the Kafka adapter takes a while; CI machines are shared). */
   readonly startTimeoutMs?: number;
 }
 
@@ -89,7 +89,7 @@ export class GatewayNode {
       await waitFor(`gateway ${spec.nodeId} to listen`, () => {
         if (node.exitedAt !== undefined) throw new Error(`gateway ${spec.nodeId} exited (${node.child.exitCode ?? node.child.signalCode}):\n${node.logs.join('\n')}`);
         return node.#port;
-      }, spec.startTimeoutMs ?? 30_000, 20);
+      }, spec.startTimeoutMs ?? 60_000, 20);
     } catch (err) {
       node.child.kill('SIGKILL');
       throw err;

@@ -24,7 +24,8 @@ import {
   type ScenarioReport,
 } from '../src/index.js';
 
-const LOAD: LoadOptions = { clients: 30, channels: 3, ratePerSecond: 50, durationMs: 3000, settleTimeoutMs: 20_000 };
+// Deadlines are generous: CI machines here are shared with benches and other suites.
+const LOAD: LoadOptions = { clients: 30, channels: 3, ratePerSecond: 50, durationMs: 3000, settleTimeoutMs: 45_000 };
 
 interface Case {
   readonly name: 'redis' | 'nats' | 'jetstream' | 'kafka';
@@ -68,10 +69,8 @@ function assertNoDuplicates(r: ScenarioReport): void {
  * run. Delete an entry once its fix lands, and the check is enforced again.
  */
 const KNOWN_RESTART_BUGS: Partial<Record<Case['name'], string>> = {
-  nats:
-    'client SDK: after the server reported a gap (the restart), a later reconnect (the rebalancer moves clients right after a restart) loses publications without a gap; see gap-after-gap.test.ts',
   kafka:
-    'backbone-kafka: after a broker SIGKILL the partition log may restart below positions already delivered; plan() clamps to the new end under the same epoch, so reused offsets are dropped as duplicates',
+    'a SIGKILLed single-node broker may come back with its log cut below records it had acknowledged and served; since e0bc2ba the gateways report that as an epoch gap (checked below), but those publications are gone',
 };
 
 describe('fleet multi-node', { concurrency: 2 }, () => {
@@ -151,6 +150,11 @@ function describeRestart(c: Case): void {
       assert.ok(r.rejected > 0, 'publications were refused while the backbone was away');
       assert.ok(r.backboneDown >= 3, 'each node logged the outage');
       assertNoDuplicates(r);
+    });
+
+    test('and lose nothing silently: every loss reaches the clients as a gap', () => {
+      const r = report as ScenarioReport;
+      assert.equal(r.lostSilent, 0, JSON.stringify({ losses: r.losses, gapReasons: r.gapReasons }));
     });
 
     const known = KNOWN_RESTART_BUGS[c.name];
