@@ -54,6 +54,7 @@ export const SETTINGS: Setting[] = [
   { flag: 'max-queue-messages', kind: 'int', option: 'maxQueueMessages', help: 'outbound queue cap per connection, messages', defaultText: String(DEFAULTS.maxQueueMessages) },
   { flag: 'max-subscriptions', kind: 'int', option: 'maxSubscriptions', help: 'subscriptions per connection', defaultText: String(DEFAULTS.maxSubscriptions) },
   { flag: 'max-messages-per-second', kind: 'int', option: 'maxMessagesPerSecond', help: 'inbound messages per second per connection', defaultText: String(DEFAULTS.maxMessagesPerSecond) },
+  { flag: 'coalesce-ms', kind: 'int', option: 'coalesceMs', help: 'hold each flush this many ms so publications share one write (0: next tick)', defaultText: String(DEFAULTS.coalesceMs) },
   { flag: 'admission-lag-ms', kind: 'int', option: 'admissionLagMs', help: 'refuse connects while event-loop lag p99 is above this, ms', defaultText: String(DEFAULTS.admissionLagMs) },
   { flag: 'admission-queue-bytes', kind: 'int', option: 'admissionQueueBytes', help: 'refuse connects while all outbound queues hold more, bytes', defaultText: String(DEFAULTS.admissionQueueBytes) },
   { flag: 'announce-interval', kind: 'seconds', option: 'announceIntervalMs', help: 'seconds between fleet announcements on the backbone', defaultText: ms(DEFAULTS.announceIntervalMs) },

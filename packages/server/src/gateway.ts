@@ -124,6 +124,7 @@ export class Gateway {
       maxQueueBytes: o.maxQueueBytes,
       maxQueueMessages: o.maxQueueMessages,
       channelLingerMs: o.channelLingerMs,
+      coalesceMs: o.coalesceMs,
       historyLimit: (channel) => Math.max(1, this.namespace(channel)?.historySize ?? 1),
       closeSession: (s, code, reason) => this.closeSession(s, code, reason),
       onSlowConsumer: (s) => this.onSlowConsumer(s),

@@ -42,6 +42,8 @@ export interface HubOptions {
   maxQueueBytes: number;
   maxQueueMessages: number;
   channelLingerMs: number;
+  /** Hold each flush this many ms so publications arriving meanwhile share one write (0: next tick). */
+  coalesceMs: number;
   /** History limit for one recovery or resync read of `channel`. */
   historyLimit(channel: string): number;
   /** Closes a session with a code (used for slow consumers). */
@@ -274,7 +276,10 @@ export class Hub implements BackboneHandler {
   enqueue(s: Session, frame: Buffer, countMessage = true): void {
     if (s.state === SessionState.Closing) return;
     const q = s.queue;
-    if ((countMessage && q.length >= this.o.maxQueueMessages) || s.queuedBytes + frame.length + s.socket.writableLength > this.o.maxQueueBytes) {
+    // What the socket still holds cannot change before this tick's flush, so it is read once,
+    // with the first frame queued, not once per delivery.
+    if (q.length === 0) s.socketBacklog = s.socket.writableLength;
+    if ((countMessage && q.length >= this.o.maxQueueMessages) || s.queuedBytes + frame.length + s.socketBacklog > this.o.maxQueueBytes) {
       this.o.onSlowConsumer(s);
       return;
     }
@@ -282,7 +287,8 @@ export class Hub implements BackboneHandler {
       this.dirty.push(s);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(this.flushBound);
+        if (this.o.coalesceMs > 0) setTimeout(this.flushBound, this.o.coalesceMs);
+        else setImmediate(this.flushBound);
       }
     }
     q.push(frame);

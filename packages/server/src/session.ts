@@ -34,6 +34,8 @@ export class Session {
   /** Frames queued since the last flush, and their total size. */
   readonly queue: Buffer[] = [];
   queuedBytes = 0;
+  /** The socket's unsent bytes when this tick's first frame was queued. */
+  socketBacklog = 0;
   /** Cleared by each heartbeat, set by any pong or message; a beat that finds it clear closes. */
   alive = true;
   /** Inbound rate windows (start of the current second and count in it). */

@@ -128,3 +128,21 @@ test('a user over the per-user connection limit is refused with its code', async
     await gw.close();
   }
 });
+
+test('with coalesceMs, publications arriving within the window share one write per socket', async () => {
+  const gw = await startGateway({ coalesceMs: 200 });
+  try {
+    const c = await RawClient.connect(gw.port);
+    await c.request({ op: 'subscribe', channel: 'public:batch' });
+    const chunks: Buffer[] = [];
+    (c.ws as unknown as { _socket: NodeJS.EventEmitter })._socket.on('data', (d: Buffer) => chunks.push(d));
+    // Published straight into the backbone one after another: well inside the 200 ms window.
+    for (let i = 0; i < 5; i++) await gw.backbone.publish('public:batch', String(i), { historySize: 10, historyTtlSeconds: 60 });
+    await c.waitPubs(5, 'public:batch');
+    const withPubs = chunks.filter((b) => b.includes('"op":"pub"'));
+    assert.equal(withPubs.length, 1, `one write carried all five (got ${withPubs.length} chunks)`);
+    c.close();
+  } finally {
+    await gw.close();
+  }
+});
