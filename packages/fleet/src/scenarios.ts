@@ -63,6 +63,8 @@ export interface ScenarioReport extends Figures {
   readonly settled: boolean;
   /** Clients without every marker at the deadline. */
   readonly unsettledClients: number;
+  /** For diagnosis: the first unsettled clients' connection events and last sequence per channel and route. */
+  readonly unsettledSample: string[];
   /** "backbone down" reports in the nodes' logs during the scenario. */
   readonly backboneDown: number;
   /** Connections the clients lost, by close code (the clients' own close at the end excluded). */
@@ -120,6 +122,7 @@ export async function runScenario(fleet: Fleet, name: string, load: LoadOptions,
       skipped: publisher.skipped,
       settled,
       unsettledClients: pool.clients.filter((c) => !done(c)).length,
+      unsettledSample: pool.clients.filter((c) => !done(c)).slice(0, 3).map((c) => describeClient(c, startedAt)),
       backboneDown: backboneDownReports(fleet) - downBefore,
       disconnects: countBy(pool.clients.flatMap((c) => c.events.flatMap((e) => (e.type === 'disconnected' ? [String(e.code)] : [])))),
       acceptedByRoute: countBy(publisher.sent.filter((x) => x.outcome === 'accepted').map((x) => x.route)),
@@ -131,6 +134,15 @@ export async function runScenario(fleet: Fleet, name: string, load: LoadOptions,
     await publisher.stop();
     pool.close();
   }
+}
+
+/** One line about a client: its connection events (ms from `t0`) and how far each channel and route got. */
+function describeClient(c: RecordingClient, t0: number): string {
+  const events = c.events
+    .filter((e) => e.type === 'connected' || e.type === 'disconnected' || e.type === 'gap')
+    .map((e) => `${e.type}@${e.t - t0}${e.type === 'connected' ? `:${e.node}` : e.type === 'disconnected' ? `:${e.code}` : `:${e.reason}`}`);
+  const last = [...c.lastSeq].map(([k, v]) => `${k.replace('\u0000', '/')}=${v}`);
+  return `${c.id} state=${c.client.state} ${events.join(' ')} last ${last.join(' ')}`;
 }
 
 function countBy(keys: readonly string[]): Record<string, number> {

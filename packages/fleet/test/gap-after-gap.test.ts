@@ -41,7 +41,8 @@ test(
       await server.restart();
       await f.waitReady(200);
       await waitFor('the backbone gap', () => c.events.some((e) => e.type === 'gap'));
-      await direct.publish(ch, { s: 1, r: 'direct' });
+      // The direct publisher has its own connection: publish once it is back (a refused attempt sends nothing).
+      await waitFor('the direct publisher to be back', () => direct.publish(ch, { s: 1, r: 'direct' }).then(() => true, () => false), 30_000, 100);
       await waitFor('publication 1', () => c.reached(ch, 'direct', 1));
 
       // 2. The client's node dies; publication 2 goes out while the client is away.
