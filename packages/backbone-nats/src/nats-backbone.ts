@@ -96,6 +96,9 @@ export class NatsBackbone implements Backbone {
           this.options.onMalformed?.(env, msg.subject);
           return;
         }
+        // Traffic after an outage can overtake the client's 'reconnect' status. Report 'up' first,
+        // so the core's gap for the outage reaches clients before anything published after it.
+        if (this.link.state === 'down') this.link.ready();
         this.link.deliver(this.handler, { channel, epoch: '', offset: 0, ts: env.ts, data: env.data });
       },
     });

@@ -84,7 +84,9 @@ describe('fleet multi-node', { concurrency: 2 }, () => {
 
 function describeShared(c: Case): void {
   const skip = skips.get(c.name);
-  describe(`three gateways on ${c.name}`, { skip: skip ?? false }, () => {
+  // One scenario at a time on this fleet: suites inherit the parent's concurrency, and a kill -9
+  // running beside the steady scenario would cut the steady scenario's clients.
+  describe(`three gateways on ${c.name}`, { skip: skip ?? false, concurrency: 1 }, () => {
     let fleet: Fleet | undefined;
     before(async () => {
       // Other suites' gateways on the shared server would count as part of this fleet.
