@@ -171,10 +171,12 @@ async function startPrivateKafka(): Promise<PrivateServer> {
       .replaceAll('127.0.0.1:9093', `127.0.0.1:${controller}`)
       .replaceAll('@DATA_DIR@', join(dir, 'data')),
   );
-  // A cluster id is 16 random bytes in URL-safe base64 (what StorageTool random-uuid prints).
+  // A cluster id is 16 random bytes in URL-safe base64 (what StorageTool random-uuid prints). It
+  // may start with '-', so it goes in the --cluster-id=<id> form the argument parser cannot take
+  // for an option.
   const format = spawnSync(
     'java',
-    [`-Dlog4j2.configurationFile=${KAFKA_LOG4J}`, '-cp', `${KAFKA_LIB}/*`, 'kafka.tools.StorageTool', 'format', '-t', randomBytes(16).toString('base64url'), '-c', config],
+    [`-Dlog4j2.configurationFile=${KAFKA_LOG4J}`, '-cp', `${KAFKA_LIB}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${randomBytes(16).toString('base64url')}`, '-c', config],
     { encoding: 'utf8', timeout: 120_000 },
   );
   if (format.status !== 0) {
