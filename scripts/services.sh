@@ -172,7 +172,9 @@ launch_kafka() {
     return
   fi
   if tcp_open 127.0.0.1 9092; then
-    # Someone else's broker (or another engineer's services.sh run in another checkout).
+    # Someone else's broker (or another engineer's services.sh run in another checkout). The
+    # suites that start a private broker still need the classpath in this checkout.
+    fetch_kafka
     return
   fi
   tcp_open 127.0.0.1 9093 && die "port 9093 (Kafka controller) is taken by another process"
