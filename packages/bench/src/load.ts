@@ -73,6 +73,8 @@ export interface LoadReport {
   refusals: number;
   /** Storm only: disconnect events seen after the drop (every failed attempt counts one). */
   disconnects: number;
+  /** Only when asked for: connections by state. */
+  states?: Record<string, number>;
 }
 
 /** Counters shared by every connection of a worker. */
@@ -160,10 +162,13 @@ export interface LoadConnection {
   drop(): void;
   /** True once the socket is gone. */
   readonly gone: boolean;
+  /** Where the connection stands, for diagnosing a stuck ramp. */
+  readonly stateName: string;
 }
 
 const CONNECT_FRAME = Buffer.from('{"op":"connect","id":1,"v":1}');
 const PONG_FRAME = Buffer.from('{"op":"pong"}');
+/** Silence that fails an attempt, from TCP connect until the subscription is confirmed. */
 const HANDSHAKE_TIMEOUT_MS = 15_000;
 /** Attempts per lean connection before it counts as failed. */
 const MAX_ATTEMPTS = 3;
@@ -176,6 +181,8 @@ const enum LeanState {
   Subscribed = 4,
   Closed = 5,
 }
+
+const LEAN_STATE_NAMES = ['connecting', 'upgrading', 'authenticating', 'subscribing', 'subscribed', 'closed'];
 
 const kConn = Symbol('leanConnection');
 type TaggedSocket = Socket & { [kConn]: LeanConnection };
@@ -227,6 +234,10 @@ export class LeanConnection implements ReaderState, LoadConnection {
     return this.state === LeanState.Closed;
   }
 
+  get stateName(): string {
+    return LEAN_STATE_NAMES[this.state] ?? String(this.state);
+  }
+
   /** @internal */
   connected(): void {
     this.stats.open++;
@@ -249,7 +260,6 @@ export class LeanConnection implements ReaderState, LoadConnection {
       }
       if (!hs.ok) return this.failed(hs.error);
       this.key = null;
-      this.socket.setTimeout(0);
       this.state = LeanState.Authenticating;
       this.socket.write(clientFrame(OP_TEXT, CONNECT_FRAME));
       if (hs.bodyStart >= buf.length) return;
@@ -312,6 +322,8 @@ export class LeanConnection implements ReaderState, LoadConnection {
       case 'subscribed':
         if (this.state !== LeanState.Subscribing) return;
         this.state = LeanState.Subscribed;
+        // Until now a silent server was a failed attempt; from here silence is just idle.
+        this.socket.setTimeout(0);
         if (typeof f.offset === 'number') this.lastOffset = f.offset;
         this.stats.subscribedTo(this.channelIndex, 1);
         return;
@@ -354,7 +366,8 @@ export class LeanConnection implements ReaderState, LoadConnection {
 
   /** @internal */
   timedOut(): void {
-    this.failed('handshake timeout');
+    const waiting = ['TCP connect', 'upgrade response', 'connected reply', 'subscribed reply'][this.state] ?? 'reply';
+    this.failed(`no ${waiting} within ${HANDSHAKE_TIMEOUT_MS / 1000} s`);
   }
 
   /** @internal */
@@ -521,6 +534,10 @@ export class SdkConnection implements LoadConnection {
 
   get gone(): boolean {
     return this.client.state === 'closed' && this.sockets.size === 0;
+  }
+
+  get stateName(): string {
+    return this.isSubscribed ? 'subscribed' : this.client.state;
   }
 
   stop(): void {

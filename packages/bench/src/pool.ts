@@ -25,6 +25,8 @@ export interface LoadTotals {
   disconnects: number;
   failures: Record<string, number>;
   closeCodes: Record<string, number>;
+  /** After `refresh(true)`: connections by state. */
+  states: Record<string, number>;
 }
 
 /** One phase's share for each worker. */
@@ -149,10 +151,10 @@ export class WorkerPool {
     }
   }
 
-  /** Asks every worker for a report now and waits for the answers. */
-  async refresh(): Promise<LoadTotals> {
+  /** Asks every worker for a report now and waits for the answers; `detail` adds connection states. */
+  async refresh(detail = false): Promise<LoadTotals> {
     const seq = ++this.seq;
-    await Promise.all(this.slots.map((s) => this.await(s, { type: 'report', seq }, (m) => m.type === 'report' && m.seq === seq)));
+    await Promise.all(this.slots.map((s) => this.await(s, { type: 'report', seq, detail }, (m) => m.type === 'report' && m.seq === seq)));
     return this.totals();
   }
 
@@ -201,6 +203,7 @@ export class WorkerPool {
       disconnects: 0,
       failures: {},
       closeCodes: {},
+      states: {},
     };
     for (const s of this.slots) {
       const r = s.last;
@@ -219,6 +222,7 @@ export class WorkerPool {
       for (const [i, n] of r.subscribedByChannel.entries()) t.subscribedByChannel[i] = (t.subscribedByChannel[i] ?? 0) + n;
       for (const [k, n] of Object.entries(r.failures)) t.failures[k] = (t.failures[k] ?? 0) + n;
       for (const [k, n] of Object.entries(r.closeCodes)) t.closeCodes[k] = (t.closeCodes[k] ?? 0) + n;
+      for (const [k, n] of Object.entries(r.states ?? {})) t.states[k] = (t.states[k] ?? 0) + n;
     }
     return t;
   }

@@ -267,7 +267,9 @@ async function waitSubscribed(ctx: PhaseContext, n: number): Promise<LoadTotals>
     }
     if (now - lastChange > RAMP_STALL_MS || now - t0 > limitMs) {
       const why = now - lastChange > RAMP_STALL_MS ? `no progress for ${RAMP_STALL_MS / 1000} s` : `after ${Math.round(limitMs / 1000)} s`;
-      throw new Error(`only ${t.subscribed} of ${n} connections subscribed, ${why} (${t.failed} failed: ${describeFailures(t)})`);
+      const d = await ctx.pool.refresh(true);
+      const states = Object.entries(d.states).map(([k, v]) => `${k} ${v}`).join(', ');
+      throw new Error(`only ${d.subscribed} of ${n} connections subscribed, ${why}; connections by state: ${states}; ${d.failed} failed: ${describeFailures(d)}`);
     }
   }
 }

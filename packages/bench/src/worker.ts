@@ -27,7 +27,7 @@ export type ToWorker =
       /** Attempts allowed in flight (started, not yet subscribed or failed). */
       maxPending: number;
     }
-  | { type: 'report'; seq: number }
+  | { type: 'report'; seq: number; detail?: boolean }
   | { type: 'storm'; cause: 'drop' | 'kill' }
   | { type: 'stop'; seq: number }
   | { type: 'exit' };
@@ -111,9 +111,16 @@ process.on('message', (msg: ToWorker) => {
       case 'start':
         start(msg);
         return;
-      case 'report':
-        send({ type: 'report', seq: msg.seq, report: stats.report() });
+      case 'report': {
+        const report = stats.report();
+        if (msg.detail) {
+          const states: Record<string, number> = {};
+          for (const c of conns) states[c.stateName] = (states[c.stateName] ?? 0) + 1;
+          report.states = states;
+        }
+        send({ type: 'report', seq: msg.seq, report });
         return;
+      }
       case 'storm':
         stats.stormAt = performance.now();
         if (msg.cause === 'drop') for (const c of conns) c.drop();
