@@ -3,7 +3,6 @@
  * disconnects, subscriptions, publications and gaps, each with the time it happened. The records
  * are what the accountant judges.
  */
-import WebSocket from 'ws';
 import { GatehouseClient, type BackoffOptions, type WebSocketConstructor } from '@gatehouse/client';
 import type { ClientEvent, ClientLog } from './accountant.js';
 
@@ -15,18 +14,6 @@ export interface Payload {
 
 function isPayload(v: unknown): v is Payload {
   return typeof v === 'object' && v !== null && typeof (v as Payload).s === 'number' && typeof (v as Payload).r === 'string';
-}
-
-/**
- * A `ws` constructor whose sockets leave from `localAddress` (a 127.0.0.x address), so many
- * clients look like many hosts to the gateway's per-address admission.
- */
-export function wsFrom(localAddress: string): WebSocketConstructor {
-  return class extends WebSocket {
-    constructor(url: string) {
-      super(url, { localAddress });
-    }
-  } as unknown as WebSocketConstructor;
 }
 
 /** Options of one recording client. */

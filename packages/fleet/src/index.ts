@@ -6,7 +6,7 @@ export { account, reconnectTimes } from './accountant.js';
 export type { AccountInput, ClientEvent, ClientLog, Figures, Incident, LossSample, SentRecord } from './accountant.js';
 export { Balancer } from './balancer.js';
 export type { BalancerStats, Upstream } from './balancer.js';
-export { ClientPool, RecordingClient, wsFrom } from './clients.js';
+export { ClientPool, RecordingClient } from './clients.js';
 export type { ClientPoolOptions, Payload, RecordingClientOptions } from './clients.js';
 export { backboneKind, connectDirectPublisher, isSequenced } from './direct.js';
 export type { DirectPublisher, Retention } from './direct.js';

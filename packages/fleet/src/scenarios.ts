@@ -12,6 +12,7 @@ import { backboneKind } from './direct.js';
 import type { Fleet } from './fleet.js';
 import { SteadyPublisher } from './publisher.js';
 import type { PrivateServer } from './servers.js';
+import { sleep } from './stats.js';
 
 /** The load of a scenario. */
 export interface LoadOptions {
@@ -185,7 +186,7 @@ export function backboneRestart(fleet: Fleet, server: PrivateServer, load: LoadO
     await server.kill();
     await f.waitReady(503, 60_000);
     const notReadyAfterMs = Date.now() - at;
-    await new Promise((r) => setTimeout(r, downMs));
+    await sleep(downMs);
     const restartAt = Date.now();
     await server.restart();
     const serverBackAt = Date.now();
