@@ -45,6 +45,8 @@ export interface PhaseSpec {
 interface Slot {
   child: ChildProcess;
   last: LoadReport | undefined;
+  /** From the last report that carried them (periodic reports do not). */
+  states: Record<string, number> | undefined;
   exited: boolean;
 }
 
@@ -77,7 +79,7 @@ export class WorkerPool {
     const script = new URL('./worker.js', import.meta.url);
     const slots: Slot[] = [];
     for (let i = 0; i < n; i++) {
-      slots.push({ child: fork(script, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), last: undefined, exited: false });
+      slots.push({ child: fork(script, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), last: undefined, states: undefined, exited: false });
     }
     const pool = new WorkerPool(slots);
     await Promise.all(
@@ -114,6 +116,7 @@ export class WorkerPool {
   private onMessage(s: Slot, msg: FromWorker): void {
     if (msg.type === 'report' || msg.type === 'stopped') {
       s.last = msg.report;
+      if (msg.report.states) s.states = msg.report.states;
       this.latency.merge(msg.report.latency);
       this.interval.merge(msg.report.latency);
       this.back.merge(msg.report.backLatency);
@@ -135,6 +138,7 @@ export class WorkerPool {
     let offset = 0;
     for (const [i, s] of this.slots.entries()) {
       s.last = undefined;
+      s.states = undefined;
       const plan = spec.plans[i] as PlanEntry[];
       const count = plan.reduce((a, p) => a + p.count, 0);
       this.send(s, {
@@ -222,7 +226,7 @@ export class WorkerPool {
       for (const [i, n] of r.subscribedByChannel.entries()) t.subscribedByChannel[i] = (t.subscribedByChannel[i] ?? 0) + n;
       for (const [k, n] of Object.entries(r.failures)) t.failures[k] = (t.failures[k] ?? 0) + n;
       for (const [k, n] of Object.entries(r.closeCodes)) t.closeCodes[k] = (t.closeCodes[k] ?? 0) + n;
-      for (const [k, n] of Object.entries(r.states ?? {})) t.states[k] = (t.states[k] ?? 0) + n;
+      for (const [k, n] of Object.entries(s.states ?? {})) t.states[k] = (t.states[k] ?? 0) + n;
     }
     return t;
   }
