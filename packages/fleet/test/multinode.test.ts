@@ -73,6 +73,15 @@ const KNOWN_RESTART_BUGS: Partial<Record<Case['name'], string>> = {
     'a SIGKILLed single-node broker may come back with its log cut below records it had acknowledged and served; since e0bc2ba the gateways report that as an epoch gap (checked below), but those publications are gone',
 };
 
+/**
+ * Silent losses still seen after a restart, in another package, reported to its owner: the check
+ * runs as todo until the fix lands. Delete the entry then.
+ */
+const KNOWN_SILENT_LOSS: Partial<Record<Case['name'], string>> = {
+  kafka:
+    'backbone-kafka: about one run in three, after e0bc2ba too, one publication accepted right after the broker restart (e.g. offset 41, via a gateway) reaches no client and no gap is sent',
+};
+
 describe('fleet multi-node', { concurrency: 2 }, () => {
   describe('three gateways on the shared servers', () => {
     for (const c of CASES) describeShared(c);
@@ -154,7 +163,8 @@ function describeRestart(c: Case): void {
       assertNoDuplicates(r);
     });
 
-    test('and lose nothing silently: every loss reaches the clients as a gap', () => {
+    const silent = KNOWN_SILENT_LOSS[c.name];
+    test('and lose nothing silently: every loss reaches the clients as a gap', silent ? { todo: silent } : {}, () => {
       const r = report as ScenarioReport;
       assert.equal(r.lostSilent, 0, JSON.stringify({ losses: r.losses, gapReasons: r.gapReasons }));
     });
