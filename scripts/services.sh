@@ -156,7 +156,7 @@ prepare_kafka() {
   uuid="$(java -cp "$KAFKA_LIB/*" kafka.tools.StorageTool random-uuid 2>"$KAFKA_DIR/format.log" | tail -n1)" ||
     { tail -n 20 "$KAFKA_DIR/format.log" >&2; die "kafka storage: random-uuid failed"; }
   if ! java -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties" -cp "$KAFKA_LIB/*" \
-    kafka.tools.StorageTool format -t "$uuid" -c "$KAFKA_CONF" --ignore-formatted >>"$KAFKA_DIR/format.log" 2>&1; then
+    kafka.tools.StorageTool format --cluster-id="$uuid" -c "$KAFKA_CONF" --ignore-formatted >>"$KAFKA_DIR/format.log" 2>&1; then
     tail -n 20 "$KAFKA_DIR/format.log" >&2
     die "kafka storage format failed (full output: $KAFKA_DIR/format.log)"
   fi

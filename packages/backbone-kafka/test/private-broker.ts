@@ -58,10 +58,11 @@ export class PrivateBroker {
         .replaceAll('127.0.0.1:9093', `127.0.0.1:${controller}`)
         .replaceAll('@DATA_DIR@', join(dir, 'data')),
     );
-    // A cluster id is 16 random bytes in URL-safe base64, which is what `random-uuid` prints.
+    // A cluster id is 16 random bytes in URL-safe base64, which is what `random-uuid` prints. One in
+    // 64 starts with "-", so it goes in the --cluster-id=<id> form the parser cannot mistake.
     const format = spawnSync(
       'java',
-      [`-Dlog4j2.configurationFile=${LOG4J}`, '-cp', `${LIB}/*`, 'kafka.tools.StorageTool', 'format', '-t', randomBytes(16).toString('base64url'), '-c', config],
+      [`-Dlog4j2.configurationFile=${LOG4J}`, '-cp', `${LIB}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${randomBytes(16).toString('base64url')}`, '-c', config],
       { encoding: 'utf8', timeout: 120_000 },
     );
     if (format.status !== 0) throw new Error(`kafka storage format failed: ${format.stderr || format.stdout}`);
