@@ -130,6 +130,7 @@ async function run(
     // The bench paces its own ramp; a loaded shared machine must not turn it into refusals. A
     // storm keeps the gateway's adaptive admission, since refusals are part of what it measures.
     admissionLagMs: p.scenario === 'storm' ? undefined : 3_600_000,
+    coalesceMs: p.coalesceMs,
     verbose: p.verbose,
   };
   const start = async (phase: Phase): Promise<TargetSet> => {

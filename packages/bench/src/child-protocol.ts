@@ -20,6 +20,8 @@ export interface ServerChildConfig {
   maxConnections?: number;
   /** Gateway only: refuse connections above this event-loop lag (the gateway's default when absent). */
   admissionLagMs?: number;
+  /** Gateway only: the hub's flush window, ms (the gateway's default when absent). */
+  coalesceMs?: number;
   nodeId?: string;
   /** Raw baseline only: how a publication reaches the sockets. */
   mode?: BaselineMode;

@@ -18,6 +18,7 @@ const gateway = new Gateway({
   ...(config.connectRatePerAddress ? { connectRatePerAddress: config.connectRatePerAddress } : {}),
   ...(config.maxConnections ? { maxConnections: config.maxConnections } : {}),
   ...(config.admissionLagMs ? { admissionLagMs: config.admissionLagMs } : {}),
+  ...(config.coalesceMs !== undefined ? { coalesceMs: config.coalesceMs } : {}),
 });
 const { port } = await gateway.start();
 serveChildControl(() => gateway.close());

@@ -46,6 +46,8 @@ export interface BenchParams {
   heartbeatSeconds: number;
   cause: 'drop' | 'kill';
   gatewayConnectRate: number;
+  /** Flush window of started gateways, ms; undefined keeps the gateway's default. */
+  coalesceMs: number | undefined;
   rounds: number;
   timeoutSeconds: number;
   probes: number;
@@ -83,6 +85,7 @@ const OPTIONS = {
   heartbeat: { type: 'string' },
   cause: { type: 'string' },
   'gateway-connect-rate': { type: 'string' },
+  'coalesce-ms': { type: 'string' },
   rounds: { type: 'string' },
   timeout: { type: 'string' },
   probes: { type: 'string' },
@@ -147,6 +150,8 @@ Bench-started servers:
   --gateway-connect-rate <n>  admission rate of started gateways (default 1000000; storm: 1000,
                               the gateway's own default, so refusals show); admission by
                               event-loop lag is off except in storm
+  --coalesce-ms <ms>          flush window of started gateways: publications arriving within it
+                              share one write per socket (default: the gateway's, 0)
   --profile <dir>             CPU-profile the started servers over the measured window (not the
                               ramp) into <dir>; print the gateway's hot spots
 
@@ -289,6 +294,7 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
   if (cause === 'kill' && urls.length > 0) throw new UsageError('--cause kill needs gateways the bench started (it kills and restarts them): drop --url');
   const apiKey = v['api-key'] as string | undefined;
   if (urls.length > 0 && !apiKey) throw new UsageError('--api-key is required with --url: the bench publishes through the HTTP API');
+  if (v['coalesce-ms'] !== undefined && urls.length > 0) throw new UsageError('--coalesce-ms configures gateways the bench starts: set it on your --url gateways instead');
   const profileDir = v['profile'] as string | undefined;
   if (profileDir !== undefined && urls.length > 0) throw new UsageError('--profile profiles gateways the bench starts: drop --url (profile your own with node --cpu-prof)');
 
@@ -327,6 +333,7 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
     heartbeatSeconds,
     cause,
     gatewayConnectRate: int(v, 'gateway-connect-rate', scenario === 'storm' ? 1000 : 1_000_000, 1, 100_000_000),
+    coalesceMs: v['coalesce-ms'] === undefined ? undefined : int(v, 'coalesce-ms', 0, 0, 1000),
     rounds,
     timeoutSeconds: int(v, 'timeout', computedTimeout, 1, 7 * 86_400),
     probes,

@@ -36,6 +36,8 @@ export interface SpawnOptions {
   connectRatePerAddress: number;
   /** Gateway admission by event-loop lag, ms; undefined keeps the gateway's default. */
   admissionLagMs: number | undefined;
+  /** Gateway flush window, ms; undefined keeps the gateway's default. */
+  coalesceMs: number | undefined;
   /** Pass the processes' stdout and stderr through (their logs); default: stderr only. */
   verbose: boolean;
   /** Raw baseline only. */
@@ -104,6 +106,7 @@ export class TargetSet {
           connectRatePerAddress: o.connectRatePerAddress,
           maxConnections: 1_000_000,
           ...(o.admissionLagMs !== undefined ? { admissionLagMs: o.admissionLagMs } : {}),
+          ...(o.coalesceMs !== undefined ? { coalesceMs: o.coalesceMs } : {}),
           nodeId: `bench-${this.kind === 'gateway' ? 'gw' : 'raw'}-${i + 1}`,
           ...(o.mode ? { mode: o.mode } : {}),
         }),
