@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { jwtVerify } from 'jose';
 import { WebSocket } from 'ws';
 import { parseRetryHint } from '@gatehouse/protocol';
@@ -89,6 +89,12 @@ test('start, subscribe, publish with the CLI, then SIGTERM drains with the drain
     assert.notEqual(badKey.status, 0);
     assert.match(badKey.stderr, /unauthorized|401/);
 
+    // A peer that never answers the drain's close holds the drain open for the close timeout, so
+    // readiness can be observed while the node drains instead of racing its exit.
+    const silent = connect(port, '127.0.0.1');
+    silent.on('error', () => {});
+    silent.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    await new Promise((r) => silent.once('data', r));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     const ready = await waitFor('readiness to drop', async () => {
