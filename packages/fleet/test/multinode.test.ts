@@ -69,6 +69,7 @@ function assertNoDuplicates(r: ScenarioReport): void {
  * run. Delete an entry once its fix lands, and the check is enforced again.
  */
 const KNOWN_RESTART_BUGS: Partial<Record<Case['name'], string>> = {
+  jetstream: 'see KNOWN_SILENT_LOSS: a server restart can still leave readers that skip what was published meanwhile',
   kafka:
     'a SIGKILLed single-node broker may come back with its log cut below records it had acknowledged and served; since e0bc2ba the gateways report that as an epoch gap (checked below), but those publications are gone',
 };
@@ -78,6 +79,8 @@ const KNOWN_RESTART_BUGS: Partial<Record<Case['name'], string>> = {
  * runs as todo until the fix lands. Delete the entry then.
  */
 const KNOWN_SILENT_LOSS: Partial<Record<Case['name'], string>> = {
+  jetstream:
+    'backbone-nats JetStream: after daa9efb most restarts lose nothing, but a clean CI run still lost 202 publications silently after a private-server restart (readers not resumed); the resume path needs another look',
   kafka:
     'backbone-kafka: about one run in three, after e0bc2ba too, one publication accepted right after the broker restart (e.g. offset 41, via a gateway) reaches no client and no gap is sent',
 };
