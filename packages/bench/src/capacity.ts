@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { MAX_SOCKETS_PER_PROCESS, UsageError } from './params.js';
+import { UsageError, decimal, wholeNumber } from './flags.js';
+import { MAX_SOCKETS_PER_PROCESS } from './params.js';
 import type { BenchIo } from './bench.js';
 
 /**
@@ -95,19 +96,12 @@ export function parseSize(flag: string, raw: string): number {
   return Math.round(Number(m[1]) * unit);
 }
 
-function count(flag: string, raw: string | undefined, min = 1): number | undefined {
-  if (raw === undefined) return undefined;
-  const s = raw.trim().replace(/_/g, '');
-  const n = /^\d+$/.test(s) ? Number(s) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${flag} must be a whole number of at least ${min}, got ${JSON.stringify(raw)}`);
-  return n;
+function count(flag: string, raw: string | undefined): number | undefined {
+  return wholeNumber(flag, raw, 1);
 }
 
 function fraction(flag: string, raw: string | undefined, fallback: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const n = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : NaN;
-  if (!Number.isFinite(n) || n < 0 || n > max) throw new UsageError(`--${flag} must be a number from 0 to ${max}, got ${JSON.stringify(raw)}`);
-  return n;
+  return decimal(flag, raw, 0, max) ?? fallback;
 }
 
 /** What a bench JSON document offers to the capacity math. */

@@ -6,6 +6,9 @@
 import { parseArgs } from 'node:util';
 import { BASELINE_MODES } from './child-protocol.js';
 import type { BaselineMode } from './child-protocol.js';
+import { UsageError, decimal, wholeNumber } from './flags.js';
+
+export { UsageError };
 
 /** The scenarios. */
 export const SCENARIOS = ['idle', 'fanout', 'channels', 'storm'] as const;
@@ -15,11 +18,6 @@ export type Scenario = (typeof SCENARIOS)[number];
 export const MAX_SOCKETS_PER_PROCESS = 19_000;
 /** Connections the bench spreads over one 127.x source address (ephemeral ports: ~28,000). */
 export const CONNECTIONS_PER_SOURCE_ADDRESS = 10_000;
-
-/** A usage mistake: printed without a stack, exit code 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
 
 /** Everything a bench run is told, after defaults and validation. */
 export interface BenchParams {
@@ -169,25 +167,11 @@ Load only goes where it is pointed: the bench refuses non-loopback --url hosts u
 Each process holds at most ${MAX_SOCKETS_PER_PROCESS.toLocaleString('en-US')} connections (open-file limit 20,000).`;
 
 function int(values: Record<string, unknown>, flag: string, fallback: number, min: number, max: number): number {
-  const raw = values[flag];
-  if (raw === undefined) return fallback;
-  const s = String(raw).trim().replace(/_/g, '');
-  const n = /^-?\d+$/.test(s) ? Number(s) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${flag} must be a whole number from ${min.toLocaleString('en-US')} to ${max.toLocaleString('en-US')}, got ${JSON.stringify(raw)}`);
-  }
-  return n;
+  return wholeNumber(flag, values[flag], min, max) ?? fallback;
 }
 
 function num(values: Record<string, unknown>, flag: string, fallback: number, min: number, max: number): number {
-  const raw = values[flag];
-  if (raw === undefined) return fallback;
-  const s = String(raw).trim();
-  const n = /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : NaN;
-  if (!Number.isFinite(n) || n < min || n > max) {
-    throw new UsageError(`--${flag} must be a number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  }
-  return n;
+  return decimal(flag, values[flag], min, max) ?? fallback;
 }
 
 function choice<T extends string>(values: Record<string, unknown>, flag: string, allowed: readonly T[], fallback: T): T {

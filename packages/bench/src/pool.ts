@@ -9,24 +9,17 @@ import { Histogram } from './histogram.js';
 import type { Endpoint, LoadReport } from './load.js';
 import type { FromWorker, PlanEntry, ToWorker } from './worker.js';
 
-/** Totals over every worker. */
-export interface LoadTotals {
-  started: number;
-  open: number;
-  subscribed: number;
-  subscribedByChannel: number[];
-  failed: number;
-  retries: number;
-  dropped: number;
-  received: number;
-  outOfOrder: number;
-  back: number;
-  refusals: number;
-  disconnects: number;
-  failures: Record<string, number>;
-  closeCodes: Record<string, number>;
+/** Totals over every worker: the reports' counters summed (latencies are merged separately). */
+export type LoadTotals = Omit<LoadReport, 'latency' | 'backLatency' | 'states'> & {
   /** After `refresh(true)`: connections by state. */
   states: Record<string, number>;
+};
+
+/** The counters of a report that add up across workers. */
+const COUNTERS = ['started', 'open', 'subscribed', 'failed', 'retries', 'dropped', 'received', 'outOfOrder', 'back', 'refusals', 'disconnects'] as const;
+
+function addCounts(into: Record<string, number>, from: Record<string, number>): void {
+  for (const [k, n] of Object.entries(from)) into[k] = (into[k] ?? 0) + n;
 }
 
 /** One phase's share for each worker. */
@@ -212,21 +205,11 @@ export class WorkerPool {
     for (const s of this.slots) {
       const r = s.last;
       if (!r) continue;
-      t.started += r.started;
-      t.open += r.open;
-      t.subscribed += r.subscribed;
-      t.failed += r.failed;
-      t.retries += r.retries;
-      t.dropped += r.dropped;
-      t.received += r.received;
-      t.outOfOrder += r.outOfOrder;
-      t.back += r.back;
-      t.refusals += r.refusals;
-      t.disconnects += r.disconnects;
+      for (const k of COUNTERS) t[k] += r[k];
       for (const [i, n] of r.subscribedByChannel.entries()) t.subscribedByChannel[i] = (t.subscribedByChannel[i] ?? 0) + n;
-      for (const [k, n] of Object.entries(r.failures)) t.failures[k] = (t.failures[k] ?? 0) + n;
-      for (const [k, n] of Object.entries(r.closeCodes)) t.closeCodes[k] = (t.closeCodes[k] ?? 0) + n;
-      for (const [k, n] of Object.entries(s.states ?? {})) t.states[k] = (t.states[k] ?? 0) + n;
+      addCounts(t.failures, r.failures);
+      addCounts(t.closeCodes, r.closeCodes);
+      addCounts(t.states, s.states ?? {});
     }
     return t;
   }

@@ -87,23 +87,34 @@ export function readHandshake(buf: Buffer, key: string): HandshakeResult {
   return { ok: true, bodyStart: end + 4 };
 }
 
+/** Header length of a frame carrying `len` payload bytes (without a masking key). */
+function headerLength(len: number): number {
+  return len < 126 ? 2 : len < 65536 ? 4 : 10;
+}
+
+/** Writes a final frame's header (opcode, MASK bit, 7/16/64-bit length) at the start of `out`. */
+function writeHeader(out: Buffer, opcode: number, len: number, masked: boolean): void {
+  const mask = masked ? 0x80 : 0;
+  out[0] = 0x80 | opcode;
+  if (len < 126) {
+    out[1] = mask | len;
+  } else if (len < 65536) {
+    out[1] = mask | 126;
+    out.writeUInt16BE(len, 2);
+  } else {
+    out[1] = mask | 127;
+    out.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
+    out.writeUInt32BE(len >>> 0, 6);
+  }
+}
+
 /** One final client frame: masked with a fresh key, as RFC 6455 requires of every client frame. */
 export function clientFrame(opcode: number, payload: Buffer | string): Buffer {
   const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
   const len = data.length;
-  const header = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  const header = headerLength(len);
   const out = Buffer.allocUnsafe(header + 4 + len);
-  out[0] = 0x80 | opcode;
-  if (header === 2) {
-    out[1] = 0x80 | len;
-  } else if (header === 4) {
-    out[1] = 0x80 | 126;
-    out.writeUInt16BE(len, 2);
-  } else {
-    out[1] = 0x80 | 127;
-    out.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
-    out.writeUInt32BE(len >>> 0, 6);
-  }
+  writeHeader(out, opcode, len, true);
   const mask = randomBytes(4);
   mask.copy(out, header);
   const body = header + 4;
@@ -250,19 +261,9 @@ export function pubOffset(data: Buffer, start: number, end: number): number {
  */
 export function serverTextFrame(payload: string): Buffer {
   const len = Buffer.byteLength(payload);
-  const header = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  const header = headerLength(len);
   const out = Buffer.allocUnsafe(header + len);
-  out[0] = 0x80 | OP_TEXT;
-  if (header === 2) {
-    out[1] = len;
-  } else if (header === 4) {
-    out[1] = 126;
-    out.writeUInt16BE(len, 2);
-  } else {
-    out[1] = 127;
-    out.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
-    out.writeUInt32BE(len >>> 0, 6);
-  }
+  writeHeader(out, OP_TEXT, len, false);
   out.write(payload, header, 'utf8');
   return out;
 }
