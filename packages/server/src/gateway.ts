@@ -126,7 +126,6 @@ export class Gateway {
       channelLingerMs: o.channelLingerMs,
       coalesceMs: o.coalesceMs,
       historyLimit: (channel) => Math.max(1, this.namespace(channel)?.historySize ?? 1),
-      closeSession: (s, code, reason) => this.closeSession(s, code, reason),
       onSlowConsumer: (s) => this.onSlowConsumer(s),
     });
 

@@ -46,8 +46,6 @@ export interface HubOptions {
   coalesceMs: number;
   /** History limit for one recovery or resync read of `channel`. */
   historyLimit(channel: string): number;
-  /** Closes a session with a code (used for slow consumers). */
-  closeSession(session: Session, code: number, reason: string): void;
   /** Called when a session's queue hits the cap. */
   onSlowConsumer(session: Session): void;
 }
