@@ -136,6 +136,8 @@ export class KafkaBackbone implements Backbone {
   private admin: Admin | undefined;
   private producer: Producer | undefined;
   private newProducer: (() => Producer) | undefined;
+  /** Produce requests in flight per producer, so a retired producer closes once its last one settled. */
+  private readonly producing = new Map<Producer, number>();
   private live: Consumer | undefined;
   private reader: Consumer | undefined;
   private topic: TopicInfo | undefined;
@@ -324,6 +326,8 @@ export class KafkaBackbone implements Backbone {
       this.live?.close(true),
       this.reader?.close(true),
       this.producer?.close(true),
+      // Retired producers still waiting for their last answers.
+      ...[...this.producing.keys()].filter((p) => p !== this.producer).map((p) => p.close(true)),
       this.admin?.close(),
     ]);
     await this.liveLoop;
@@ -376,14 +380,9 @@ export class KafkaBackbone implements Backbone {
       return plan.position;
     });
     this.topic = info;
-    if (reset && this.producer && this.newProducer) {
-      // The broker rebuilt its idempotence state from the cut log: the sequence numbers this
-      // producer id continues with now look out of order, and every publish would fail. A new
-      // producer gets a new id. A send in flight on the old one rejects (the caller sees it).
-      const old = this.producer;
-      this.producer = this.newProducer();
-      old.close(true, () => {});
-    }
+    // The broker rebuilt its idempotence state from the cut log: the sequence numbers this
+    // producer id continues with now look out of order, and every publish would fail.
+    if (reset) this.retireProducer();
   }
 
   private async describeTopic(): Promise<TopicInfo> {
@@ -605,7 +604,9 @@ export class KafkaBackbone implements Backbone {
     q.items.splice(0, batch.length);
     q.busy = true;
     const name = this.options.topic;
-    (this.producer as Producer)
+    const producer = this.producer as Producer;
+    this.producing.set(producer, (this.producing.get(producer) ?? 0) + 1);
+    producer
       .send({
         messages: batch.map((i) => ({ topic: name, partition, key: i.key, value: i.value, timestamp: BigInt(Math.floor(i.ts)) })),
       })
@@ -623,14 +624,35 @@ export class KafkaBackbone implements Backbone {
         },
       )
       .catch((err: unknown) => {
+        // A failed request may still have been written (the answer was lost with the broker), and
+        // the client library does not advance its sequence number on a failure: the next batch
+        // would reuse this one's, and the broker would take it for a retry of this one, answer
+        // with this one's offset and drop it, a silent loss (seen on broker restarts). A new
+        // producer id makes every later batch new to the broker.
+        if (producer === this.producer) this.retireProducer();
         const e = new BackboneUnavailableError(`kafka publish failed: ${errorText(err)}`, { cause: err });
         for (const item of batch) item.reject(e);
       })
       .finally(() => {
         this.pending -= batch.length;
+        const left = (this.producing.get(producer) ?? 1) - 1;
+        if (left > 0) this.producing.set(producer, left);
+        else this.producing.delete(producer);
+        if (left === 0 && producer !== this.producer && !this.closed()) producer.close(true, () => {});
         q.busy = false;
         this.flush(partition);
       });
+  }
+
+  /**
+   * Publishes from now on go through a new producer (a new producer id, sequence numbers from 0).
+   * The old one closes once its requests in flight have settled: they are answered normally.
+   */
+  private retireProducer(): void {
+    const old = this.producer;
+    if (!old || !this.newProducer) return;
+    this.producer = this.newProducer();
+    if (!this.producing.has(old)) old.close(true, () => {});
   }
 
   // ---------------------------------------------------------------- history plumbing

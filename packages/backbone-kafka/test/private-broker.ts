@@ -24,7 +24,7 @@ export function privateBrokerAvailable(): boolean {
   return existsSync(join(LIB, '.pom.sha256')) && existsSync(TEMPLATE) && spawnSync('java', ['-version']).status === 0;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const { port } = s.address() as { port: number };
@@ -46,14 +46,18 @@ export class PrivateBroker {
     return `127.0.0.1:${this.port}`;
   }
 
-  /** Formats storage in a new temporary directory and starts the broker. */
-  static async create(): Promise<PrivateBroker> {
+  /**
+   * Formats storage in a new temporary directory and starts the broker. `advertisedPort`: the port
+   * the broker tells clients to use (a proxy in front of it); its own port by default.
+   */
+  static async create(options: { advertisedPort?: number } = {}): Promise<PrivateBroker> {
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-kafka-'));
     const [port, controller] = [await freePort(), await freePort()];
     const config = join(dir, 'server.properties');
     writeFileSync(
       config,
       readFileSync(TEMPLATE, 'utf8')
+        .replaceAll('advertised.listeners=PLAINTEXT://127.0.0.1:9092', `advertised.listeners=PLAINTEXT://127.0.0.1:${options.advertisedPort ?? port}`)
         .replaceAll('127.0.0.1:9092', `127.0.0.1:${port}`)
         .replaceAll('127.0.0.1:9093', `127.0.0.1:${controller}`)
         .replaceAll('@DATA_DIR@', join(dir, 'data')),

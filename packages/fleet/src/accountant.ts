@@ -94,6 +94,9 @@ export interface LossSample {
   readonly outcome: SentRecord['outcome'];
   /** The position the backbone gave it, when the publish was answered. */
   readonly offset?: number;
+  /** When it was sent and answered (ms since the Unix epoch), to place it against the fault. */
+  readonly sentAt: number;
+  readonly ackAt?: number;
   /** Clients that never received it, and of those how many were told (gap). */
   missedBy: number;
   reported: number;
@@ -192,13 +195,24 @@ export function account(input: AccountInput): Figures {
           continue;
         }
         f.lost++;
-        const told = reported(events, s.seq);
+        // NATS core orders only per publisher: where a loss sits is defined against the same route.
+        const told = reported(input.sequenced ? events : events.filter((e) => e.type !== 'pub' || e.route === s.route), s.seq);
         if (told) f.lostReported++;
         else f.lostSilent++;
         const k = key(channel, s.seq);
         let sample = samples.get(k);
         if (!sample && samples.size < LOSS_SAMPLES) {
-          sample = { channel, seq: s.seq, route: s.route, outcome: s.outcome, ...(s.offset !== undefined ? { offset: s.offset } : {}), missedBy: 0, reported: 0 };
+          sample = {
+            channel,
+            seq: s.seq,
+            route: s.route,
+            outcome: s.outcome,
+            ...(s.offset !== undefined ? { offset: s.offset } : {}),
+            sentAt: s.sentAt,
+            ...(s.ackAt !== undefined ? { ackAt: s.ackAt } : {}),
+            missedBy: 0,
+            reported: 0,
+          };
           samples.set(k, sample);
         }
         if (sample) {
@@ -219,7 +233,10 @@ export function account(input: AccountInput): Figures {
 /**
  * A loss of publication `seq` is reported when a gap event sits where it went missing: after the
  * last receipt of an earlier publication that precedes the first receipt of a later one (or after
- * the last earlier receipt, when nothing later arrived).
+ * the last earlier receipt, when nothing later arrived). On an unsequenced backbone `events` holds
+ * only the lost publication's own route: publications of two publishers may overtake each other
+ * (the one through a gateway's API takes longer than the one straight into NATS), so a later one
+ * from another route arriving before the gap says nothing about where this one went missing.
  */
 function reported(events: readonly ClientEvent[], seq: number): boolean {
   let firstLater = events.length;

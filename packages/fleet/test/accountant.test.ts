@@ -35,7 +35,7 @@ test('every publication received once and in order: nothing lost, duplicated or 
 test('a publication one client never received is lost; without a gap event the loss is silent', () => {
   const f = account({ sent: [sent(1), sent(2), sent(3)], clients: [client([pub(1), pub(3)])], sequenced: true });
   assert.deepEqual([f.lost, f.lostSilent, f.lostReported], [1, 1, 0]);
-  assert.deepEqual(f.losses, [{ channel: CH, seq: 2, route: 'direct', outcome: 'accepted', offset: 2, missedBy: 1, reported: 0 }]);
+  assert.deepEqual(f.losses, [{ channel: CH, seq: 2, route: 'direct', outcome: 'accepted', offset: 2, sentAt: 20, missedBy: 1, reported: 0 }]);
 });
 
 test('a loss is reported only by a gap event where the publication went missing', () => {
@@ -45,6 +45,19 @@ test('a loss is reported only by a gap event where the publication went missing'
   assert.deepEqual([late.lost, late.lostReported, late.lostSilent], [1, 0, 1], 'a gap after a later publication does not cover an earlier loss');
   const tail = account({ sent: [sent(1), sent(2)], clients: [client([pub(1), gap()])], sequenced: false });
   assert.deepEqual([tail.lostReported, tail.lostSilent], [1, 0], 'nothing arrived after the loss, but the gap did');
+});
+
+test('on an unsequenced backbone, where a loss sits is judged against its own route only', () => {
+  // seq 2 went out through a gateway's API and was lost with the server; seq 3, sent after it
+  // straight into NATS, overtook it and arrived before the outage's gap.
+  const routes = [sent(1, 'accepted', 'http:a'), sent(2, 'accepted', 'http:a'), sent(3, 'accepted', 'direct'), sent(4, 'accepted', 'http:a')];
+  const overtaken = account({ sent: routes, clients: [client([pub(1, 0, 'http:a', ''), pub(3, 0, 'direct', ''), gap(), pub(4, 0, 'http:a', '')])], sequenced: false });
+  assert.deepEqual([overtaken.lost, overtaken.lostReported, overtaken.lostSilent], [1, 1, 0]);
+  const late = account({ sent: routes, clients: [client([pub(1, 0, 'http:a', ''), pub(3, 0, 'direct', ''), pub(4, 0, 'http:a', ''), gap()])], sequenced: false });
+  assert.deepEqual([late.lost, late.lostReported, late.lostSilent], [1, 0, 1], 'a later publication of the same route before the gap: silent');
+  // Where the backbone sequences the channel, every route counts.
+  const sequenced = account({ sent: routes, clients: [client([pub(1), pub(3), gap(), pub(4)])], sequenced: true });
+  assert.deepEqual([sequenced.lostReported, sequenced.lostSilent], [0, 1]);
 });
 
 test('a second receipt of the same publication is a duplicate', () => {
