@@ -4,6 +4,8 @@
  * (a crash) and SIGTERM (a drain).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor, withDeadline } from '@gatehouse/testkit';
 
@@ -12,6 +14,11 @@ export const GATEHOUSE_BIN = fileURLToPath(new URL('../../../cli/bin/gatehouse.j
 
 /** Lines of a gateway's output kept for diagnostics. */
 const LOG_LINES = 200;
+/**
+ * For diagnosis: when set, every line each node prints is appended to `<dir>/<node id>.log`
+ * (GATEHOUSE_FLEET_LOG_LEVEL=debug adds the gateways' debug lines).
+ */
+const LOG_DIR = process.env['GATEHOUSE_FLEET_LOG_DIR'];
 
 /** How to start one gateway. */
 export interface NodeSpec {
@@ -79,7 +86,7 @@ export class GatewayNode {
       '--api-key', spec.apiKey,
       '--heartbeat', String(spec.heartbeatS),
       '--drain-window', String(spec.drainWindowS),
-      '--log-level', 'info',
+      '--log-level', process.env['GATEHOUSE_FLEET_LOG_LEVEL'] ?? 'info',
       ...spec.backbone.flatMap((b) => ['--backbone', b]),
       ...(spec.configFile ? ['--config', spec.configFile] : []),
       ...(spec.extraArgs ?? []),
@@ -99,6 +106,7 @@ export class GatewayNode {
 
   private keep(line: string): void {
     if (line.includes('"msg":"backbone down"')) this.backboneDownReports++;
+    if (LOG_DIR) appendFileSync(join(LOG_DIR, `${this.spec.nodeId}.log`), `${line}\n`);
     this.logs.push(line);
     if (this.logs.length > LOG_LINES) this.logs.splice(0, this.logs.length - LOG_LINES);
   }
