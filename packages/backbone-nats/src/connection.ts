@@ -20,6 +20,11 @@ export interface NatsBackboneStats {
   handlerErrors: number;
 }
 
+/** Pause before start attempt `attempt + 1`, ms: 100, 200, 400, ... up to 2 s. */
+export function startBackoff(attempt: number): number {
+  return Math.min(2_000, 100 * 2 ** attempt);
+}
+
 /** Rejects with `BackboneUnavailableError` if `p` does not settle within `ms`. */
 export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -44,6 +49,7 @@ export class NatsLink {
   /** Bumped on every disconnect and recovery start, so a stale recovery loop stops. */
   private generation = 0;
   readonly stats: NatsBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0, handlerErrors: 0 };
+  private readonly upWaiters: (() => void)[] = [];
 
   /**
    * @param recover runs after every reconnect, before `up` is reported; it is retried with
@@ -59,26 +65,42 @@ export class NatsLink {
     return this.current;
   }
 
-  /** Connects; resolves once the server answered. Rejects with `BackboneUnavailableError`. */
+  /**
+   * Connects; resolves once the server answered. Keeps trying, with backoff, until
+   * `startTimeoutMs` has passed, then rejects with `BackboneUnavailableError`.
+   */
   async open(handler: BackboneHandler): Promise<NatsConnection> {
     if (this.nc || this.current === 'closed') throw new Error(`${this.kind} backbone: start was already called`);
     const o = this.options;
-    try {
-      this.nc = await connect({
-        servers: [...o.servers],
-        name: o.name,
-        timeout: o.timeoutMs,
-        reconnect: true,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: o.reconnectTimeWaitMs,
-        reconnectJitter: Math.min(100, o.reconnectTimeWaitMs),
-        pingInterval: o.pingIntervalMs,
-        maxPingOut: 2,
-        ...(o.tls ? { tls: {} } : {}),
-      });
-    } catch (err) {
-      this.current = 'closed';
-      throw new BackboneUnavailableError(`${this.kind}: cannot connect to ${o.servers.join(', ')}: ${(err as Error).message}`, { cause: err });
+    const deadline = Date.now() + o.startTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.nc = await connect({
+          servers: [...o.servers],
+          name: o.name,
+          timeout: Math.max(1, Math.min(o.timeoutMs, deadline - Date.now())),
+          reconnect: true,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: o.reconnectTimeWaitMs,
+          reconnectJitter: Math.min(100, o.reconnectTimeWaitMs),
+          pingInterval: o.pingIntervalMs,
+          maxPingOut: 2,
+          ...(o.tls ? { tls: {} } : {}),
+        });
+        break;
+      } catch (err) {
+        const wait = startBackoff(attempt);
+        if (this.closedNow() || Date.now() + wait >= deadline) {
+          this.current = 'closed';
+          throw new BackboneUnavailableError(`${this.kind}: cannot connect to ${o.servers.join(', ')}: ${(err as Error).message}`, { cause: err });
+        }
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+    if (this.closedNow()) {
+      // Closed while connecting.
+      await this.nc.close().catch(() => {});
+      throw new BackboneUnavailableError(`${this.kind} backbone closed while starting`);
     }
     this.handler = handler;
     void this.watch(this.nc);
@@ -168,16 +190,29 @@ export class NatsLink {
     }
   }
 
+  /** A method, not a field test, so TypeScript does not narrow the state across awaits. */
+  private closedNow(): boolean {
+    return this.current === 'closed';
+  }
+
+  /** Resolves when the link is (next) `up`, or once it is closed. */
+  whenUp(): Promise<void> {
+    if (this.current === 'up' || this.current === 'closed') return Promise.resolve();
+    return new Promise((resolve) => this.upWaiters.push(resolve));
+  }
+
   private set(state: BackboneState, err?: Error): void {
     if (this.current === state || this.current === 'closed') return;
     this.current = state;
     this.handler?.onStateChange(state, err);
+    if (state === 'up' || state === 'closed') for (const wake of this.upWaiters.splice(0)) wake();
   }
 
   /** Closes the connection (pending requests reject) and reports `closed` once. */
   async close(): Promise<void> {
     if (this.current === 'closed') return;
     this.current = 'closed';
+    for (const wake of this.upWaiters.splice(0)) wake();
     const handler = this.handler;
     this.handler = undefined;
     const nc = this.nc;

@@ -38,7 +38,7 @@ import type {
 } from '@gatehouse/server';
 import { BackboneUnavailableError, nowMs } from '@gatehouse/server';
 import { isValidChannel } from '@gatehouse/protocol';
-import { NatsLink, within, type NatsBackboneStats } from './connection.js';
+import { NatsLink, startBackoff, within, type NatsBackboneStats } from './connection.js';
 import { decodeEnvelope, encodeStoredEnvelope } from './envelope.js';
 import { resolveJetStreamOptions, type JetStreamBackboneOptions, type ResolvedJetStreamOptions } from './options.js';
 import { channelToSubject } from './subject.js';
@@ -118,15 +118,24 @@ export class JetStreamBackbone implements Backbone {
 
   async start(handler: BackboneHandler): Promise<void> {
     this.handler = handler;
+    const deadline = Date.now() + this.options.startTimeoutMs;
     const nc = await this.link.open(handler);
-    try {
-      this.jsm = await jetstreamManager(nc, { timeout: this.options.timeoutMs });
-      this.js = jetstream(nc, { timeout: this.options.timeoutMs });
-      this.epoch = streamEpoch(await this.ensureStream());
-      this.readersEpoch = this.epoch;
-    } catch (err) {
-      await this.link.close();
-      throw err instanceof BackboneUnavailableError ? err : new BackboneUnavailableError(`jetstream: ${(err as Error).message}`, { cause: err });
+    // A server that just started accepts connections a little before JetStream answers.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.jsm = await jetstreamManager(nc, { timeout: this.options.timeoutMs });
+        this.js = jetstream(nc, { timeout: this.options.timeoutMs });
+        this.epoch = streamEpoch(await this.ensureStream());
+        this.readersEpoch = this.epoch;
+        break;
+      } catch (err) {
+        const wait = startBackoff(attempt);
+        if (this.link.state === 'closed' || Date.now() + wait >= deadline || !isTransient(err)) {
+          await this.link.close();
+          throw err instanceof BackboneUnavailableError ? err : new BackboneUnavailableError(`jetstream: ${(err as Error).message}`, { cause: err });
+        }
+        await new Promise((r) => setTimeout(r, wait));
+      }
     }
     this.link.ready();
   }
@@ -225,7 +234,7 @@ export class JetStreamBackbone implements Backbone {
 
   /**
    * Replaces `reader` when its consumer stalls (missed heartbeats), is lost, or ends without us
-   * stopping it. While the link is down nothing is done here: `recover` replaces every reader.
+   * stopping it. While the link is down this waits for 'up' (see replaceStalled).
    */
   private async watchReader(channel: string, reader: ChannelReader, messages: ConsumerMessages): Promise<void> {
     let why = 'ended';
@@ -247,7 +256,14 @@ export class JetStreamBackbone implements Backbone {
   }
 
   private replaceStalled(channel: string, reader: ChannelReader, why: string): void {
-    if (this.readers.get(channel) !== reader || this.link.state !== 'up') return;
+    if (this.readers.get(channel) !== reader) return;
+    if (this.link.state !== 'up') {
+      // Recovery replaces every reader it finds, but one it has already made can end before the
+      // link reports 'up' (JetStream still starting after a server restart): look again then,
+      // or that channel would stay unread on this node, a silent loss of all that follows.
+      void this.link.whenUp().then(() => this.replaceStalled(channel, reader, why));
+      return;
+    }
     this.replaceReader(channel, reader, reader.last).catch((err: Error) => {
       // Cannot make a consumer while connected: treat it as an outage; recovery retries them all.
       this.link.retryRecover(new Error(`jetstream reader of ${channel} ${why}, and could not be replaced: ${err.message}`));
@@ -470,6 +486,16 @@ export class JetStreamBackbone implements Backbone {
       if (this.readers.get(channel) === old) await this.replaceReader(channel, old, old.last);
     }
   }
+}
+
+/**
+ * Worth another start attempt: no answer in time, or JetStream not (yet) answering. A stream that
+ * exists with other subjects, or a refused configuration, is not.
+ */
+function isTransient(err: unknown): boolean {
+  if (err instanceof BackboneUnavailableError) return true;
+  const e = err as { name?: string; code?: string | number; message?: string };
+  return e?.name === 'TimeoutError' || e?.name === 'NoRespondersError' || e?.code === '503' || e?.code === 503 || /timeout|no responders|jetstream not enabled/i.test(e?.message ?? '');
 }
 
 function isNotFound(err: unknown): boolean {

@@ -17,6 +17,11 @@ export interface NatsConnectionOptions {
   name?: string;
   /** Deadline for the first connection and for each request (flush, JetStream API), ms. Default 5 000. */
   timeoutMs?: number;
+  /**
+   * How long `start` keeps trying to connect (JetStream: and to reach the stream) before it gives
+   * up, ms: a gateway started beside a server that is still starting waits for it. Default 30 000.
+   */
+  startTimeoutMs?: number;
   /** Wait between reconnect attempts to one server, ms (plus jitter). Default 250. */
   reconnectTimeWaitMs?: number;
   /** How often the client pings the server, ms; two missed pongs mean the link is dead. Default 10 000. */
@@ -51,6 +56,7 @@ export interface ResolvedNatsOptions {
   readonly subjectPrefix: string;
   readonly name: string;
   readonly timeoutMs: number;
+  readonly startTimeoutMs: number;
   readonly reconnectTimeWaitMs: number;
   readonly pingIntervalMs: number;
   readonly onMalformed: ((reason: string, subject: string) => void) | undefined;
@@ -71,6 +77,7 @@ export const NATS_DEFAULTS = {
   subjectPrefix: 'gatehouse',
   name: 'gatehouse',
   timeoutMs: 5_000,
+  startTimeoutMs: 30_000,
   reconnectTimeWaitMs: 250,
   pingIntervalMs: 10_000,
 } as const;
@@ -128,6 +135,7 @@ export function resolveNatsOptions(o: NatsConnectionOptions, owner = 'NatsBackbo
     subjectPrefix,
     name,
     timeoutMs: int(owner, 'timeoutMs', o.timeoutMs ?? NATS_DEFAULTS.timeoutMs, 1, 600_000),
+    startTimeoutMs: int(owner, 'startTimeoutMs', o.startTimeoutMs ?? NATS_DEFAULTS.startTimeoutMs, 1, 3_600_000),
     reconnectTimeWaitMs: int(owner, 'reconnectTimeWaitMs', o.reconnectTimeWaitMs ?? NATS_DEFAULTS.reconnectTimeWaitMs, 1, 600_000),
     pingIntervalMs: int(owner, 'pingIntervalMs', o.pingIntervalMs ?? NATS_DEFAULTS.pingIntervalMs, 100, 3_600_000),
     onMalformed: o.onMalformed,

@@ -121,4 +121,39 @@ describe('jetstream readers across a server SIGKILL', { skip: skip ?? false }, (
       await Promise.all([reader.close(), publisher.close()]);
     }
   });
+
+  // Recovery makes each channel a new consumer before reporting 'up'; right after a restart one of
+  // them can end again before 'up' (JetStream still starting). That reader must still be replaced:
+  // a CI run lost 202 deliveries silently on a node whose reader was dropped in that window. The
+  // window is made here by holding the link in 'down' and ending the consumer meanwhile.
+  test('a reader that ends while the link is down is replaced once it is up, from its last sequence', async () => {
+    const stream = { stream: 'RESUME2', subjectPrefix: 'resume2', ...FAST };
+    const reader = new JetStreamBackbone({ servers: [server.url], ...stream });
+    const publisher = new JetStreamBackbone({ servers: [server.url], ...stream });
+    const rr = new RecordingHandler();
+    await publisher.start(new RecordingHandler());
+    await reader.start(rr);
+    try {
+      const ch = 'resume2:a';
+      await reader.subscribe(ch);
+      const first = await publisher.publish(ch, '{"n":1}', KEEP);
+      await rr.waitCount(ch, 1, 'reader', 10_000);
+
+      const inside = reader as unknown as { link: { set(s: string): void }; readers: Map<string, { messages?: { stop(): void; closed(): Promise<unknown> } }> };
+      inside.link.set('down');
+      const messages = inside.readers.get(ch)?.messages;
+      assert.ok(messages, 'the channel has a consumer');
+      messages.stop();
+      // The backbone's own watcher on closed() was registered first, so it has run when this resumes.
+      await messages.closed();
+      const meanwhile = await publisher.publish(ch, '{"n":2}', KEEP);
+      inside.link.set('up');
+
+      const after = await publisher.publish(ch, '{"n":3}', KEEP);
+      const got = await rr.waitCount(ch, 3, 'reader after up', 15_000);
+      assert.deepEqual(got.map((p) => p.offset), [first.offset, meanwhile.offset, after.offset], 'nothing lost, nothing twice, in order');
+    } finally {
+      await Promise.all([reader.close(), publisher.close()]);
+    }
+  });
 });

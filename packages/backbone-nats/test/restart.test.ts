@@ -95,11 +95,11 @@ describe('nats backbones across a server restart', { skip: skip ?? false }, () =
     }
   });
 
-  test('start rejects with a clear error when nothing listens', async () => {
+  test('start rejects with a clear error when nothing listens until its deadline', async () => {
     const port = await freePort();
     for (const backbone of [
-      new NatsBackbone({ servers: [`nats://127.0.0.1:${port}`], timeoutMs: 500 }),
-      new JetStreamBackbone({ servers: [`jetstream://127.0.0.1:${port}`], timeoutMs: 500 }),
+      new NatsBackbone({ servers: [`nats://127.0.0.1:${port}`], timeoutMs: 500, startTimeoutMs: 1000 }),
+      new JetStreamBackbone({ servers: [`jetstream://127.0.0.1:${port}`], timeoutMs: 500, startTimeoutMs: 1000 }),
     ]) {
       await assert.rejects(backbone.start(new RecordingHandler()), (err: unknown) => {
         assert.ok(err instanceof BackboneUnavailableError, String(err));
@@ -107,6 +107,29 @@ describe('nats backbones across a server restart', { skip: skip ?? false }, () =
         return true;
       });
       assert.equal(backbone.state, 'closed');
+    }
+  });
+
+  // A gateway started together with its NATS server (a pod restart, a loaded CI machine) must wait
+  // for the server rather than exit.
+  test('start keeps trying until a server that was down answers', async () => {
+    await server.kill();
+    const core = new NatsBackbone({ servers: [server.url], timeoutMs: 500, startTimeoutMs: 60_000 });
+    const js = new JetStreamBackbone({ servers: [server.url], stream: 'LATE', subjectPrefix: 'late', timeoutMs: 500, startTimeoutMs: 60_000 });
+    const rc = new RecordingHandler();
+    const starting = Promise.all([core.start(rc), js.start(new RecordingHandler())]);
+    try {
+      await server.restart();
+      await withDeadline('both to start once the server is back', starting, 60_000);
+      assert.equal(core.state, 'up');
+      assert.equal(js.state, 'up');
+      await core.subscribe('late:a');
+      await js.publish('late:a', '{"n":1}', KEEP);
+      await core.publish('late:a', '{"n":2}', KEEP);
+      await rc.waitCount('late:a', 1, 'core subscriber', 10_000);
+    } finally {
+      await starting.catch(() => {});
+      await Promise.all([core.close(), js.close()]);
     }
   });
 });
