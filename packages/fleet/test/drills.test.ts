@@ -74,9 +74,7 @@ test('kill -9 of one gateway: the drill reports its clients back on the others',
   assert.equal(typeof (r['reconnectMs'] as { p99: unknown }).p99, 'number');
 });
 
-// Todo while backbone restarts can still lose a few publications without a gap (a CI run saw 5 on
-// NATS core); the drill runs and prints its figures on every run (issue 3 stays open for it).
-test('backbone restart: the drill restarts a private server under the gateways', { skip: skipNats ?? privateServerUnavailable('nats') ?? false, todo: 'backbone restarts: open silent-loss bugs (issue 3)' }, async () => {
+test('backbone restart: the drill restarts a private server under the gateways', { skip: skipNats ?? privateServerUnavailable('nats') ?? false }, async () => {
   const { code, lines, stderr } = await drill(['backbone-restart', '--backbone', 'nats://', ...SMALL]);
   const r = lines[0];
   assert.ok(r, `a figures line (stderr: ${stderr.slice(-2000)})`);

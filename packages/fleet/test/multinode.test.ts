@@ -63,28 +63,6 @@ function assertNoDuplicates(r: ScenarioReport): void {
   assert.equal(r.unknown, 0, 'nothing arrives that was never sent');
 }
 
-/**
- * Restart scenarios that lose publications today, each a bug in another package, reported to its
- * owners. The delivery check of these runs as todo: it prints its failure without failing the
- * run. Delete an entry once its fix lands, and the check is enforced again.
- */
-const KNOWN_RESTART_BUGS: Partial<Record<Case['name'], string>> = {
-  jetstream: 'see KNOWN_SILENT_LOSS: a server restart can still leave readers that skip what was published meanwhile',
-  kafka:
-    'a SIGKILLed single-node broker may come back with its log cut below records it had acknowledged and served; since e0bc2ba the gateways report that as an epoch gap (checked below), but those publications are gone',
-};
-
-/**
- * Silent losses still seen after a restart, in another package, reported to its owner: the check
- * runs as todo until the fix lands. Delete the entry then.
- */
-const KNOWN_SILENT_LOSS: Partial<Record<Case['name'], string>> = {
-  jetstream:
-    'backbone-nats JetStream: after daa9efb most restarts lose nothing, but a clean CI run still lost 202 publications silently after a private-server restart (readers not resumed); the resume path needs another look',
-  kafka:
-    'backbone-kafka: about one run in three, after e0bc2ba too, one publication accepted right after the broker restart (e.g. offset 41, via a gateway) reaches no client and no gap is sent',
-};
-
 describe('fleet multi-node', { concurrency: 2 }, () => {
   describe('three gateways on the shared servers', () => {
     for (const c of CASES) describeShared(c);
@@ -142,11 +120,7 @@ function describeShared(c: Case): void {
 
 function describeRestart(c: Case): void {
   const skip = skips.get(c.name) ?? privateServerUnavailable(c.name);
-  // Backbone-server restarts still lose publications now and then (silently on JetStream and Kafka,
-  // see KNOWN_SILENT_LOSS; a private server that is slow to accept under load fails the setup),
-  // so the whole block reports as todo: it runs and prints its figures on every run without
-  // deciding CI until the adapters' resume paths are fixed (issue 3 stays open for it).
-  describe(`a ${c.name} restart under three gateways`, { skip: skip ?? false, todo: 'backbone restarts: open silent-loss bugs (issue 3)' }, () => {
+  describe(`a ${c.name} restart under three gateways`, { skip: skip ?? false }, () => {
     let server: PrivateServer | undefined;
     let fleet: Fleet | undefined;
     let report: ScenarioReport | undefined;
@@ -170,19 +144,8 @@ function describeRestart(c: Case): void {
       assertNoDuplicates(r);
     });
 
-    const silent = KNOWN_SILENT_LOSS[c.name];
-    test('and lose nothing silently: every loss reaches the clients as a gap', silent ? { todo: silent } : {}, () => {
-      const r = report as ScenarioReport;
-      assert.equal(r.lostSilent, 0, JSON.stringify({ losses: r.losses, gapReasons: r.gapReasons }));
+    test(c.durable ? 'and recover every publication: nothing lost, no gap' : 'and report every loss to the clients as a gap', () => {
+      assertDelivery(report as ScenarioReport, c.durable);
     });
-
-    const known = KNOWN_RESTART_BUGS[c.name];
-    test(
-      c.durable ? 'and recover every publication: nothing lost' : 'and report every loss to the clients as a gap',
-      known ? { todo: known } : {},
-      () => {
-        assertDelivery(report as ScenarioReport, c.durable);
-      },
-    );
   });
 }
