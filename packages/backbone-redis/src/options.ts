@@ -8,11 +8,19 @@ export interface RedisBackboneOptions {
   /**
    * One or several `redis://[user:password@]host:port[/db]` (or `rediss://`) URLs. With several,
    * every channel lives on exactly one of them, chosen by rendezvous hashing of its name.
+   *
+   * Or, for a Redis Cluster, one or several `redis+cluster://[user:password@]host:port` seed
+   * nodes of the one cluster (any reachable node will do; the rest is discovered; the first
+   * URL's credentials are used for every node). Cluster mode
+   * always uses sharded pub/sub. Cluster and plain URLs cannot be mixed.
    */
   urls: readonly string[];
   /** Prefix of every key and pub/sub channel the adapter uses. Default `"gh"`. */
   keyPrefix?: string;
-  /** Use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+). Default false (PUBLISH/SUBSCRIBE). */
+  /**
+   * Use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+). Default false (PUBLISH/SUBSCRIBE), and
+   * true in cluster mode, where `false` is rejected.
+   */
   sharded?: boolean;
   /**
    * How long a channel's position (epoch and offset) is kept after its last publication, seconds,
@@ -35,6 +43,8 @@ export interface RedisBackboneOptions {
 /** Options with every default filled in. */
 export interface ResolvedRedisOptions {
   readonly urls: readonly string[];
+  /** True for `redis+cluster://` seed URLs: one Redis Cluster instead of independent servers. */
+  readonly cluster: boolean;
   readonly keyPrefix: string;
   readonly sharded: boolean;
   readonly idleTtlSeconds: number;
@@ -68,7 +78,14 @@ export function resolveRedisOptions(o: RedisBackboneOptions): ResolvedRedisOptio
   if (!o || !Array.isArray(o.urls) || o.urls.length === 0) {
     throw new TypeError('RedisBackbone option "urls" must be a non-empty array of redis:// URLs');
   }
-  for (const u of o.urls) parseRedisUrl(u);
+  const servers = o.urls.map((u) => parseRedisUrl(u));
+  const cluster = servers.some((s) => s.cluster);
+  if (cluster && !servers.every((s) => s.cluster)) {
+    throw new TypeError('RedisBackbone option "urls" mixes redis+cluster:// seed nodes with plain redis:// servers; give one kind only');
+  }
+  if (cluster && o.sharded === false) {
+    throw new TypeError('RedisBackbone option "sharded" cannot be false with redis+cluster:// URLs: cluster mode always uses sharded pub/sub');
+  }
   const keyPrefix = o.keyPrefix ?? REDIS_DEFAULTS.keyPrefix;
   if (typeof keyPrefix !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(keyPrefix)) {
     throw new TypeError('RedisBackbone option "keyPrefix" must be 1-64 characters of A-Z a-z 0-9 _ . : -');
@@ -79,12 +96,13 @@ export function resolveRedisOptions(o: RedisBackboneOptions): ResolvedRedisOptio
   if (o.onMalformed !== undefined && typeof o.onMalformed !== 'function') {
     throw new TypeError('RedisBackbone option "onMalformed" must be a function');
   }
-  const ids = o.urls.map((u) => parseRedisUrl(u).id);
+  const ids = servers.map((s) => s.id);
   if (new Set(ids).size !== ids.length) throw new TypeError(`RedisBackbone option "urls" names one server twice: ${ids.join(', ')}`);
   return {
     urls: [...o.urls],
+    cluster,
     keyPrefix,
-    sharded: o.sharded ?? REDIS_DEFAULTS.sharded,
+    sharded: cluster || (o.sharded ?? REDIS_DEFAULTS.sharded),
     idleTtlSeconds: positiveInt('idleTtlSeconds', o.idleTtlSeconds ?? REDIS_DEFAULTS.idleTtlSeconds),
     connectTimeoutMs: positiveInt('connectTimeoutMs', o.connectTimeoutMs ?? REDIS_DEFAULTS.connectTimeoutMs),
     commandTimeoutMs: positiveInt('commandTimeoutMs', o.commandTimeoutMs ?? REDIS_DEFAULTS.commandTimeoutMs),
@@ -94,27 +112,46 @@ export function resolveRedisOptions(o: RedisBackboneOptions): ResolvedRedisOptio
   };
 }
 
-/** A parsed server URL: `id` (`host:port/db`, no credentials) names the shard in hashing and logs. */
+/**
+ * A parsed server URL: `id` (`host:port/db`, no credentials; `host:port` for a cluster seed)
+ * names the shard in hashing and logs.
+ */
 export interface RedisServer {
   readonly url: string;
   readonly id: string;
+  /** True for a `redis+cluster://` seed node. */
+  readonly cluster: boolean;
+  readonly host: string;
+  readonly port: number;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
 }
 
-/** Parses and checks one `redis://` URL. Throws `TypeError` with the reason. */
+/** Parses and checks one `redis://`, `rediss://` or `redis+cluster://` URL. Throws `TypeError` with the reason. */
 export function parseRedisUrl(url: string): RedisServer {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new TypeError(`not a URL: ${JSON.stringify(String(url).slice(0, 200))} (expected redis://host:port)`);
+    throw new TypeError(`not a URL: ${JSON.stringify(String(url).slice(0, 200))} (expected redis://host:port or redis+cluster://host:port)`);
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-    throw new TypeError(`unsupported scheme "${u.protocol}" in ${u.host}: expected redis:// or rediss://`);
+  const cluster = u.protocol === 'redis+cluster:';
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:' && !cluster) {
+    throw new TypeError(`unsupported scheme "${u.protocol}" in ${u.host}: expected redis://, rediss:// or redis+cluster://`);
   }
   if (!u.hostname) throw new TypeError('redis URL has no host');
   const db = u.pathname.replace(/^\//, '') || '0';
   if (!/^\d{1,2}$/.test(db)) throw new TypeError(`redis URL database must be a number, got "${db}"`);
+  if (cluster && db !== '0') throw new TypeError(`redis+cluster:// URL ${u.host} names database ${db}: a Redis Cluster has database 0 only`);
   const port = u.port || '6379';
   const host = u.hostname.startsWith('[') ? u.hostname : u.hostname.toLowerCase();
-  return { url, id: `${host}:${port}/${db}` };
+  return {
+    url,
+    id: cluster ? `${host}:${port}` : `${host}:${port}/${db}`,
+    cluster,
+    host: host.replace(/^\[|\]$/g, ''),
+    port: Number(port),
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+  };
 }

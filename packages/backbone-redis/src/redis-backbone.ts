@@ -8,9 +8,17 @@
  * while Redis is away and publish rejects at once) and, from the first subscribe on, one
  * subscriber connection. Reconnection is ioredis's; re-subscribing is ours, so the backbone only
  * reports `up` once every subscription is back.
+ *
+ * Cluster mode (`redis+cluster://` seeds) is one shard whose two connections are ioredis Cluster
+ * clients: commands are routed by the hash-tagged key, and sharded pub/sub goes to the master
+ * that owns the slot. A cluster side counts as ready only after a check passes: every master
+ * connected and saying `cluster_state:ok` (commands), every channel acknowledged again
+ * (subscriber). Anything the Cluster client reports (a node lost or added, ready, closed) makes
+ * that side not ready and runs its check again, with backoff, until it passes.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import {
   BackboneUnavailableError,
   type Backbone,
@@ -24,7 +32,7 @@ import {
 } from '@gatehouse/server';
 import { isValidChannel } from '@gatehouse/protocol';
 import { decodeEnvelope, envelopeHead } from './envelope.js';
-import { parseRedisUrl, resolveRedisOptions, type RedisBackboneOptions, type ResolvedRedisOptions } from './options.js';
+import { parseRedisUrl, resolveRedisOptions, type RedisBackboneOptions, type RedisServer, type ResolvedRedisOptions } from './options.js';
 import { RendezvousHash } from '@gatehouse/server';
 import { channelKeys, PUBLISH_SCRIPT, READ_SCRIPT, type LoadedScript } from './scripts.js';
 
@@ -47,9 +55,13 @@ const RESUBSCRIBE_BATCH = 500;
 /** Raw text handed to `onMalformed` is cut to this many characters. */
 const MALFORMED_SAMPLE = 200;
 
+/** A shard's connection: a Redis client, or a Cluster client in cluster mode. */
+type Connection = Redis | Cluster;
+type Kind = 'pub' | 'sub';
+
 class Shard {
-  pub: Redis | undefined;
-  sub: Redis | undefined;
+  pub: Connection | undefined;
+  sub: Connection | undefined;
   pubReady = false;
   subReady = false;
   /** Subscribed channels (our names) on this shard; the source of truth for resubscribing. */
@@ -58,8 +70,19 @@ class Shard {
   readonly pending = new Map<string, Promise<void>>();
   subConnecting: Promise<void> | undefined;
   lastError: Error | undefined;
+  /** Cluster mode: bumped by every event that makes a side not ready; a check passes only if it did not change meanwhile. */
+  readonly generation = { pub: 0, sub: 0 };
+  /** Cluster mode: the running check loop of each side, and how to cut its backoff short. */
+  readonly checking: { pub?: Promise<void> | undefined; sub?: Promise<void> | undefined } = {};
+  readonly wake: { pub?: (() => void) | undefined; sub?: (() => void) | undefined } = {};
+  everReady = { pub: false, sub: false };
 
-  constructor(readonly url: string, readonly id: string) {}
+  /** `seeds` only in cluster mode: the Cluster client's startup nodes. */
+  constructor(readonly url: string, readonly id: string, readonly seeds?: readonly RedisServer[]) {}
+
+  ready(kind: Kind): boolean {
+    return kind === 'pub' ? this.pubReady : this.subReady;
+  }
 }
 
 /** A Backbone on one or several Redis servers. */
@@ -81,10 +104,10 @@ export class RedisBackbone implements Backbone {
 
   constructor(options: RedisBackboneOptions) {
     this.options = resolveRedisOptions(options);
-    this.shards = this.options.urls.map((u) => {
-      const s = parseRedisUrl(u);
-      return new Shard(s.url, s.id);
-    });
+    const servers = this.options.urls.map((u) => parseRedisUrl(u));
+    this.shards = this.options.cluster
+      ? [new Shard(this.options.urls.join(','), `cluster(${servers.map((s) => s.id).join(',')})`, servers)]
+      : servers.map((s) => new Shard(s.url, s.id));
     this.ring = new RendezvousHash(this.shards.map((s) => s.id));
   }
 
@@ -97,7 +120,7 @@ export class RedisBackbone implements Backbone {
     return { ...this.counters };
   }
 
-  /** The shard id (`host:port/db`) that owns `channel`. */
+  /** The shard id (`host:port/db`; in cluster mode `cluster(<seeds>)`, the one shard) that owns `channel`. */
   shardOf(channel: string): string {
     return this.ring.pick(channel);
   }
@@ -108,7 +131,7 @@ export class RedisBackbone implements Backbone {
     this.handler = handler;
     for (const s of this.shards) s.pub = this.connection(s, 'pub');
     try {
-      await Promise.all(this.shards.map((s) => this.waitReady(s, s.pub as Redis, 'pub')));
+      await Promise.all(this.shards.map((s) => this.waitReady(s, s.pub as Connection, 'pub')));
     } catch (err) {
       await this.close();
       throw err;
@@ -176,9 +199,9 @@ export class RedisBackbone implements Backbone {
       await this.ensureSubscriber(shard);
       // Unsubscribed while the connection was being made: nothing to send.
       if (!shard.channels.has(channel)) return;
-      const sub = shard.sub as Redis;
+      const sub = shard.sub as Connection;
       const name = channelKeys(this.options.keyPrefix, channel).pubsub;
-      await (this.options.sharded ? sub.ssubscribe(name) : sub.subscribe(name));
+      await (sub instanceof Cluster ? clusterSubscribe(sub, name) : this.options.sharded ? sub.ssubscribe(name) : sub.subscribe(name));
     } catch (err) {
       // The caller rolls back; forget the channel so a reconnect does not resurrect it.
       shard.channels.delete(channel);
@@ -257,11 +280,17 @@ export class RedisBackbone implements Backbone {
       s.pubReady = false;
       s.subReady = false;
       s.channels.clear();
+      s.wake.pub?.();
+      s.wake.sub?.();
     }
     handler?.onStateChange('closed');
   }
 
   // ---- internals ----
+
+  private get closed(): boolean {
+    return this.current === 'closed';
+  }
 
   /** The shard for a channel, or a rejection (async callers turn throws into rejections). */
   private usable(channel: string, forSubscribe = false): Shard {
@@ -276,7 +305,9 @@ export class RedisBackbone implements Backbone {
   }
 
   private async evalScript(shard: Shard, script: LoadedScript, keys: { pos: string; log: string }, args: (string | number)[]): Promise<unknown> {
-    const conn = shard.pub as Redis;
+    // A Cluster client routes both by the first key's slot. A node that never saw the script (or
+    // restarted) answers NOSCRIPT like a single server, and EVAL loads it there.
+    const conn = shard.pub as Connection;
     try {
       return await conn.evalsha(script.sha, 2, keys.pos, keys.log, ...args);
     } catch (err) {
@@ -289,12 +320,13 @@ export class RedisBackbone implements Backbone {
   private translate(shard: Shard, err: unknown): Error {
     if (err instanceof BackboneUnavailableError || err instanceof TypeError) return err;
     const msg = err instanceof Error ? err.message : String(err);
-    // Redis replied with an error (script or command): a real failure, not unavailability.
-    if (err instanceof Error && err.name === 'ReplyError') return err;
+    // Redis replied with an error (script or command): a real failure, not unavailability. A
+    // cluster without a serving master for the slot is unavailability, though.
+    if (err instanceof Error && err.name === 'ReplyError' && !/^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN)\b/.test(msg)) return err;
     return new BackboneUnavailableError(`redis ${shard.id}: ${msg}`, { cause: err });
   }
 
-  private connection(shard: Shard, kind: 'pub' | 'sub'): Redis {
+  private connection(shard: Shard, kind: Kind): Connection {
     const o = this.options;
     const opts: RedisOptions = {
       lazyConnect: true,
@@ -307,11 +339,9 @@ export class RedisBackbone implements Backbone {
       autoResubscribe: false,
       connectTimeout: o.connectTimeoutMs,
       commandTimeout: o.commandTimeoutMs,
-      retryStrategy: (attempt: number) => {
-        const base = Math.min(o.reconnectMaxDelayMs, o.reconnectMinDelayMs * 2 ** Math.min(attempt - 1, 16));
-        return Math.round(base / 2 + (Math.random() * base) / 2);
-      },
+      retryStrategy: (attempt: number) => this.backoff(attempt),
     };
+    if (shard.seeds) return this.clusterConnection(shard, kind, opts);
     const conn = new Redis(shard.url, opts);
     let everReady = false;
     conn.on('error', (err: Error) => {
@@ -326,8 +356,17 @@ export class RedisBackbone implements Backbone {
       if (everReady) this.counters.reconnects++;
       everReady = true;
       if (kind === 'pub') {
-        shard.pubReady = true;
-        this.recompute();
+        // Scripts first: concurrent publishes that all hit NOSCRIPT would be sent again as EVAL
+        // behind later EVALSHAs, out of order. Failing here means the connection dropped again.
+        loadScripts(conn).then(
+          () => {
+            shard.pubReady = conn.status === 'ready';
+            this.recompute();
+          },
+          (err: unknown) => {
+            shard.lastError = err instanceof Error ? err : new Error(String(err));
+          },
+        );
       } else {
         void this.resubscribe(shard, conn);
       }
@@ -340,6 +379,115 @@ export class RedisBackbone implements Backbone {
       // for 'ready' with their own deadline.
     });
     return conn;
+  }
+
+  /** Reconnect delay for attempt `attempt` (1, 2, ...): doubling from the minimum, capped, with jitter. */
+  private backoff(attempt: number): number {
+    const o = this.options;
+    const base = Math.min(o.reconnectMaxDelayMs, o.reconnectMinDelayMs * 2 ** Math.min(attempt - 1, 16));
+    return Math.round(base / 2 + (Math.random() * base) / 2);
+  }
+
+  /**
+   * Cluster mode: a Cluster client (`sub`: with ioredis's sharded subscribers, one connection per
+   * master). Node connections reconnect by themselves; readiness comes from `recheck`.
+   */
+  private clusterConnection(shard: Shard, kind: Kind, nodeOptions: RedisOptions): Cluster {
+    const seeds = shard.seeds as readonly RedisServer[];
+    const { username, password } = seeds[0] as RedisServer;
+    const conn = new Cluster(
+      seeds.map((s) => ({ host: s.host, port: s.port })),
+      {
+        lazyConnect: true,
+        shardedSubscribers: kind === 'sub',
+        enableOfflineQueue: false,
+        // A command whose connection closed may have run: never sent again (see maxRetriesPerRequest).
+        retryDelayOnFailover: 0,
+        clusterRetryStrategy: (attempt: number) => this.backoff(attempt),
+        clusterNodeRetryStrategy: (attempt: number) => this.backoff(attempt),
+        redisOptions: { ...nodeOptions, lazyConnect: true, username, password },
+      },
+    );
+    const recheck = () => this.recheck(shard, kind, conn);
+    conn.on('error', (err: Error) => {
+      shard.lastError = err;
+    });
+    conn.on('node error', (err: Error) => {
+      shard.lastError = err;
+    });
+    for (const event of ['ready', 'close', '+node', '-node']) conn.on(event, recheck);
+    if (kind === 'pub') {
+      // The check opens every master connection, so losing any of them is noticed at once.
+      conn.on('+node', (node: Redis) => {
+        node.on('ready', recheck);
+        node.on('close', recheck);
+      });
+    } else {
+      // ioredis resubscribes a replaced subscriber by itself: try our check now, not after the backoff.
+      conn.on('subscribersReady', () => shard.wake.sub?.());
+      conn.on('smessage', (name: string, text: string) => this.onMessage(shard, name, text));
+    }
+    conn.connect().catch(() => {
+      // Retried by ioredis (clusterRetryStrategy); start() and subscribe() wait with a deadline.
+    });
+    return conn;
+  }
+
+  /** Cluster mode: marks `kind` not ready and runs its check (again) until it passes. */
+  private recheck(shard: Shard, kind: Kind, conn: Cluster): void {
+    shard.generation[kind]++;
+    this.setReady(shard, kind, false);
+    if (shard.checking[kind]) {
+      shard.wake[kind]?.();
+      return;
+    }
+    shard.checking[kind] = this.checkLoop(shard, kind, conn).finally(() => {
+      shard.checking[kind] = undefined;
+    });
+  }
+
+  private async checkLoop(shard: Shard, kind: Kind, conn: Cluster): Promise<void> {
+    for (let attempt = 1; shard[kind] === conn && !this.closed; attempt++) {
+      const generation = shard.generation[kind];
+      let ok = false;
+      try {
+        ok = conn.status === 'ready' && (kind === 'pub' ? await mastersServing(conn) : await this.resubscribeCluster(shard, conn));
+      } catch (err) {
+        shard.lastError = err instanceof Error ? err : new Error(String(err));
+      }
+      if (shard[kind] !== conn || this.closed) return;
+      if (ok && generation === shard.generation[kind]) {
+        this.setReady(shard, kind, true);
+        return;
+      }
+      if (ok) attempt = 0; // something changed while checking: at once again
+      else await this.pause(shard, kind, this.backoff(attempt));
+    }
+  }
+
+  /** Waits `ms`, or less when `shard.wake[kind]` is called. */
+  private async pause(shard: Shard, kind: Kind, ms: number): Promise<void> {
+    const cut = new AbortController();
+    shard.wake[kind] = () => cut.abort();
+    await sleep(ms, undefined, { signal: cut.signal, ref: false }).catch(() => {});
+    shard.wake[kind] = undefined;
+  }
+
+  private setReady(shard: Shard, kind: Kind, ready: boolean): void {
+    if (ready && !shard.ready(kind) && shard.everReady[kind]) this.counters.reconnects++;
+    if (ready) shard.everReady[kind] = true;
+    if (kind === 'pub') shard.pubReady = ready;
+    else shard.subReady = ready;
+    this.recompute();
+  }
+
+  /** Cluster mode: sends every subscription again; true once each was acknowledged. */
+  private async resubscribeCluster(shard: Shard, conn: Cluster): Promise<boolean> {
+    const names = [...shard.channels].map((c) => channelKeys(this.options.keyPrefix, c).pubsub);
+    for (let i = 0; i < names.length; i += RESUBSCRIBE_BATCH) {
+      await Promise.all(names.slice(i, i + RESUBSCRIBE_BATCH).map((n) => clusterSubscribe(conn, n)));
+    }
+    return true;
   }
 
   private async resubscribe(shard: Shard, conn: Redis): Promise<void> {
@@ -377,8 +525,8 @@ export class RedisBackbone implements Backbone {
   }
 
   /** Resolves when the shard's connection of `kind` is ready, or rejects after the connect deadline. */
-  private waitReady(shard: Shard, conn: Redis, kind: 'pub' | 'sub'): Promise<void> {
-    const ready = () => (kind === 'pub' ? shard.pubReady : shard.subReady);
+  private waitReady(shard: Shard, conn: Connection, kind: Kind): Promise<void> {
+    const ready = () => shard.ready(kind);
     if (ready()) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -435,7 +583,39 @@ export class RedisBackbone implements Backbone {
   }
 }
 
-/** Creates a RedisBackbone on one or several `redis://host:port` URLs (not started). */
+/**
+ * Cluster mode: SSUBSCRIBE through the Cluster client, which keeps its own channel list for
+ * resubscribing and adds to it on every SSUBSCRIBE; the SUNSUBSCRIBE first keeps one entry per
+ * channel however often this runs. The subscriber side is not ready while this runs, and the
+ * core fills from history once it is.
+ */
+async function clusterSubscribe(conn: Cluster, name: string): Promise<void> {
+  await conn.sunsubscribe(name);
+  await conn.ssubscribe(name);
+}
+
+/** Loads both scripts into one server's cache, so EVALSHA finds them (see the 'ready' handler). */
+async function loadScripts(conn: Redis): Promise<void> {
+  await Promise.all([PUBLISH_SCRIPT, READ_SCRIPT].map((s) => conn.script('LOAD', s.lua)));
+}
+
+/**
+ * Cluster mode: every master connected, answering `cluster_state:ok` (so no CLUSTERDOWN), scripts
+ * loaded. Runs only once the Cluster client is ready: connecting a node earlier makes the client's
+ * own ready check, sent to any node, fail on the one still connecting.
+ */
+async function mastersServing(conn: Cluster): Promise<boolean> {
+  const masters = conn.nodes('master');
+  // Node connections are lazy; open them all here.
+  await Promise.all(masters.map((n) => (n.status === 'wait' ? n.connect() : undefined)));
+  if (masters.length === 0 || masters.some((n) => n.status !== 'ready')) return false;
+  const infos = await Promise.all(masters.map((n) => n.cluster('INFO') as Promise<string>));
+  if (!infos.every((info) => /^cluster_state:ok\s*$/m.test(info))) return false;
+  await Promise.all(masters.map(loadScripts));
+  return true;
+}
+
+/** Creates a RedisBackbone on one or several `redis://host:port` URLs, or `redis+cluster://` seeds (not started). */
 export function createRedisBackbone(urls: readonly string[], options: Omit<RedisBackboneOptions, 'urls'> = {}): RedisBackbone {
   return new RedisBackbone({ ...options, urls });
 }
