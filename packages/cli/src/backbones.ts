@@ -13,7 +13,8 @@ export async function createBackbone(urls: string[]): Promise<Backbone> {
   const scheme = [...schemes][0];
   switch (scheme) {
     case 'redis':
-    case 'rediss': {
+    case 'rediss':
+    case 'redis+cluster': {
       const { createRedisBackbone } = await import('@gatehouse/backbone-redis');
       return createRedisBackbone(urls);
     }
@@ -30,6 +31,6 @@ export async function createBackbone(urls: string[]): Promise<Backbone> {
       return createKafkaBackbone(urls.map((u) => u.replace(/^kafka:\/\//, '').replace(/\/.*$/, '')));
     }
     default:
-      throw new OptionsError(`backbone "${urls[0]}" is not supported; use memory, redis://, nats://, jetstream:// or kafka://`);
+      throw new OptionsError(`backbone "${urls[0]}" is not supported; use memory, redis://, redis+cluster://, nats://, jetstream:// or kafka://`);
   }
 }

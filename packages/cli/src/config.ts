@@ -31,7 +31,7 @@ export const SETTINGS: Setting[] = [
   { flag: 'port', kind: 'int', option: 'port', help: 'TCP port for WebSocket, API, health and metrics', defaultText: String(DEFAULTS.port) },
   { flag: 'host', kind: 'string', option: 'host', help: 'address to bind', defaultText: DEFAULTS.host },
   { flag: 'node-id', kind: 'string', option: 'nodeId', help: 'this node\'s name in logs, metrics and frames', defaultText: 'random' },
-  { flag: 'backbone', kind: 'list', option: 'backbone', help: 'memory, redis://h:p (repeat to shard), nats://h:p, jetstream://h:p, kafka://h:p', defaultText: 'memory' },
+  { flag: 'backbone', kind: 'list', option: 'backbone', help: 'memory, redis://h:p (repeat to shard), redis+cluster://h:p (Redis Cluster seed, repeatable), nats://h:p, jetstream://h:p, kafka://h:p', defaultText: 'memory' },
   { flag: 'workers', kind: 'int', option: 'workers', help: 'gateway processes on this port (one node each)', defaultText: '1' },
   { flag: 'api-key', kind: 'list', option: 'apiKeys', help: 'key for the HTTP publish API (repeatable)', defaultText: 'none: API disabled', secret: true },
   { flag: 'token-secret', kind: 'string', option: 'tokenSecret', help: 'HS256 secret for client tokens', defaultText: 'none', secret: true },

@@ -25,6 +25,7 @@ export function backboneKind(url: string): 'redis' | 'nats' | 'jetstream' | 'kaf
   switch (scheme) {
     case 'redis':
     case 'rediss':
+    case 'redis+cluster':
       return 'redis';
     case 'nats':
     case 'jetstream':
