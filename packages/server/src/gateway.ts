@@ -191,13 +191,20 @@ export class Gateway {
         this.hub.onStateChange(state);
       },
     });
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject);
+        this.server.listen(this.options.port, this.options.host, () => {
+          this.server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (err) {
+      // The port is taken (or not ours to bind): close the backbone we opened, or its connection
+      // would keep a process that cannot serve alive.
+      await this.backbone.close().catch(() => {});
+      throw err;
+    }
     await this.backbone.subscribe(NODES_CHANNEL).catch((err: unknown) => this.log.warn({ err }, 'cannot subscribe to fleet announcements'));
     await this.backbone.subscribe(REVOCATIONS_CHANNEL).catch((err: unknown) => this.log.warn({ err }, 'cannot subscribe to revocations'));
     await this.loadRevocations();

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { MemoryBackbone } from '../src/index.js';
 import { RawClient, api, startGateway, token } from './helpers.js';
 
 test('a subscriber receives a publication made through the HTTP API', async () => {
@@ -17,5 +18,16 @@ test('a subscriber receives a publication made through the HTTP API', async () =
     c.close();
   } finally {
     await gw.close();
+  }
+});
+
+test('a port that is taken: start rejects and closes the backbone it opened (nothing keeps the process alive)', async () => {
+  const holder = await startGateway();
+  const backbone = new MemoryBackbone();
+  try {
+    await assert.rejects(startGateway({ port: holder.port }, { backbone }), /EADDRINUSE/);
+    assert.equal(backbone.state, 'closed', 'the backbone was closed');
+  } finally {
+    await holder.close();
   }
 });
