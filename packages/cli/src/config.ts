@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULTS, OptionsError, resolveOptions } from '@gatehouse/server';
 import type { GatewayOptions, NamespaceOptions } from '@gatehouse/server';
+import { checkBackboneNamespace } from './backbones.js';
 
 type Kind = 'int' | 'number' | 'string' | 'list' | 'bool' | 'seconds';
 
@@ -16,13 +17,17 @@ export interface Setting {
   flag: string;
   kind: Kind;
   /** The gateway option it sets (seconds are converted to ms), or a CLI-only key. */
-  option: keyof GatewayOptions | 'backbone' | 'logLevel' | 'workers';
+  option: keyof GatewayOptions | CliOnly;
   help: string;
   /** Shown in --help. */
   defaultText: string;
   /** Never printed (secrets). */
   secret?: boolean;
 }
+
+/** Settings of the CLI itself, not gateway options. */
+type CliOnly = 'backbone' | 'backboneNamespace' | 'logLevel' | 'workers';
+const CLI_ONLY: ReadonlySet<string> = new Set<CliOnly>(['backbone', 'backboneNamespace', 'logLevel', 'workers']);
 
 const ms = (v: number) => `${v / 1000}`;
 
@@ -32,6 +37,7 @@ export const SETTINGS: Setting[] = [
   { flag: 'host', kind: 'string', option: 'host', help: 'address to bind', defaultText: DEFAULTS.host },
   { flag: 'node-id', kind: 'string', option: 'nodeId', help: 'this node\'s name in logs, metrics and frames', defaultText: 'random' },
   { flag: 'backbone', kind: 'list', option: 'backbone', help: 'memory, redis://h:p (repeat to shard), redis+cluster://h:p (Redis Cluster seed, repeatable), nats://h:p, jetstream://h:p, kafka://h:p', defaultText: 'memory' },
+  { flag: 'backbone-namespace', kind: 'string', option: 'backboneNamespace', help: 'keeps this fleet apart from others on the same backbone servers (own keys, subjects, stream, topic)', defaultText: 'none' },
   { flag: 'workers', kind: 'int', option: 'workers', help: 'gateway processes on this port (one node each)', defaultText: '1' },
   { flag: 'api-key', kind: 'list', option: 'apiKeys', help: 'key for the HTTP publish API (repeatable)', defaultText: 'none: API disabled', secret: true },
   { flag: 'token-secret', kind: 'string', option: 'tokenSecret', help: 'HS256 secret for client tokens', defaultText: 'none', secret: true },
@@ -67,6 +73,8 @@ export const SETTINGS: Setting[] = [
 export interface StartConfig {
   gateway: Partial<GatewayOptions>;
   backbone: string[];
+  /** `--backbone-namespace`, validated (see `createBackbone`). */
+  backboneNamespace: string | undefined;
   logLevel: string;
   workers: number;
 }
@@ -156,7 +164,7 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
 
   const gateway: Record<string, unknown> = {};
   for (const s of SETTINGS) {
-    if (values[s.flag] === undefined || s.option === 'backbone' || s.option === 'logLevel' || s.option === 'workers') continue;
+    if (values[s.flag] === undefined || CLI_ONLY.has(s.option)) continue;
     gateway[s.option] = values[s.flag];
   }
   if (namespaces) gateway['namespaces'] = namespaces;
@@ -165,9 +173,12 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
   const backbone = (values['backbone'] as string[] | undefined) ?? ['memory'];
   const workers = (values['workers'] as number | undefined) ?? 1;
   if (workers < 1 || workers > 64) throw new OptionsError('workers must be from 1 to 64');
+  const backboneNamespace = values['backbone-namespace'] as string | undefined;
+  if (backboneNamespace !== undefined) checkBackboneNamespace(backboneNamespace);
   return {
     gateway: gateway as Partial<GatewayOptions>,
     backbone,
+    backboneNamespace,
     logLevel: (values['log-level'] as string | undefined) ?? 'info',
     workers,
   };

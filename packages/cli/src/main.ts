@@ -56,7 +56,7 @@ async function start(argv: string[]): Promise<void> {
   const isMemory = config.backbone.length === 1 && config.backbone[0] === 'memory';
   let backbone: Backbone;
   if (cluster.isWorker && isMemory) backbone = new IpcBackbone(process as unknown as ConstructorParameters<typeof IpcBackbone>[0]);
-  else backbone = await createBackbone(config.backbone);
+  else backbone = await createBackbone(config.backbone, config.backboneNamespace);
   const gatewayOptions = { ...config.gateway };
   if (cluster.isWorker) {
     const base = gatewayOptions.nodeId ?? `gh-${Math.random().toString(36).slice(2, 8)}`;

@@ -44,6 +44,7 @@ test('bad configuration stops the start with a message naming the field', () => 
     [['--bogus'], {}, /bogus/],
     [[], { GATEHOUSE_MAX_CONNECTIONS: 'many' }, /GATEHOUSE_MAX_CONNECTIONS/],
     [['--backbone', 'carrier-pigeon://x'], {}, /not supported/],
+    [['--backbone-namespace', 'Prod.EU'], {}, /backbone-namespace must be/],
   ];
   writeFileSync(join(dir, 'bad.yaml'), 'namespaces:\n  chat: { historySize: -3 }\n');
   cases.push([['--config', join(dir, 'bad.yaml')], {}, /namespaces\.chat\.historySize/]);
