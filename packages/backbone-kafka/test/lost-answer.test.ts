@@ -104,6 +104,9 @@ describe('KafkaBackbone when a produce answer is lost', { skip: skip ?? false },
     proxy.eat();
     // The broker writes it (and each retry is a duplicate to it); no answer reaches the client.
     await withDeadline('the unanswered publish to reject', assert.rejects(pub.publish(ch, '"unanswered"', KEEP)), 30_000);
+    // Their fetches go unanswered too: both report 'down' before the answers flow again, so the
+    // 'up' waited for below is the one after the cut, not the one from before it.
+    await Promise.all([recPub.state('down', 'publisher', 30_000), recSub.state('down', 'subscriber', 30_000)]);
     proxy.restore();
     await Promise.all([recPub.state('up', 'publisher', 60_000), recSub.state('up', 'subscriber', 60_000)]);
 
