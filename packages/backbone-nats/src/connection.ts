@@ -20,9 +20,21 @@ export interface NatsBackboneStats {
   handlerErrors: number;
 }
 
-/** Pause before start attempt `attempt + 1`, ms: 100, 200, 400, ... up to 2 s. */
-export function startBackoff(attempt: number): number {
-  return Math.min(2_000, 100 * 2 ** attempt);
+/**
+ * Runs `attempt` until it resolves, pausing 100, 200, 400 ms ... (at most 2 s) between tries.
+ * Rethrows the last error once `giveUp(error)` says so, or when the next try would start after
+ * `deadline` (ms since the Unix epoch).
+ */
+export async function retryUntil<T>(deadline: number, attempt: () => Promise<T>, giveUp: (err: unknown) => boolean): Promise<T> {
+  for (let n = 0; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const wait = Math.min(2_000, 100 * 2 ** n);
+      if (giveUp(err) || Date.now() + wait >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
 }
 
 /** Rejects with `BackboneUnavailableError` if `p` does not settle within `ms`. */
@@ -73,29 +85,24 @@ export class NatsLink {
     if (this.nc || this.current === 'closed') throw new Error(`${this.kind} backbone: start was already called`);
     const o = this.options;
     const deadline = Date.now() + o.startTimeoutMs;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        this.nc = await connect({
-          servers: [...o.servers],
-          name: o.name,
-          timeout: Math.max(1, Math.min(o.timeoutMs, deadline - Date.now())),
-          reconnect: true,
-          maxReconnectAttempts: -1,
-          reconnectTimeWait: o.reconnectTimeWaitMs,
-          reconnectJitter: Math.min(100, o.reconnectTimeWaitMs),
-          pingInterval: o.pingIntervalMs,
-          maxPingOut: 2,
-          ...(o.tls ? { tls: {} } : {}),
-        });
-        break;
-      } catch (err) {
-        const wait = startBackoff(attempt);
-        if (this.closedNow() || Date.now() + wait >= deadline) {
-          this.current = 'closed';
-          throw new BackboneUnavailableError(`${this.kind}: cannot connect to ${o.servers.join(', ')}: ${(err as Error).message}`, { cause: err });
-        }
-        await new Promise((r) => setTimeout(r, wait));
-      }
+    const attempt = () =>
+      connect({
+        servers: [...o.servers],
+        name: o.name,
+        timeout: Math.max(1, Math.min(o.timeoutMs, deadline - Date.now())),
+        reconnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: o.reconnectTimeWaitMs,
+        reconnectJitter: Math.min(100, o.reconnectTimeWaitMs),
+        pingInterval: o.pingIntervalMs,
+        maxPingOut: 2,
+        ...(o.tls ? { tls: {} } : {}),
+      });
+    try {
+      this.nc = await retryUntil(deadline, attempt, () => this.closedNow());
+    } catch (err) {
+      this.current = 'closed';
+      throw new BackboneUnavailableError(`${this.kind}: cannot connect to ${o.servers.join(', ')}: ${(err as Error).message}`, { cause: err });
     }
     if (this.closedNow()) {
       // Closed while connecting.

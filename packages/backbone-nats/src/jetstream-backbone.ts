@@ -38,7 +38,7 @@ import type {
 } from '@gatehouse/server';
 import { BackboneUnavailableError, nowMs } from '@gatehouse/server';
 import { isValidChannel } from '@gatehouse/protocol';
-import { NatsLink, startBackoff, within, type NatsBackboneStats } from './connection.js';
+import { NatsLink, retryUntil, within, type NatsBackboneStats } from './connection.js';
 import { decodeEnvelope, encodeStoredEnvelope } from './envelope.js';
 import { resolveJetStreamOptions, type JetStreamBackboneOptions, type ResolvedJetStreamOptions } from './options.js';
 import { channelToSubject } from './subject.js';
@@ -121,21 +121,20 @@ export class JetStreamBackbone implements Backbone {
     const deadline = Date.now() + this.options.startTimeoutMs;
     const nc = await this.link.open(handler);
     // A server that just started accepts connections a little before JetStream answers.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        this.jsm = await jetstreamManager(nc, { timeout: this.options.timeoutMs });
-        this.js = jetstream(nc, { timeout: this.options.timeoutMs });
-        this.epoch = streamEpoch(await this.ensureStream());
-        this.readersEpoch = this.epoch;
-        break;
-      } catch (err) {
-        const wait = startBackoff(attempt);
-        if (this.link.state === 'closed' || Date.now() + wait >= deadline || !isTransient(err)) {
-          await this.link.close();
-          throw err instanceof BackboneUnavailableError ? err : new BackboneUnavailableError(`jetstream: ${(err as Error).message}`, { cause: err });
-        }
-        await new Promise((r) => setTimeout(r, wait));
-      }
+    try {
+      await retryUntil(
+        deadline,
+        async () => {
+          this.jsm = await jetstreamManager(nc, { timeout: this.options.timeoutMs });
+          this.js = jetstream(nc, { timeout: this.options.timeoutMs });
+          this.epoch = streamEpoch(await this.ensureStream());
+          this.readersEpoch = this.epoch;
+        },
+        (err) => this.link.state === 'closed' || !isTransient(err),
+      );
+    } catch (err) {
+      await this.link.close();
+      throw err instanceof BackboneUnavailableError ? err : new BackboneUnavailableError(`jetstream: ${(err as Error).message}`, { cause: err });
     }
     this.link.ready();
   }
