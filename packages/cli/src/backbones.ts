@@ -46,11 +46,11 @@ export async function createBackbone(urls: string[], namespace?: string): Promis
     }
     case 'jetstream': {
       const { createJetStreamBackbone } = await import('@gatehouse/backbone-nats');
-      return createJetStreamBackbone(urls.map((u) => u.replace(/^jetstream:/, 'nats:')), { subjectPrefix: names.natsSubjectPrefix, stream: names.jetStream });
+      return createJetStreamBackbone(urls, { subjectPrefix: names.natsSubjectPrefix, stream: names.jetStream });
     }
     case 'kafka': {
       const { createKafkaBackbone } = await import('@gatehouse/backbone-kafka');
-      return createKafkaBackbone(urls.map((u) => u.replace(/^kafka:\/\//, '').replace(/\/.*$/, '')), { topic: names.kafkaTopic });
+      return createKafkaBackbone(urls, { topic: names.kafkaTopic });
     }
     default:
       throw new OptionsError(`backbone "${urls[0]}" is not supported; use memory, redis://, redis+cluster://, nats://, jetstream:// or kafka://`);

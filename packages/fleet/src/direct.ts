@@ -65,14 +65,14 @@ export async function connectDirectPublisher(urls: readonly string[], retention:
     }
     case 'jetstream': {
       const { createJetStreamBackbone } = await import('@gatehouse/backbone-nats');
-      const b = createJetStreamBackbone(urls.map((u) => u.replace(/^jetstream:/, 'nats:')));
+      const b = createJetStreamBackbone(urls);
       await b.start(IGNORE);
       backbone = b;
       break;
     }
     case 'kafka': {
       const { createKafkaBackbone } = await import('@gatehouse/backbone-kafka');
-      const b = createKafkaBackbone(urls.map((u) => u.replace(/^kafka:\/\//, '').replace(/\/.*$/, '')));
+      const b = createKafkaBackbone([...urls]);
       await b.start(IGNORE);
       backbone = b;
       break;
