@@ -8,34 +8,21 @@ import { after, before, describe, test } from 'node:test';
 import { BackboneUnavailableError, type PublishOptions } from '@gatehouse/server';
 import { assertDownThenUp } from '@gatehouse/conformance';
 import { serviceSkipReason, withDeadline } from '@gatehouse/testkit';
-import { createKafkaBackbone, type KafkaBackbone } from '../src/index.js';
-import { PrivateBroker, privateBrokerAvailable } from './private-broker.js';
-import { Recorder, uniqueChannel, uniqueTopic, WAIT } from './support.js';
+import { BrokerRig, privateBrokerAvailable } from './private-broker.js';
+import { uniqueChannel, uniqueTopic, WAIT } from './support.js';
 
 const skip = await serviceSkipReason('kafka', 'backbone-kafka: outage.test (needs Java and .services/kafka/lib)', async () => privateBrokerAvailable());
 const KEEP: PublishOptions = { historySize: 100, historyTtlSeconds: 3600 };
 
 describe('KafkaBackbone when the broker dies and returns', { skip: skip ?? false }, () => {
-  let broker: PrivateBroker;
-  let pub: KafkaBackbone;
-  let sub: KafkaBackbone;
-  const recPub = new Recorder();
-  const recSub = new Recorder();
-
+  let rig: BrokerRig;
   before(async () => {
-    broker = await PrivateBroker.create();
-    const opts = { topic: uniqueTopic('outage'), partitions: 2, fetchMaxWaitMs: 200, reconnectMinMs: 50, reconnectMaxMs: 500, requestTimeoutMs: 3000 };
-    pub = createKafkaBackbone([broker.address], opts);
-    sub = createKafkaBackbone([broker.address], opts);
-    await Promise.all([pub.start(recPub), sub.start(recSub)]);
+    rig = await BrokerRig.start({ topic: uniqueTopic('outage'), partitions: 2, requestTimeoutMs: 3000 });
   });
-
-  after(async () => {
-    await Promise.allSettled([pub?.close(), sub?.close()]);
-    await broker?.destroy();
-  });
+  after(() => rig?.close());
 
   test('reports down, rejects publishes, comes back up and continues without loss', async () => {
+    const { broker, pub, sub, recPub, recSub } = rig;
     const ch = uniqueChannel('outage');
     await Promise.all([sub.subscribe(ch), pub.subscribe(ch)]);
     const first = await pub.publish(ch, '"before"', KEEP);

@@ -12,35 +12,22 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { PublishOptions } from '@gatehouse/server';
 import { serviceSkipReason, waitFor } from '@gatehouse/testkit';
-import { createKafkaBackbone, type KafkaBackbone } from '../src/index.js';
-import { PrivateBroker, privateBrokerAvailable } from './private-broker.js';
-import { Recorder, uniqueChannel, uniqueTopic, WAIT } from './support.js';
+import { BrokerRig, privateBrokerAvailable } from './private-broker.js';
+import { uniqueChannel, uniqueTopic, WAIT } from './support.js';
 
 const skip = await serviceSkipReason('kafka', 'backbone-kafka: truncation.test (needs Java and .services/kafka/lib)', async () => privateBrokerAvailable());
 const KEEP: PublishOptions = { historySize: 100, historyTtlSeconds: 3600 };
 
 describe('KafkaBackbone when the broker restarts with a truncated log', { skip: skip ?? false }, () => {
-  let broker: PrivateBroker;
-  let pub: KafkaBackbone;
-  let sub: KafkaBackbone;
-  const recPub = new Recorder();
-  const recSub = new Recorder();
+  let rig: BrokerRig;
   const topic = uniqueTopic('truncation');
-
   before(async () => {
-    broker = await PrivateBroker.create();
-    const opts = { topic, partitions: 1, fetchMaxWaitMs: 200, reconnectMinMs: 50, reconnectMaxMs: 500, requestTimeoutMs: 3000 };
-    pub = createKafkaBackbone([broker.address], opts);
-    sub = createKafkaBackbone([broker.address], opts);
-    await Promise.all([pub.start(recPub), sub.start(recSub)]);
+    rig = await BrokerRig.start({ topic, partitions: 1, requestTimeoutMs: 3000 });
   });
-
-  after(async () => {
-    await Promise.allSettled([pub?.close(), sub?.close()]);
-    await broker?.destroy();
-  });
+  after(() => rig?.close());
 
   test('switches the partition to a new epoch, reports old positions incomplete, never reuses an old offset', async () => {
+    const { broker, pub, sub, recPub, recSub } = rig;
     const ch = uniqueChannel('truncation');
     await Promise.all([sub.subscribe(ch), pub.subscribe(ch)]);
     const segment = join(broker.dir, 'data', `${topic}-0`, '00000000000000000000.log');

@@ -9,10 +9,9 @@
  * instead of hoped for. Only a private nats-server is killed; the shared one is never touched.
  */
 import assert from 'node:assert/strict';
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { assertDownThenUp, RecordingHandler } from '@gatehouse/conformance';
-import { freePort, serviceSkipReason, waitFor } from '@gatehouse/testkit';
+import { serviceSkipReason, TcpRelay, waitFor } from '@gatehouse/testkit';
 import { JetStreamBackbone } from '../src/index.js';
 import { natsServerInstalled, startPrivateNats, type PrivateNats } from './support.js';
 
@@ -20,54 +19,12 @@ const skip = await serviceSkipReason('nats', 'jetstream restart resume (private 
 const KEEP = { historySize: 1000, historyTtlSeconds: 600 };
 const FAST = { reconnectTimeWaitMs: 50 };
 
-/** A TCP relay to `port` that refuses new connections while closed. */
-class Gate {
-  open = true;
-  private readonly sockets = new Set<Socket>();
-  private constructor(private readonly server: Server, readonly port: number) {}
-
-  static async start(targetPort: number): Promise<Gate> {
-    const port = await freePort();
-    const server = createServer();
-    const gate = new Gate(server, port);
-    server.on('connection', (down) => {
-      if (!gate.open) {
-        down.destroy();
-        return;
-      }
-      const up = tcpConnect(targetPort, '127.0.0.1');
-      for (const s of [down, up]) {
-        gate.sockets.add(s);
-        s.on('error', () => {});
-        s.on('close', () => {
-          gate.sockets.delete(s);
-          down.destroy();
-          up.destroy();
-        });
-      }
-      down.pipe(up);
-      up.pipe(down);
-    });
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    return gate;
-  }
-
-  get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
-
 describe('jetstream readers across a server SIGKILL', { skip: skip ?? false }, () => {
   let server: PrivateNats;
-  let gate: Gate;
+  let gate: TcpRelay;
   before(async () => {
     server = await startPrivateNats();
-    gate = await Gate.start(server.port);
+    gate = await TcpRelay.start(server.port);
   });
   after(async () => {
     await gate?.close();
@@ -76,7 +33,7 @@ describe('jetstream readers across a server SIGKILL', { skip: skip ?? false }, (
 
   test('resume from the last delivered sequence: what was published meanwhile arrives once, in order', async () => {
     const stream = { stream: 'RESUME', subjectPrefix: 'resume', ...FAST };
-    const reader = new JetStreamBackbone({ servers: [gate.url], ...stream });
+    const reader = new JetStreamBackbone({ servers: [`nats://127.0.0.1:${gate.port}`], ...stream });
     const publisher = new JetStreamBackbone({ servers: [server.url], ...stream });
     const rr = new RecordingHandler();
     const rp = new RecordingHandler();
@@ -93,7 +50,7 @@ describe('jetstream readers across a server SIGKILL', { skip: skip ?? false }, (
       for (let i = 0; i < 5; i++) sent.push(await publish(ch, ++n));
       await rr.waitCount(ch, 5, 'reader before the kill', 10_000);
 
-      gate.open = false;
+      gate.accepting = false;
       await server.kill();
       await waitFor("both report 'down'", () => reader.state === 'down' && publisher.state === 'down', 10_000);
       await server.restart();
@@ -103,7 +60,7 @@ describe('jetstream readers across a server SIGKILL', { skip: skip ?? false }, (
       for (let i = 0; i < 5; i++) sent.push(await publish(ch, ++n));
       assert.equal(reader.state, 'down', 'the gate kept the reader away');
 
-      gate.open = true;
+      gate.accepting = true;
       await waitFor("the reader is 'up' again", () => reader.state === 'up', 30_000);
       assertDownThenUp(rr.states, 'reader');
       for (let i = 0; i < 5; i++) sent.push(await publish(ch, ++n));

@@ -98,3 +98,5 @@ export async function serviceSkipReason(service: keyof typeof SERVICES | 'nginx'
   return reason;
 }
 export * from './servers.js';
+export * from './relay.js';
+export * from './kafka.js';
