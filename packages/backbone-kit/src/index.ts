@@ -1,0 +1,2 @@
+/** @gatehouse/backbone-kit: the backbone contract and the plumbing adapters share. */
+export * from './contract.js';
