@@ -1,7 +1,7 @@
 /**
  * The backbone conformance suite. One set of node:test tests, parameterized by a factory, runs
  * unchanged against every adapter with a real server behind it, so "implements Backbone" means
- * the semantics in packages/server/src/backbone.ts, not only the method signatures.
+ * the semantics in @gatehouse/backbone-kit's contract, not only the method signatures.
  *
  * Every wait has a deadline and waits for the event it means; nothing sleeps. Channel names carry
  * a random suffix per run so concurrent runs against a shared server never see each other.
@@ -13,10 +13,11 @@ import type {
   Backbone,
   BackboneHandler,
   BackboneState,
+  ControlMessage,
   HistoryResult,
   Publication,
   PublishOptions,
-} from '@gatehouse/server';
+} from '@gatehouse/backbone-kit';
 import { isValidChannel } from '@gatehouse/protocol';
 import { waitFor, withDeadline } from '@gatehouse/testkit';
 
@@ -45,6 +46,8 @@ export class RecordingHandler implements BackboneHandler {
   readonly states: BackboneState[] = [];
   /** The error reported with each state change (same index as `states`). */
   readonly errors: (Error | undefined)[] = [];
+  /** Every control message received, in arrival order (the node's own included). */
+  readonly controls: ControlMessage[] = [];
   private readonly byChannel = new Map<string, Publication[]>();
 
   onPublication(pub: Publication): void {
@@ -56,6 +59,18 @@ export class RecordingHandler implements BackboneHandler {
   onStateChange(state: BackboneState, error?: Error): void {
     this.states.push(state);
     this.errors.push(error);
+  }
+
+  onControl(msg: ControlMessage): void {
+    this.controls.push(msg);
+  }
+
+  /** Resolves with the first control message received that `match` accepts. */
+  async waitControl(what: string, match: (msg: ControlMessage) => boolean, timeoutMs: number): Promise<ControlMessage> {
+    await waitFor(what, () => this.controls.some(match), timeoutMs, 5);
+    const found = this.controls.find(match);
+    assert.ok(found, what);
+    return found;
   }
 
   /** The publications received on `channel`, in arrival order. */
