@@ -7,7 +7,7 @@
  * Offsets here are Gatehouse offsets: Kafka offset + 1, so 0 means "nothing yet". A position `g`
  * means "everything up to Kafka offset g - 1 is known".
  */
-import type { HistoryResult, Publication } from '@gatehouse/server';
+import type { HistoryResult, Publication } from '@gatehouse/backbone-kit';
 import { decodeEnvelope, MalformedRecordError, type DecodedEnvelope } from './envelope.js';
 
 /** One data record as read from a partition. */

@@ -23,11 +23,13 @@ import {
   type BackboneCapabilities,
   type BackboneHandler,
   type BackboneState,
+  type ControlMessage,
+  type ControlRecord,
   type HistoryResult,
   type Publication,
   type PublishOptions,
   nowMs,
-} from '@gatehouse/server';
+} from '@gatehouse/backbone-kit';
 import { decodeEnvelope, encodeEnvelope, epochOf, MalformedRecordError, partitionFor } from './envelope.js';
 import { HistoryReader, type LogRecord, type PartitionLog } from './history.js';
 import { planPartition } from './plan.js';
@@ -52,6 +54,7 @@ const CAPABILITIES: BackboneCapabilities = {
   contiguousOffsets: false,
   durable: true,
   shared: true,
+  durableRecords: true,
 };
 
 /** Counters for metrics and tests; they only grow, except `lag`. */
@@ -305,6 +308,18 @@ export class KafkaBackbone implements Backbone {
     } finally {
       this.releaseHistorySlot();
     }
+  }
+
+  async sendControl(_msg: ControlMessage): Promise<void> {
+    throw new BackboneUnavailableError('kafka control plane: not yet implemented');
+  }
+
+  async putRecord(_kind: string, _record: ControlRecord): Promise<void> {
+    throw new BackboneUnavailableError('kafka records: not yet implemented');
+  }
+
+  async records(_kind: string): Promise<ControlRecord[]> {
+    throw new BackboneUnavailableError('kafka records: not yet implemented');
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Producer } from '@platformatic/kafka';
-import { BackboneUnavailableError, type Publication, type PublishOptions } from '@gatehouse/server';
+import { BackboneUnavailableError, type Publication, type PublishOptions } from '@gatehouse/backbone-kit';
 import { serviceSkipReason, waitFor } from '@gatehouse/testkit';
 import { createKafkaBackbone, partitionFor, type KafkaBackbone } from '../src/index.js';
 import { BROKERS, deleteTopics, Recorder, uniqueChannel, uniqueTopic, WAIT } from './support.js';
@@ -190,6 +190,7 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
         if (got.length === 1) throw new Error('handler bug');
       },
       onStateChange: () => {},
+      onControl: () => {},
     });
     try {
       await kb.subscribe(ch);

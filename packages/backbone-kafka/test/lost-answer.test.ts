@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { PublishOptions } from '@gatehouse/server';
+import type { PublishOptions } from '@gatehouse/backbone-kit';
 import { serviceSkipReason, TcpRelay, withDeadline } from '@gatehouse/testkit';
 import { BrokerRig, privateBrokerAvailable } from './private-broker.js';
 import { uniqueChannel, uniqueTopic, WAIT } from './support.js';

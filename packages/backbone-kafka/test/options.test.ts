@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { test } from 'node:test';
-import { BackboneUnavailableError } from '@gatehouse/server';
+import { BackboneUnavailableError } from '@gatehouse/backbone-kit';
 import { createKafkaBackbone, KafkaBackbone } from '../src/index.js';
 
 test('fills in the defaults', () => {
@@ -50,7 +50,7 @@ test('start rejects with BackboneUnavailableError when no broker answers in time
     const kb = createKafkaBackbone([`127.0.0.1:${port}`], { startTimeoutMs: 700, requestTimeoutMs: 600, fetchMaxWaitMs: 100, reconnectMinMs: 50, reconnectMaxMs: 100 });
     const states: string[] = [];
     await assert.rejects(
-      kb.start({ onPublication: () => {}, onStateChange: (s) => states.push(s) }),
+      kb.start({ onPublication: () => {}, onStateChange: (s) => states.push(s), onControl: () => {} }),
       (e: unknown) => e instanceof BackboneUnavailableError && /not usable within 700 ms/.test(e.message),
     );
     assert.equal(kb.state, 'closed');

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { BackboneUnavailableError, type PublishOptions } from '@gatehouse/server';
+import { BackboneUnavailableError, type PublishOptions } from '@gatehouse/backbone-kit';
 import { assertDownThenUp } from '@gatehouse/conformance';
 import { serviceSkipReason, withDeadline } from '@gatehouse/testkit';
 import { BrokerRig, privateBrokerAvailable } from './private-broker.js';

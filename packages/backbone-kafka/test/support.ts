@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Admin } from '@platformatic/kafka';
-import type { BackboneState } from '@gatehouse/server';
+import type { BackboneState } from '@gatehouse/backbone-kit';
 import { RecordingHandler } from '@gatehouse/conformance';
 import { SERVICES, waitFor } from '@gatehouse/testkit';
 

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { PublishOptions } from '@gatehouse/server';
+import type { PublishOptions } from '@gatehouse/backbone-kit';
 import { serviceSkipReason, waitFor } from '@gatehouse/testkit';
 import { BrokerRig, privateBrokerAvailable } from './private-broker.js';
 import { uniqueChannel, uniqueTopic, WAIT } from './support.js';
