@@ -20,6 +20,7 @@ import type {
 } from '@gatehouse/backbone-kit';
 import { isValidChannel } from '@gatehouse/protocol';
 import { waitFor, withDeadline } from '@gatehouse/testkit';
+export * from './control.js';
 
 /** Two backbone instances ("nodes") on the same server, not started yet. */
 export interface BackbonePair {
