@@ -5,7 +5,7 @@
  * service that skipped the script, a bug) is decoded defensively: a bad one is reported and
  * dropped, never delivered, never thrown.
  */
-import type { Publication } from '@gatehouse/server';
+import type { Publication } from '@gatehouse/backbone-kit';
 
 /** The envelope version this adapter reads and writes. */
 export const ENVELOPE_VERSION = 1;

@@ -25,18 +25,20 @@ import {
   type BackboneCapabilities,
   type BackboneHandler,
   type BackboneState,
+  type ControlMessage,
+  type ControlRecord,
   type HistoryResult,
   type Publication,
   type PublishOptions,
   nowMs,
-} from '@gatehouse/server';
+  RendezvousHash,
+} from '@gatehouse/backbone-kit';
 import { isValidChannel } from '@gatehouse/protocol';
 import { decodeEnvelope, envelopeHead } from './envelope.js';
 import { parseRedisUrl, resolveRedisOptions, type RedisBackboneOptions, type RedisServer, type ResolvedRedisOptions } from './options.js';
-import { RendezvousHash } from '@gatehouse/server';
 import { channelKeys, PUBLISH_SCRIPT, READ_SCRIPT, type LoadedScript } from './scripts.js';
 
-const CAPABILITIES: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: true, durable: true, shared: true };
+const CAPABILITIES: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: true, durable: true, shared: true, durableRecords: true };
 
 /** Counters for metrics and /readyz. */
 export interface RedisBackboneStats {
@@ -267,6 +269,18 @@ export class RedisBackbone implements Backbone {
     if ((publications[0] as Publication).offset !== after.offset + 1) return { ...position, complete: false };
     if (ttl > 0 && (publications[0] as Publication).ts < Date.now() - ttl * 1000) return { ...position, complete: false };
     return { epoch, offset, publications, complete: true };
+  }
+
+  async sendControl(_msg: ControlMessage): Promise<void> {
+    throw new BackboneUnavailableError('redis backbone: the control plane is not implemented yet');
+  }
+
+  async putRecord(_kind: string, _record: ControlRecord): Promise<void> {
+    throw new BackboneUnavailableError('redis backbone: fleet records are not implemented yet');
+  }
+
+  async records(_kind: string): Promise<ControlRecord[]> {
+    throw new BackboneUnavailableError('redis backbone: fleet records are not implemented yet');
   }
 
   async close(): Promise<void> {
@@ -627,6 +641,6 @@ export function createRedisBackbone(urls: readonly string[], options: Omit<Redis
  */
 export async function connectRedisPublisher(urls: readonly string[], options: Omit<RedisBackboneOptions, 'urls'> = {}): Promise<RedisBackbone> {
   const backbone = createRedisBackbone(urls, options);
-  await backbone.start({ onPublication: () => {}, onStateChange: () => {} });
+  await backbone.start({ onPublication: () => {}, onStateChange: () => {}, onControl: () => {} });
   return backbone;
 }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { assertDownThenUp, RecordingHandler, runBackboneConformance } from '@gatehouse/conformance';
-import { BackboneUnavailableError } from '@gatehouse/server';
+import { BackboneUnavailableError } from '@gatehouse/backbone-kit';
 import { serviceSkipReason, waitFor, withDeadline } from '@gatehouse/testkit';
 import { channelKeys, RedisBackbone } from '../src/index.js';
 import { masterPortOf, redisClusterInstalled, startPrivateCluster, type PrivateCluster } from './support.js';

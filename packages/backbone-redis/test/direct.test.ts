@@ -89,6 +89,7 @@ describe('redis: publishing straight into the backbone', { skip: skip ?? false }
     const fragile = new RedisBackbone({ urls: [url], keyPrefix });
     await fragile.start({
       onStateChange: () => {},
+      onControl: () => {},
       onPublication: (p) => {
         seen.push(p.offset);
         if (p.offset === 1) throw new Error('handler bug');

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { RecordingHandler } from '@gatehouse/conformance';
-import { BackboneUnavailableError } from '@gatehouse/server';
+import { BackboneUnavailableError } from '@gatehouse/backbone-kit';
 import { serviceSkipReason, waitFor } from '@gatehouse/testkit';
 import { channelKeys, parseRedisUrl, RedisBackbone, RendezvousHash } from '../src/index.js';
 import { redisClient, startPrivateRedis, redisServerInstalled, type PrivateRedis } from './support.js';
