@@ -3,9 +3,10 @@
  * connect, `down` from a disconnect until the client reconnected *and* the backbone finished its
  * own recovery step (flushing resubscriptions, re-reading the stream), `up` after, `closed`.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { BackboneHandler, BackboneState, Publication } from '@gatehouse/server';
-import { BackboneUnavailableError } from '@gatehouse/server';
+import type { BackboneHandler, BackboneState, ControlMessage, Publication } from '@gatehouse/backbone-kit';
+import { BackboneStateMachine, BackboneUnavailableError, backoffDelay, retryUntilDeadline } from '@gatehouse/backbone-kit';
 import type { ResolvedNatsOptions } from './options.js';
 
 /** Counters for metrics and /readyz. */
@@ -14,27 +15,14 @@ export interface NatsBackboneStats {
   reconnects: number;
   /** Publishes that rejected. */
   publishErrors: number;
-  /** Incoming messages that were not valid envelopes (dropped). */
+  /** Incoming messages on a channel subject that were not valid envelopes (dropped). */
   malformed: number;
-  /** Times the handler threw from onPublication (a bug in the caller; the message is dropped). */
+  /** Incoming messages on the control subject that were not valid control messages (dropped). */
+  controlMalformed: number;
+  /** Stored fleet records that could not be decoded (skipped by `records`). */
+  recordsMalformed: number;
+  /** Times a handler callback threw (a bug in the caller; the message is dropped). */
   handlerErrors: number;
-}
-
-/**
- * Runs `attempt` until it resolves, pausing 100, 200, 400 ms ... (at most 2 s) between tries.
- * Rethrows the last error once `giveUp(error)` says so, or when the next try would start after
- * `deadline` (ms since the Unix epoch).
- */
-export async function retryUntil<T>(deadline: number, attempt: () => Promise<T>, giveUp: (err: unknown) => boolean): Promise<T> {
-  for (let n = 0; ; n++) {
-    try {
-      return await attempt();
-    } catch (err) {
-      const wait = Math.min(2_000, 100 * 2 ** n);
-      if (giveUp(err) || Date.now() + wait >= deadline) throw err;
-      await new Promise((r) => setTimeout(r, wait));
-    }
-  }
 }
 
 /** Rejects with `BackboneUnavailableError` if `p` does not settle within `ms`. */
@@ -55,12 +43,12 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
 /** The connection plus the state both NATS backbones report. */
 export class NatsLink {
   nc: NatsConnection | undefined;
-  private current: BackboneState = 'connecting';
+  readonly stats: NatsBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0, controlMalformed: 0, recordsMalformed: 0, handlerErrors: 0 };
+  private readonly machine = new BackboneStateMachine({ onListenerError: () => this.stats.handlerErrors++ });
   private handler: BackboneHandler | undefined;
   lastError: Error | undefined;
   /** Bumped on every disconnect and recovery start, so a stale recovery loop stops. */
   private generation = 0;
-  readonly stats: NatsBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0, handlerErrors: 0 };
   private readonly upWaiters: (() => void)[] = [];
 
   /**
@@ -74,7 +62,7 @@ export class NatsLink {
   ) {}
 
   get state(): BackboneState {
-    return this.current;
+    return this.machine.state;
   }
 
   /**
@@ -82,7 +70,7 @@ export class NatsLink {
    * `startTimeoutMs` has passed, then rejects with `BackboneUnavailableError`.
    */
   async open(handler: BackboneHandler): Promise<NatsConnection> {
-    if (this.nc || this.current === 'closed') throw new Error(`${this.kind} backbone: start was already called`);
+    if (this.nc || this.closedNow()) throw new Error(`${this.kind} backbone: start was already called`);
     const o = this.options;
     const deadline = Date.now() + o.startTimeoutMs;
     const attempt = () =>
@@ -99,9 +87,9 @@ export class NatsLink {
         ...(o.tls ? { tls: {} } : {}),
       });
     try {
-      this.nc = await retryUntil(deadline, attempt, () => this.closedNow());
+      this.nc = await retryUntilDeadline(deadline, attempt, { giveUp: () => this.closedNow() });
     } catch (err) {
-      this.current = 'closed';
+      this.machine.set('closed');
       throw new BackboneUnavailableError(`${this.kind}: cannot connect to ${o.servers.join(', ')}: ${(err as Error).message}`, { cause: err });
     }
     if (this.closedNow()) {
@@ -110,6 +98,7 @@ export class NatsLink {
       throw new BackboneUnavailableError(`${this.kind} backbone closed while starting`);
     }
     this.handler = handler;
+    this.machine.listen((state, err) => handler.onStateChange(state, err));
     void this.watch(this.nc);
     return this.nc;
   }
@@ -126,6 +115,16 @@ export class NatsLink {
     }
   }
 
+  /** Hands a control message to the handler, like `deliver`; nothing reaches a closed backbone. */
+  deliverControl(msg: ControlMessage): void {
+    if (this.closedNow()) return;
+    try {
+      this.handler?.onControl(msg);
+    } catch {
+      this.stats.handlerErrors++;
+    }
+  }
+
   /** Marks the link usable (after the backbone's own start steps) and reports `up`. */
   ready(): void {
     this.set('up');
@@ -133,15 +132,15 @@ export class NatsLink {
 
   /** Throws `BackboneUnavailableError` unless the link is up. */
   assertUp(): NatsConnection {
-    if (this.current !== 'up' || !this.nc) {
-      throw new BackboneUnavailableError(`${this.kind} backbone is ${this.current}`, { cause: this.lastError });
+    if (this.machine.state !== 'up' || !this.nc) {
+      throw new BackboneUnavailableError(`${this.kind} backbone is ${this.machine.state}`, { cause: this.lastError });
     }
     return this.nc;
   }
 
   /** Reports `down` (for a loss the backbone noticed itself) and runs recovery again. */
   retryRecover(err: Error): void {
-    if (this.current === 'closed') return;
+    if (this.closedNow()) return;
     this.lastError = err;
     this.set('down', err);
     void this.runRecover();
@@ -154,22 +153,22 @@ export class NatsLink {
    */
   private async runRecover(): Promise<void> {
     const generation = ++this.generation;
-    for (let attempt = 0; ; attempt++) {
-      if (generation !== this.generation || this.current === 'closed' || !this.nc || this.nc.isClosed()) return;
+    for (let attempt = 1; ; attempt++) {
+      if (generation !== this.generation || this.closedNow() || !this.nc || this.nc.isClosed()) return;
       try {
         await this.recover();
-        if (generation === this.generation && this.current === 'down') this.set('up');
+        if (generation === this.generation && this.machine.state === 'down') this.set('up');
         return;
       } catch (err) {
         this.lastError = err instanceof Error ? err : new Error(String(err));
       }
-      await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** attempt)));
+      await sleep(backoffDelay(attempt, 100, 5_000));
     }
   }
 
   private async watch(nc: NatsConnection): Promise<void> {
     for await (const s of nc.status()) {
-      if (this.current === 'closed') break;
+      if (this.closedNow()) break;
       switch (s.type) {
         case 'disconnect':
           this.generation++;
@@ -189,7 +188,7 @@ export class NatsLink {
     }
     // The status stream ends when the connection closed. If we did not close it (a fatal error
     // the client gave up on), the backbone stays unusable: say so.
-    if (this.current !== 'closed') {
+    if (!this.closedNow()) {
       const err = await nc.closed();
       this.lastError = err instanceof Error ? err : new Error('nats connection closed');
       this.generation++;
@@ -199,31 +198,28 @@ export class NatsLink {
 
   /** A method, not a field test, so TypeScript does not narrow the state across awaits. */
   private closedNow(): boolean {
-    return this.current === 'closed';
+    return this.machine.state === 'closed';
   }
 
   /** Resolves when the link is (next) `up`, or once it is closed. */
   whenUp(): Promise<void> {
-    if (this.current === 'up' || this.current === 'closed') return Promise.resolve();
+    if (this.machine.state === 'up' || this.closedNow()) return Promise.resolve();
     return new Promise((resolve) => this.upWaiters.push(resolve));
   }
 
   private set(state: BackboneState, err?: Error): void {
-    if (this.current === state || this.current === 'closed') return;
-    this.current = state;
-    this.handler?.onStateChange(state, err);
-    if (state === 'up' || state === 'closed') for (const wake of this.upWaiters.splice(0)) wake();
+    if (this.machine.set(state, err) && (state === 'up' || state === 'closed')) for (const wake of this.upWaiters.splice(0)) wake();
   }
 
-  /** Closes the connection (pending requests reject) and reports `closed` once. */
+  /**
+   * Reports `closed` once, then closes the connection (pending requests reject). Nothing is
+   * delivered to the handler after `closed`.
+   */
   async close(): Promise<void> {
-    if (this.current === 'closed') return;
-    this.current = 'closed';
-    for (const wake of this.upWaiters.splice(0)) wake();
-    const handler = this.handler;
+    if (this.closedNow()) return;
+    this.set('closed');
     this.handler = undefined;
     const nc = this.nc;
     if (nc && !nc.isClosed()) await nc.close().catch(() => {});
-    handler?.onStateChange('closed');
   }
 }

@@ -10,6 +10,10 @@
  * Retention belongs to the stream (max age, max messages per subject, max bytes), not to a
  * channel. The per-publish `historySize`/`historyTtlSeconds` travel in message headers and are
  * applied when history is read, so a namespace can keep less than the stream does, never more.
+ *
+ * Control messages travel on the fleet's NATS core control subject (control.ts), outside the
+ * stream: they are live only, and nothing stores them. Fleet records are durable, in a KV bucket
+ * of the stream's own (records.ts).
  */
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import {
@@ -27,23 +31,32 @@ import {
   type StoredMsg,
   type StreamInfo,
 } from '@nats-io/jetstream';
-import type {
-  Backbone,
-  BackboneCapabilities,
-  BackboneHandler,
-  BackboneState,
-  HistoryResult,
-  Publication,
-  PublishOptions,
-} from '@gatehouse/server';
-import { BackboneUnavailableError, nowMs } from '@gatehouse/server';
-import { isValidChannel } from '@gatehouse/protocol';
-import { NatsLink, retryUntil, within, type NatsBackboneStats } from './connection.js';
-import { decodeEnvelope, encodeStoredEnvelope } from './envelope.js';
+import {
+  BackboneUnavailableError,
+  checkChannel,
+  checkPublishData,
+  checkPublishOptions,
+  decodeEnvelope,
+  encodeEnvelope,
+  nowMs,
+  retryUntilDeadline,
+  type Backbone,
+  type BackboneCapabilities,
+  type BackboneHandler,
+  type BackboneState,
+  type ControlMessage,
+  type ControlRecord,
+  type HistoryResult,
+  type Publication,
+  type PublishOptions,
+} from '@gatehouse/backbone-kit';
+import { NatsLink, within, type NatsBackboneStats } from './connection.js';
+import { NatsControl } from './control.js';
+import { JetStreamRecords } from './records.js';
 import { resolveJetStreamOptions, type JetStreamBackboneOptions, type ResolvedJetStreamOptions } from './options.js';
 import { channelToSubject } from './subject.js';
 
-const CAPABILITIES: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: false, durable: true, shared: true };
+const CAPABILITIES: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: false, durable: true, shared: true, durableRecords: true };
 
 /** Header carrying the namespace's history size with each publication. */
 export const HISTORY_SIZE_HEADER = 'Gatehouse-History-Size';
@@ -82,6 +95,8 @@ export class JetStreamBackbone implements Backbone {
   /** The options in effect, defaults filled in. */
   readonly options: ResolvedJetStreamOptions;
   private readonly link: NatsLink;
+  private readonly control: NatsControl;
+  private readonly fleetRecords: JetStreamRecords;
   private handler: BackboneHandler | undefined;
   private js: JetStreamClient | undefined;
   private jsm: JetStreamManager | undefined;
@@ -95,6 +110,8 @@ export class JetStreamBackbone implements Backbone {
   constructor(options: JetStreamBackboneOptions) {
     this.options = resolveJetStreamOptions(options);
     this.link = new NatsLink(this.options, 'jetstream', () => this.recover());
+    this.control = new NatsControl(this.link, this.options.subjectPrefix, this.options.timeoutMs, this.options.onMalformed);
+    this.fleetRecords = new JetStreamRecords(this.link, this.options);
   }
 
   get state(): BackboneState {
@@ -122,16 +139,18 @@ export class JetStreamBackbone implements Backbone {
     const nc = await this.link.open(handler);
     // A server that just started accepts connections a little before JetStream answers.
     try {
-      await retryUntil(
+      await retryUntilDeadline(
         deadline,
         async () => {
           this.jsm = await jetstreamManager(nc, { timeout: this.options.timeoutMs });
           this.js = jetstream(nc, { timeout: this.options.timeoutMs });
           this.epoch = streamEpoch(await this.ensureStream());
           this.readersEpoch = this.epoch;
+          await this.fleetRecords.open(this.js);
         },
-        (err) => this.link.state === 'closed' || !isTransient(err),
+        { giveUp: (err) => this.link.state === 'closed' || !isTransient(err) },
       );
+      await this.control.listen(nc);
     } catch (err) {
       await this.link.close();
       throw err instanceof BackboneUnavailableError ? err : new BackboneUnavailableError(`jetstream: ${(err as Error).message}`, { cause: err });
@@ -142,11 +161,10 @@ export class JetStreamBackbone implements Backbone {
   async publish(channel: string, data: string, options: PublishOptions): Promise<Publication> {
     try {
       this.link.assertUp();
-      this.checkChannel(channel);
-      if (typeof data !== 'string' || data.length === 0) throw new TypeError('data must be non-empty JSON text');
+      checkChannel(channel);
+      checkPublishData(data);
+      checkPublishOptions(options);
       const { historySize, historyTtlSeconds } = options;
-      if (!Number.isSafeInteger(historySize) || historySize < 0) throw new TypeError('historySize must be an integer >= 0');
-      if (!Number.isSafeInteger(historyTtlSeconds) || historyTtlSeconds < 0) throw new TypeError('historyTtlSeconds must be an integer >= 0');
       const ts = nowMs();
       const h = natsHeaders();
       h.set(HISTORY_SIZE_HEADER, String(historySize));
@@ -154,7 +172,7 @@ export class JetStreamBackbone implements Backbone {
       const epoch = this.epoch;
       let ack;
       try {
-        ack = await (this.js as JetStreamClient).publish(this.subjectOf(channel), encodeStoredEnvelope(channel, ts, data), {
+        ack = await (this.js as JetStreamClient).publish(this.subjectOf(channel), encodeEnvelope({ channel, ts, data }), {
           headers: h,
           timeout: this.options.timeoutMs,
         });
@@ -171,7 +189,7 @@ export class JetStreamBackbone implements Backbone {
 
   async subscribe(channel: string): Promise<void> {
     this.link.assertUp();
-    this.checkChannel(channel);
+    checkChannel(channel);
     if (this.readers.has(channel)) {
       await this.pending.get(channel);
       return;
@@ -305,7 +323,7 @@ export class JetStreamBackbone implements Backbone {
 
   async history(channel: string, after: { epoch: string; offset: number } | undefined, limit: number): Promise<HistoryResult> {
     this.link.assertUp();
-    this.checkChannel(channel);
+    checkChannel(channel);
     if (!Number.isSafeInteger(limit) || limit < 0) throw new TypeError('limit must be an integer >= 0');
     if (after && (typeof after.epoch !== 'string' || !Number.isSafeInteger(after.offset) || after.offset < 0)) {
       throw new TypeError('after must be {epoch: string, offset: integer >= 0}');
@@ -386,6 +404,18 @@ export class JetStreamBackbone implements Backbone {
     return reached ? out : undefined;
   }
 
+  async sendControl(msg: ControlMessage): Promise<void> {
+    await this.control.send(msg);
+  }
+
+  async putRecord(kind: string, record: ControlRecord): Promise<void> {
+    await this.fleetRecords.put(kind, record);
+  }
+
+  async records(kind: string): Promise<ControlRecord[]> {
+    return this.fleetRecords.list(kind);
+  }
+
   async close(): Promise<void> {
     for (const r of this.readers.values()) r.messages?.stop();
     this.readers.clear();
@@ -393,10 +423,6 @@ export class JetStreamBackbone implements Backbone {
   }
 
   // ---- internals ----
-
-  private checkChannel(channel: string): void {
-    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel).slice(0, 80))}`);
-  }
 
   /**
    * Reads the stream's state and adopts its epoch. A changed epoch means the stream was recreated
@@ -466,6 +492,8 @@ export class JetStreamBackbone implements Backbone {
     } finally {
       this.recovering = false;
     }
+    // Creates the bucket again if the server lost it (memory storage); one request otherwise.
+    await this.fleetRecords.open(this.js as JetStreamClient);
     // A subscribe in flight when the link dropped settles (or fails) first; its slot is then
     // replaced like the others.
     await Promise.allSettled([...this.pending.values()]);

@@ -3,25 +3,36 @@
  * history and orders messages only per publisher, so publications carry epoch "" and offset 0
  * (capabilities.sequenced false): clients cannot recover, and every reconnect of the gateway to
  * NATS (`down` then `up`) is the core's signal to tell its clients their streams may have gaps.
+ *
+ * Control messages travel on the fleet's control subject (see control.ts). Fleet records are not
+ * kept (capabilities.durableRecords false): NATS core has nowhere to keep them, and the gateway
+ * core learns the live ones from its peers over control messages instead.
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type {
-  Backbone,
-  BackboneCapabilities,
-  BackboneHandler,
-  BackboneState,
-  HistoryResult,
-  Publication,
-  PublishOptions,
-} from '@gatehouse/server';
-import { isValidChannel } from '@gatehouse/protocol';
-import { nowMs } from '@gatehouse/server';
+import {
+  checkChannel,
+  checkPublishData,
+  checkRecord,
+  checkRecordKind,
+  decodeEnvelope,
+  encodeEnvelope,
+  nowMs,
+  type Backbone,
+  type BackboneCapabilities,
+  type BackboneHandler,
+  type BackboneState,
+  type ControlMessage,
+  type ControlRecord,
+  type HistoryResult,
+  type Publication,
+  type PublishOptions,
+} from '@gatehouse/backbone-kit';
 import { NatsLink, within, type NatsBackboneStats } from './connection.js';
-import { decodeEnvelope, encodeCoreEnvelope } from './envelope.js';
+import { NatsControl } from './control.js';
 import { resolveNatsOptions, type NatsBackboneOptions, type ResolvedNatsOptions } from './options.js';
 import { channelToSubject } from './subject.js';
 
-const CAPABILITIES: BackboneCapabilities = { sequenced: false, history: false, contiguousOffsets: false, durable: false, shared: true };
+const CAPABILITIES: BackboneCapabilities = { sequenced: false, history: false, contiguousOffsets: false, durable: false, shared: true, durableRecords: false };
 
 /** A Backbone on NATS core subjects (see the module comment for what it cannot promise). */
 export class NatsBackbone implements Backbone {
@@ -30,6 +41,7 @@ export class NatsBackbone implements Backbone {
   /** The options in effect, defaults filled in. */
   readonly options: ResolvedNatsOptions;
   private readonly link: NatsLink;
+  private readonly control: NatsControl;
   private handler: BackboneHandler | undefined;
   private readonly subs = new Map<string, Subscription>();
   /** Subscribes in flight, so a concurrent second subscribe waits for the same flush. */
@@ -37,11 +49,13 @@ export class NatsBackbone implements Backbone {
 
   constructor(options: NatsBackboneOptions) {
     this.options = resolveNatsOptions(options, 'NatsBackbone');
-    // The client resubscribes by itself on reconnect; one flush proves the server has them all.
+    // The client resubscribes by itself on reconnect (the control subject too); one flush proves
+    // the server has them all.
     this.link = new NatsLink(this.options, 'nats', async () => {
       const nc = this.link.nc as NatsConnection;
       await within(nc.flush(), this.options.timeoutMs, 'nats flush after reconnect');
     });
+    this.control = new NatsControl(this.link, this.options.subjectPrefix, this.options.timeoutMs, this.options.onMalformed);
   }
 
   get state(): BackboneState {
@@ -60,18 +74,24 @@ export class NatsBackbone implements Backbone {
 
   async start(handler: BackboneHandler): Promise<void> {
     this.handler = handler;
-    await this.link.open(handler);
+    const nc = await this.link.open(handler);
+    try {
+      await this.control.listen(nc);
+    } catch (err) {
+      await this.link.close();
+      throw err;
+    }
     this.link.ready();
   }
 
   async publish(channel: string, data: string, _options: PublishOptions): Promise<Publication> {
     try {
       const nc = this.link.assertUp();
-      if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel).slice(0, 80))}`);
-      if (typeof data !== 'string' || data.length === 0) throw new TypeError('data must be non-empty JSON text');
+      checkChannel(channel);
+      checkPublishData(data);
       const ts = nowMs();
       // Accepted = written to the connection: NATS core has no acknowledgement (at most once).
-      nc.publish(this.subjectOf(channel), encodeCoreEnvelope(channel, ts, data));
+      nc.publish(this.subjectOf(channel), encodeEnvelope({ channel, epoch: '', offset: 0, ts, data }));
       return { channel, epoch: '', offset: 0, ts, data };
     } catch (err) {
       this.link.stats.publishErrors++;
@@ -81,7 +101,7 @@ export class NatsBackbone implements Backbone {
 
   async subscribe(channel: string): Promise<void> {
     const nc = this.link.assertUp();
-    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel).slice(0, 80))}`);
+    checkChannel(channel);
     if (this.subs.has(channel)) {
       await this.pending.get(channel);
       return;
@@ -128,9 +148,26 @@ export class NatsBackbone implements Backbone {
   }
 
   async history(channel: string, after: { epoch: string; offset: number } | undefined, _limit: number): Promise<HistoryResult> {
-    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel).slice(0, 80))}`);
+    checkChannel(channel);
     // No history: a position is always ("", 0), and any recovery is a gap.
     return { epoch: '', offset: 0, publications: [], complete: after === undefined };
+  }
+
+  async sendControl(msg: ControlMessage): Promise<void> {
+    await this.control.send(msg);
+  }
+
+  /** Checks the record and keeps nothing (see the module comment). Rejects unless up. */
+  async putRecord(kind: string, record: ControlRecord): Promise<void> {
+    checkRecord(kind, record);
+    this.link.assertUp();
+  }
+
+  /** Always empty (nothing is kept). Rejects unless up, like every other call. */
+  async records(kind: string): Promise<ControlRecord[]> {
+    checkRecordKind(kind);
+    this.link.assertUp();
+    return [];
   }
 
   async close(): Promise<void> {

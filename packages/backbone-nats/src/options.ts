@@ -47,6 +47,17 @@ export interface JetStreamBackboneOptions extends NatsConnectionOptions {
   storage?: 'file' | 'memory';
   /** Stream replicas in a JetStream cluster. Default 1. */
   replicas?: number;
+  /**
+   * Fleet records (`putRecord`) are dropped by the records bucket this long after they were last
+   * written, seconds (0: never by age). A record that expires later than this is refused, since
+   * the bucket would drop it while it still counts. Default 2 592 000 (30 days).
+   */
+  recordsMaxAgeSeconds?: number;
+  /**
+   * The records bucket never holds more than this many bytes; `putRecord` rejects once it is
+   * full (expired records are purged as `records` reads them, and by age). Default 64 MiB.
+   */
+  recordsMaxBytes?: number;
 }
 
 /** Connection options with every default filled in. */
@@ -70,6 +81,8 @@ export interface ResolvedJetStreamOptions extends ResolvedNatsOptions {
   readonly maxBytes: number;
   readonly storage: 'file' | 'memory';
   readonly replicas: number;
+  readonly recordsMaxAgeSeconds: number;
+  readonly recordsMaxBytes: number;
 }
 
 /** The defaults, in one place. */
@@ -90,6 +103,8 @@ export const JETSTREAM_DEFAULTS = {
   maxBytes: 1024 ** 3,
   storage: 'file',
   replicas: 1,
+  recordsMaxAgeSeconds: 30 * 86_400,
+  recordsMaxBytes: 64 * 1024 ** 2,
 } as const;
 
 function int(owner: string, name: string, v: unknown, min: number, max: number): number {
@@ -159,5 +174,8 @@ export function resolveJetStreamOptions(o: JetStreamBackboneOptions): ResolvedJe
     maxBytes: int('JetStreamBackbone', 'maxBytes', o.maxBytes ?? JETSTREAM_DEFAULTS.maxBytes, 0, Number.MAX_SAFE_INTEGER),
     storage,
     replicas: int('JetStreamBackbone', 'replicas', o.replicas ?? JETSTREAM_DEFAULTS.replicas, 1, 5),
+    recordsMaxAgeSeconds: int('JetStreamBackbone', 'recordsMaxAgeSeconds', o.recordsMaxAgeSeconds ?? JETSTREAM_DEFAULTS.recordsMaxAgeSeconds, 0, 10 * 365 * 86_400),
+    // At least one largest record (a 64 KiB value with its key and envelope) must fit.
+    recordsMaxBytes: int('JetStreamBackbone', 'recordsMaxBytes', o.recordsMaxBytes ?? JETSTREAM_DEFAULTS.recordsMaxBytes, 1024 ** 2, Number.MAX_SAFE_INTEGER),
   };
 }

@@ -10,7 +10,8 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { RecordingHandler } from '@gatehouse/conformance';
 import { SERVICES, serviceSkipReason, waitFor } from '@gatehouse/testkit';
-import { channelToSubject, encodeCoreEnvelope, JetStreamBackbone, NatsBackbone } from '../src/index.js';
+import { encodeEnvelope } from '@gatehouse/backbone-kit';
+import { channelToSubject, JetStreamBackbone, NatsBackbone } from '../src/index.js';
 import { deleteStream } from './support.js';
 
 const url = `nats://${SERVICES.nats.host}:${SERVICES.nats.port}`;
@@ -50,7 +51,7 @@ describe('publishing straight into NATS', { skip: skip ?? false }, () => {
       const subject = channelToSubject(prefix, ch);
       assert.equal(subject, `${prefix}.direct.news%2Eworld`);
       for (const text of HOSTILE(ch)) raw.publish(subject, text);
-      raw.publish(subject, encodeCoreEnvelope(ch, 1_700_000_000_000, '{"headline":"hello"}'));
+      raw.publish(subject, encodeEnvelope({ channel: ch, epoch: '', offset: 0, ts: 1_700_000_000_000, data: '{"headline":"hello"}' }));
       // A sender that fills in offset/epoch cannot make an unsequenced backbone look sequenced.
       raw.publish(subject, JSON.stringify({ v: 1, channel: ch, epoch: 'forged', offset: 99, ts: 1_700_000_000_001, data: [1] }));
       await raw.flush();
@@ -75,6 +76,7 @@ describe('publishing straight into NATS', { skip: skip ?? false }, () => {
     const gw = new NatsBackbone({ servers: [url], subjectPrefix: prefix });
     await gw.start({
       onStateChange: () => {},
+      onControl: () => {},
       onPublication: (p) => {
         seen.push(p.data);
         if (p.data === '1') throw new Error('handler bug');

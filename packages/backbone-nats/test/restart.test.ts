@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { assertDownThenUp, RecordingHandler } from '@gatehouse/conformance';
-import { BackboneUnavailableError } from '@gatehouse/server';
+import { BackboneUnavailableError } from '@gatehouse/backbone-kit';
 import { serviceSkipReason, waitFor, withDeadline } from '@gatehouse/testkit';
 import { JetStreamBackbone, NatsBackbone } from '../src/index.js';
 import { freePort } from '@gatehouse/testkit';

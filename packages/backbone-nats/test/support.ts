@@ -4,6 +4,7 @@
  */
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
+import { recordsBucket } from '../src/index.js';
 import { NATS_RECIPE, PrivateServer, binaryInstalled } from '@gatehouse/testkit';
 
 /** True when the nats-server binary is installed (private servers need it). */
@@ -15,12 +16,14 @@ export type PrivateNats = PrivateServer;
 /** Starts a private nats-server on a free port. */
 export const startPrivateNats = (): Promise<PrivateServer> => PrivateServer.start(NATS_RECIPE);
 
-/** Deletes a stream if it exists (test cleanup on a shared server). */
+/** Deletes a stream and its records bucket if they exist (test cleanup on a shared server). */
 export async function deleteStream(url: string, stream: string): Promise<void> {
   const nc = await connect({ servers: url });
   try {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.delete(stream).catch(() => false);
+    // A KV bucket is the stream KV_<bucket>.
+    await jsm.streams.delete(`KV_${recordsBucket(stream)}`).catch(() => false);
   } finally {
     await nc.close();
   }
