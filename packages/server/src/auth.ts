@@ -165,6 +165,11 @@ export class TokenVerifier {
     return false;
   }
 
+  /** Every revocation still in force: the token id and until when. */
+  *revocations(now = Date.now()): Iterable<{ jti: string; until: number }> {
+    for (const [jti, until] of this.revoked) if (until > now) yield { jti, until };
+  }
+
   /** Entries currently cached. */
   get cacheEntries(): number {
     return this.cache.size;

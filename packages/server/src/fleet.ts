@@ -1,36 +1,14 @@
 /**
- * The fleet as one node sees it. Every node announces itself on the backbone (channel
- * `_gatehouse:nodes`, no history) with its load and health; every node keeps the announcements it
- * heard recently. From that view a node decides whether it holds clearly more than its share and
+ * The fleet as one node sees it. Every node announces itself over the control plane
+ * (`node.announce`) with its load and health; every node keeps the announcements it heard recently. From that view a node decides whether it holds clearly more than its share and
  * should hand some clients to the others, and which node a user would prefer (rendezvous hashing,
  * so a node joining or leaving moves as few users as possible).
  */
+import type { Logger } from 'pino';
+import type { Backbone, BackboneState } from './backbone.js';
+import { ControlType } from './control.js';
+import type { ControlPlane } from './control.js';
 import { RendezvousHash } from './rendezvous.js';
-
-/** The channel nodes announce themselves on. Clients can never subscribe to it (no namespace). */
-export const NODES_CHANNEL = '_gatehouse:nodes';
-
-/** The channel token revocations travel on, so every node of the fleet applies them. */
-export const REVOCATIONS_CHANNEL = '_gatehouse:revocations';
-
-/** A revocation as it travels: the token id and until when it stays revoked (ms). */
-export interface Revocation {
-  jti: string;
-  until: number;
-}
-
-/** Parses a revocation from the backbone; undefined for anything malformed. */
-export function parseRevocation(json: string): Revocation | undefined {
-  try {
-    const v = JSON.parse(json) as Record<string, unknown>;
-    if (typeof v['jti'] === 'string' && v['jti'].length > 0 && v['jti'].length <= 256 && typeof v['until'] === 'number') {
-      return { jti: v['jti'], until: v['until'] };
-    }
-  } catch {
-    // fall through
-  }
-  return undefined;
-}
 
 /** What a node says about itself. */
 export interface NodeAnnouncement {
@@ -50,7 +28,7 @@ export interface FleetMember extends NodeAnnouncement {
   ageMs: number;
 }
 
-/** Parses an announcement from the backbone; undefined for anything malformed. */
+/** Parses an announcement from another node; undefined for anything malformed. */
 export function parseAnnouncement(json: string): NodeAnnouncement | undefined {
   let v: unknown;
   try {
@@ -125,5 +103,69 @@ export class FleetView {
       this.ringKey = key;
     }
     return (this.ring as RendezvousHash).pick(user);
+  }
+}
+
+/** What the fleet agent reads about this node and what it may do. */
+export interface FleetAgentDeps {
+  node: string;
+  control: ControlPlane;
+  backbone: Backbone;
+  log: Logger;
+  announceIntervalMs: number;
+  rebalanceTolerance: number;
+  rebalancePerRound: number;
+  /** This node's announcement fields, read once per tick. */
+  self(): Omit<NodeAnnouncement, 'node' | 'ts'>;
+  /** Hands `n` connections to the rest of the fleet. */
+  shed(n: number): void;
+}
+
+/**
+ * Announces this node every interval, listens to the others, and rebalances: a node that holds
+ * clearly more than its share hands some connections to the rest, a slice per interval.
+ */
+export class FleetAgent {
+  readonly view: FleetView;
+  private timer: NodeJS.Timeout | undefined;
+  /** Since when the backbone has been up without a break (ms). */
+  private upSince: number | undefined;
+
+  constructor(private readonly d: FleetAgentDeps) {
+    this.view = new FleetView(d.announceIntervalMs * 3);
+    d.control.on(ControlType.Announce, (msg) => {
+      const a = parseAnnouncement(msg.data);
+      if (a && a.node === msg.from) this.view.hear(a);
+    });
+  }
+
+  /** Tracks backbone state: rebalancing waits for a settled view after an outage. */
+  onBackboneState(state: BackboneState): void {
+    this.upSince = state === 'up' ? (this.upSince ?? Date.now()) : undefined;
+  }
+
+  /** Announces now and every interval. */
+  start(): void {
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.d.announceIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops announcing. */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  private tick(): void {
+    const me: NodeAnnouncement = { node: this.d.node, ts: Date.now(), ...this.d.self() };
+    this.view.hear(me);
+    if (this.d.backbone.state === 'up') this.d.control.send(ControlType.Announce, me).catch(() => {});
+    // Rebalance only on a settled view: after an outage, announcements come back at different
+    // times and a node would shed clients against a fleet it only half sees.
+    const settled = this.upSince !== undefined && Date.now() - this.upSince >= 3 * this.d.announceIntervalMs;
+    if (this.d.rebalancePerRound > 0 && me.ready && settled) {
+      const excess = this.view.excess(me.node, me.connections, this.d.rebalanceTolerance, this.d.rebalancePerRound);
+      if (excess > 0) this.d.shed(excess);
+    }
   }
 }

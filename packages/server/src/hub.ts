@@ -4,8 +4,9 @@
  *
  * - Backbone subscriptions are reference-counted here: the first local subscriber subscribes the
  *   channel once, a failure rolls back, the last one leaves after a short linger.
- * - A publication is encoded and framed once; the same Buffer is queued for every subscriber.
- *   Queues are flushed once per tick, so what a socket gets in one tick is one write.
+ * - A publication is encoded once and framed once per transport framing; the same Buffer is queued
+ *   for every subscriber of that framing. Queues are flushed once per tick, so what a connection
+ *   gets in one tick is one write.
  * - Each channel tracks the last position delivered on this node. On backbones with contiguous
  *   offsets a jump (lost pub/sub message, reconnect) is filled from history before anything newer
  *   is delivered; a hole history cannot fill, or a changed epoch, is reported to clients as a gap.
@@ -15,8 +16,8 @@ import type { GapReason, StreamPosition } from '@gatehouse/protocol';
 import type { Backbone, BackboneHandler, BackboneState, Publication } from './backbone.js';
 import { nowMs } from './backbone.js';
 import type { GatewayMetrics } from './metrics.js';
+import { mergeRecovery } from './recovery.js';
 import { Session, SessionState } from './session.js';
-import { textFrame } from './wire.js';
 import type { Logger } from 'pino';
 
 interface Channel {
@@ -60,7 +61,7 @@ export interface SubscribeResult {
 const MAX_RESYNC_BUFFER = 10_000;
 
 /** Channel registry and fan-out. */
-export class Hub implements BackboneHandler {
+export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChange'> {
   private readonly channels = new Map<string, Channel>();
   private dirty: Session[] = [];
   private spare: Session[] = [];
@@ -69,6 +70,8 @@ export class Hub implements BackboneHandler {
   private readonly flushTs: number[] = [];
   private wasDown = false;
   private readonly flushBound = () => this.flush();
+  /** One fan-out's frames by framing id: built on first use, cleared after the fan-out. */
+  private readonly frames: (Buffer | undefined)[] = [];
 
   constructor(private readonly o: HubOptions) {}
 
@@ -169,27 +172,22 @@ export class Hub implements BackboneHandler {
         ch.offset = hist.offset;
       }
       const result: SubscribeResult = { epoch: hist.epoch, offset: hist.offset };
-      let last = hist.offset;
       if (since) {
         result.recovered = hist.complete;
         this.o.metrics.recoveries.inc({ outcome: hist.complete ? 'recovered' : 'gap' });
       }
       this.send(s, encodeServerFrame({ op: 'subscribed', id: requestId, channel, ...result }));
-      if (since && hist.complete) {
-        // A replay is bounded by the namespace's history size, so only the byte cap applies to it:
-        // the message cap would cut every client whose outage outlasted that many publications.
-        for (const p of hist.publications) {
-          this.enqueue(s, textFrame(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data)), false);
-          last = p.offset;
-        }
-      }
-      // Release what arrived live during the history read, without what the replay covered.
       const waiting = s.recovering?.get(channel) ?? [];
       s.recovering?.delete(channel);
       if (s.recovering?.size === 0) s.recovering = undefined;
-      for (const p of waiting) {
-        if (p.offset !== 0 && p.epoch === hist.epoch && p.offset <= last) continue;
-        this.enqueue(s, textFrame(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data)));
+      const replayed = since && hist.complete ? hist.publications.length : 0;
+      const deliver = mergeRecovery({ epoch: hist.epoch, offset: hist.offset, publications: replayed > 0 ? hist.publications : [] }, waiting);
+      const framing = s.transport.framing;
+      for (let i = 0; i < deliver.length; i++) {
+        const p = deliver[i] as Publication;
+        // A replay is bounded by the namespace's history size, so only the byte cap applies to it:
+        // the message cap would cut every client whose outage outlasted that many publications.
+        this.enqueue(s, framing.message(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data)), i >= replayed);
       }
     } catch (err) {
       this.removeFromChannel(s, channel);
@@ -244,7 +242,8 @@ export class Hub implements BackboneHandler {
   }
 
   private fanout(ch: Channel, pub: Publication): void {
-    const frame = textFrame(encodePub(pub.channel, pub.epoch, pub.offset, pub.ts, pub.data));
+    const json = encodePub(pub.channel, pub.epoch, pub.offset, pub.ts, pub.data);
+    const frames = this.frames;
     let n = 0;
     for (const s of ch.subs) {
       const waiting = s.recovering?.get(ch.name);
@@ -253,9 +252,11 @@ export class Hub implements BackboneHandler {
         if (waiting.length > this.o.maxQueueMessages) this.o.onSlowConsumer(s);
         continue;
       }
-      this.enqueue(s, frame);
+      const framing = s.transport.framing;
+      this.enqueue(s, (frames[framing.id] ??= framing.message(json)));
       n++;
     }
+    frames.length = 0;
     if (n > 0) {
       this.o.metrics.deliveries.inc(n);
       this.flushTs.push(pub.ts);
@@ -264,7 +265,7 @@ export class Hub implements BackboneHandler {
 
   /** Sends one non-hot frame (replies, errors) to one session, in order with its publications. */
   send(s: Session, json: string): void {
-    this.enqueue(s, textFrame(json));
+    this.enqueue(s, s.transport.framing.message(json));
   }
 
   /**
@@ -276,7 +277,7 @@ export class Hub implements BackboneHandler {
     const q = s.queue;
     // What the socket still holds cannot change before this tick's flush, so it is read once,
     // with the first frame queued, not once per delivery.
-    if (q.length === 0) s.socketBacklog = s.socket.writableLength;
+    if (q.length === 0) s.socketBacklog = s.transport.bufferedBytes;
     if ((countMessage && q.length >= this.o.maxQueueMessages) || s.queuedBytes + frame.length + s.socketBacklog > this.o.maxQueueBytes) {
       this.o.onSlowConsumer(s);
       return;
@@ -301,11 +302,7 @@ export class Hub implements BackboneHandler {
     for (const s of dirty) {
       const q = s.queue;
       if (q.length === 0) continue;
-      // readyState leaves OPEN when the peer's close frame arrives and ws echoes it: nothing may
-      // follow a close frame (RFC 6455 5.5.1), even while the echo waits behind a backlog.
-      if (s.state !== SessionState.Closing && s.ws.readyState === s.ws.OPEN && s.socket.writable) {
-        s.socket.write(q.length === 1 ? (q[0] as Buffer) : Buffer.concat(q, s.queuedBytes));
-      }
+      if (s.state !== SessionState.Closing && s.transport.writable) s.transport.writeMany(q, s.queuedBytes);
       q.length = 0;
       s.queuedBytes = 0;
     }
@@ -319,8 +316,13 @@ export class Hub implements BackboneHandler {
   }
 
   private gap(ch: Channel, reason: GapReason): void {
-    const frame = textFrame(encodeServerFrame({ op: 'gap', channel: ch.name, reason }));
-    for (const s of ch.subs) this.enqueue(s, frame);
+    const json = encodeServerFrame({ op: 'gap', channel: ch.name, reason });
+    const frames = this.frames;
+    for (const s of ch.subs) {
+      const framing = s.transport.framing;
+      this.enqueue(s, (frames[framing.id] ??= framing.message(json)));
+    }
+    frames.length = 0;
   }
 
   private abandonResync(ch: Channel, reason: GapReason): void {

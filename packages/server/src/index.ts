@@ -1,6 +1,8 @@
 /** @gatehouse/server: the gateway core and its HTTP/WebSocket binding. */
 export * from './backbone.js';
 export * from './memory-backbone.js';
+export { ControlType } from './control.js';
+export { REVOCATION_RECORDS } from './revocations.js';
 export { Gateway } from './gateway.js';
 export type { GatewayDeps } from './gateway.js';
 export { resolveOptions, DEFAULTS, NAMESPACE_DEFAULTS, OptionsError } from './options.js';
@@ -8,7 +10,12 @@ export type { GatewayOptions, NamespaceOptions, ApiKey } from './options.js';
 export { TokenVerifier, AuthError } from './auth.js';
 export type { Grant } from './auth.js';
 export { TokenBucket, AddressLimiter, retryDelay } from './admission.js';
-export { textFrame } from './wire.js';
+export { WebSocketTransport, WS_FRAMES, WS_PAYLOADS, probeFastPath } from './ws-transport.js';
+export type { Framing, Transport, TransportListener } from './transport.js';
+export { systemClock } from './heartbeat.js';
+export type { Clock } from './heartbeat.js';
+export { mergeRecovery } from './recovery.js';
+export type { Replay } from './recovery.js';
 export { IpcBackbone, IpcBackboneHost } from './ipc-backbone.js';
 export type { IpcPort } from './ipc-backbone.js';
 export { RendezvousHash, murmur3, murmur3Bytes } from './rendezvous.js';

@@ -9,6 +9,8 @@ import type {
   BackboneCapabilities,
   BackboneHandler,
   BackboneState,
+  ControlMessage,
+  ControlRecord,
   HistoryResult,
   Publication,
   PublishOptions,
@@ -26,11 +28,15 @@ export interface IpcPort {
 type RequestBody =
   | { op: 'publish'; channel: string; data: string; options: PublishOptions }
   | { op: 'subscribe' | 'unsubscribe'; channel: string }
-  | { op: 'history'; channel: string; after: { epoch: string; offset: number } | undefined; limit: number };
+  | { op: 'history'; channel: string; after: { epoch: string; offset: number } | undefined; limit: number }
+  | { op: 'control'; msg: ControlMessage }
+  | { op: 'putRecord'; kind: string; record: ControlRecord }
+  | { op: 'records'; kind: string };
 type Request = RequestBody & { gh: 'req'; id: number };
 
 type Reply = { gh: 'res'; id: number; ok: true; value: unknown } | { gh: 'res'; id: number; ok: false; error: string };
 type Deliver = { gh: 'pub'; pub: Publication };
+type DeliverControl = { gh: 'ctl'; msg: ControlMessage };
 
 function isMessage(m: unknown, kind: string): boolean {
   return typeof m === 'object' && m !== null && (m as { gh?: unknown }).gh === kind;
@@ -56,6 +62,7 @@ export class IpcBackboneHost {
     await this.backbone.start({
       onPublication: (pub) => this.port.send({ gh: 'pub', pub } satisfies Deliver),
       onStateChange: () => {},
+      onControl: (msg) => this.port.send({ gh: 'ctl', msg } satisfies DeliverControl),
     });
     this.port.on('message', this.listener);
   }
@@ -77,6 +84,15 @@ export class IpcBackboneHost {
       case 'history':
         result = this.backbone.history(req.channel, req.after, req.limit);
         break;
+      case 'control':
+        result = this.backbone.sendControl(req.msg);
+        break;
+      case 'putRecord':
+        result = this.backbone.putRecord(req.kind, req.record);
+        break;
+      case 'records':
+        result = this.backbone.records(req.kind);
+        break;
       default:
         return;
     }
@@ -96,7 +112,7 @@ export class IpcBackboneHost {
 /** Worker side: a Backbone whose state lives in the primary process. */
 export class IpcBackbone implements Backbone {
   readonly kind = 'memory';
-  readonly capabilities: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: true, durable: false, shared: true };
+  readonly capabilities: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: true, durable: false, shared: true, durableRecords: true };
   private current: BackboneState = 'connecting';
   private handler: BackboneHandler | undefined;
   private nextId = 1;
@@ -119,6 +135,8 @@ export class IpcBackbone implements Backbone {
   private onMessage(m: unknown): void {
     if (isMessage(m, 'pub')) {
       this.handler?.onPublication((m as Deliver).pub);
+    } else if (isMessage(m, 'ctl')) {
+      this.handler?.onControl((m as DeliverControl).msg);
     } else if (isMessage(m, 'res')) {
       const r = m as Reply;
       const p = this.pending.get(r.id);
@@ -152,6 +170,18 @@ export class IpcBackbone implements Backbone {
 
   history(channel: string, after: { epoch: string; offset: number } | undefined, limit: number): Promise<HistoryResult> {
     return this.request({ op: 'history', channel, after, limit });
+  }
+
+  async sendControl(msg: ControlMessage): Promise<void> {
+    await this.request({ op: 'control', msg });
+  }
+
+  async putRecord(kind: string, record: ControlRecord): Promise<void> {
+    await this.request({ op: 'putRecord', kind, record });
+  }
+
+  records(kind: string): Promise<ControlRecord[]> {
+    return this.request({ op: 'records', kind });
   }
 
   async close(): Promise<void> {

@@ -9,11 +9,13 @@ import type {
   BackboneCapabilities,
   BackboneHandler,
   BackboneState,
+  ControlMessage,
+  ControlRecord,
   HistoryResult,
   Publication,
   PublishOptions,
 } from './backbone.js';
-import { BackboneUnavailableError, nowMs } from './backbone.js';
+import { BackboneUnavailableError, checkControlMessage, checkRecord, nowMs } from './backbone.js';
 
 interface ChannelStream {
   epoch: string;
@@ -30,6 +32,10 @@ interface ChannelStream {
 export class MemoryBus {
   readonly streams = new Map<string, ChannelStream>();
   readonly subscribers = new Map<string, Set<MemoryBackbone>>();
+  /** Started backbones: every one hears every control message. */
+  readonly members = new Set<MemoryBackbone>();
+  /** Fleet records by kind, then key. */
+  readonly records = new Map<string, Map<string, ControlRecord>>();
   private sweeper: NodeJS.Timeout | undefined;
 
   /** Streams idle for longer than this with no history left are forgotten (epoch resets). */
@@ -44,6 +50,10 @@ export class MemoryBus {
 
   /** Drops expired history and forgets streams nobody needs, so channel churn cannot grow memory. */
   sweep(now: number): void {
+    for (const [kind, byKey] of this.records) {
+      for (const [key, r] of byKey) if (r.expiresAt <= now) byKey.delete(key);
+      if (byKey.size === 0) this.records.delete(kind);
+    }
     for (const [channel, s] of this.streams) {
       trimExpired(s, now);
       if (s.count === 0 && now - s.lastPublishAt > this.idleStreamMs && !this.subscribers.has(channel)) {
@@ -74,18 +84,38 @@ function trimExpired(s: ChannelStream, now: number): void {
   }
 }
 
-const CAPABILITIES: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: true, durable: false, shared: false };
+/** Records one kind may hold on a bus; a put past it is refused (nothing grows without bound). */
+export const MEMORY_MAX_RECORDS_PER_KIND = 100_000;
+
+/** What a memory backbone is built from. */
+export interface MemoryBackboneOptions {
+  /** The bus shared with the other backbones of an in-process cluster; default a fresh one. */
+  bus?: MemoryBus;
+  /**
+   * Keep fleet records on the bus (default true). False behaves like NATS core, which keeps none:
+   * tests use it to exercise how nodes learn records from their peers.
+   */
+  keepRecords?: boolean;
+}
 
 /** In-process backbone. The default: one command starts a working single node. */
 export class MemoryBackbone implements Backbone {
   readonly kind = 'memory';
-  readonly capabilities = CAPABILITIES;
+  readonly capabilities: BackboneCapabilities;
   private handler: BackboneHandler | undefined;
   private current: BackboneState = 'connecting';
   readonly bus: MemoryBus;
 
-  constructor(options: { bus?: MemoryBus } = {}) {
+  constructor(options: MemoryBackboneOptions = {}) {
     this.bus = options.bus ?? new MemoryBus();
+    this.capabilities = {
+      sequenced: true,
+      history: true,
+      contiguousOffsets: true,
+      durable: false,
+      shared: false,
+      durableRecords: options.keepRecords ?? true,
+    };
   }
 
   get state(): BackboneState {
@@ -95,6 +125,7 @@ export class MemoryBackbone implements Backbone {
   async start(handler: BackboneHandler): Promise<void> {
     this.handler = handler;
     this.bus.retain();
+    this.bus.members.add(this);
     this.current = 'up';
     handler.onStateChange('up');
   }
@@ -160,8 +191,37 @@ export class MemoryBackbone implements Backbone {
     return { epoch: s.epoch, offset: s.offset, publications, complete: true };
   }
 
+  async sendControl(msg: ControlMessage): Promise<void> {
+    if (this.current !== 'up') throw new BackboneUnavailableError(`memory backbone is ${this.current}`);
+    checkControlMessage(msg);
+    // A copy per send, so no receiver can change what the others see.
+    const copy: ControlMessage = msg.to === undefined ? { type: msg.type, from: msg.from, data: msg.data } : { type: msg.type, from: msg.from, to: msg.to, data: msg.data };
+    for (const b of this.bus.members) b.handler?.onControl(copy);
+  }
+
+  async putRecord(kind: string, record: ControlRecord): Promise<void> {
+    if (this.current !== 'up') throw new BackboneUnavailableError(`memory backbone is ${this.current}`);
+    checkRecord(kind, record);
+    if (!this.capabilities.durableRecords) return;
+    let byKey = this.bus.records.get(kind);
+    if (!byKey) this.bus.records.set(kind, (byKey = new Map()));
+    if (!byKey.has(record.key) && byKey.size >= MEMORY_MAX_RECORDS_PER_KIND) {
+      throw new BackboneUnavailableError(`at most ${MEMORY_MAX_RECORDS_PER_KIND} records of kind "${kind}"`);
+    }
+    byKey.set(record.key, { key: record.key, value: record.value, expiresAt: record.expiresAt });
+  }
+
+  async records(kind: string): Promise<ControlRecord[]> {
+    if (this.current !== 'up') throw new BackboneUnavailableError(`memory backbone is ${this.current}`);
+    const now = Date.now();
+    const out: ControlRecord[] = [];
+    for (const r of this.bus.records.get(kind)?.values() ?? []) if (r.expiresAt > now) out.push(r);
+    return out;
+  }
+
   async close(): Promise<void> {
     if (this.current === 'closed') return;
+    this.bus.members.delete(this);
     for (const [channel, set] of this.bus.subscribers) {
       set.delete(this);
       if (set.size === 0) this.bus.subscribers.delete(channel);

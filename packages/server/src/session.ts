@@ -1,16 +1,24 @@
 /**
  * One client connection. Kept deliberately small (it is multiplied by every connection on the
- * node): the socket, what the token granted, the channels, and an outbound queue that only holds
- * what was queued since the last flush.
+ * node): the transport, what the token granted, the channels, and an outbound queue that only
+ * holds what was queued since the last flush. The hub owns the delivery fields, the protocol
+ * handler the rest; nothing outside the server package sees a Session.
  */
-import type { Duplex } from 'node:stream';
-import type { WebSocket } from 'ws';
 import type { Grant } from './auth.js';
 import type { Publication } from './backbone.js';
+import type { Transport, TransportListener } from './transport.js';
+
+/** What handles a session's transport events (the protocol handler; one for all sessions). */
+export interface SessionHandler {
+  onMessage(s: Session, data: Buffer, isBinary: boolean): void;
+  onPing(s: Session, data: Buffer): void;
+  onClose(s: Session, code: number): void;
+  onError(s: Session, err: Error & { code?: string }): void;
+}
 
 /** Lifecycle of a session. */
 export const enum SessionState {
-  /** Upgraded, waiting for the `connect` frame. */
+  /** Connected, waiting for the `connect` frame. */
   Authenticating = 0,
   /** `connect` accepted. */
   Open = 1,
@@ -18,24 +26,31 @@ export const enum SessionState {
   Closing = 2,
 }
 
-/** A connected client. Fields are public for the hub; nothing outside the server package uses them. */
-export class Session {
+/**
+ * A connected client. It listens to its own transport and hands events to the shared handler, so a
+ * connection costs no closures.
+ */
+export class Session implements TransportListener {
   state = SessionState.Authenticating;
   /** Assigned at connect: `<node>-<n>`. */
   id = '';
   grant: Grant | undefined;
+
+  // ---- delivery (the hub) ----
   /** Channels this session is subscribed to (a small array: at most maxSubscriptions). */
   readonly channels: string[] = [];
   /**
    * Channels whose subscription is still replaying history: live publications for them wait here
-   * and are released, deduplicated by offset, after the replay. Allocated only while recovering.
+   * and are merged after the replay (recovery.ts). Allocated only while recovering.
    */
   recovering: Map<string, Publication[]> | undefined;
   /** Frames queued since the last flush, and their total size. */
   readonly queue: Buffer[] = [];
   queuedBytes = 0;
-  /** The socket's unsent bytes when this tick's first frame was queued. */
+  /** The transport's unsent bytes when this tick's first frame was queued. */
   socketBacklog = 0;
+
+  // ---- liveness and limits (heartbeats and the protocol handler) ----
   /** Cleared by each heartbeat, set by any pong or message; a beat that finds it clear closes. */
   alive = true;
   /** Inbound rate windows (start of the current second and count in it). */
@@ -46,19 +61,41 @@ export class Session {
   /** The client was asked to refresh its token. */
   refreshAsked = false;
   authTimer: NodeJS.Timeout | undefined;
-  /** Heartbeat slot (heartbeats are spread over slots so a beat is not one big burst). */
-  slot = 0;
+  /** Registry shard, which is also the heartbeat slot (beats are spread over the shards). */
+  shard = 0;
 
   constructor(
-    readonly ws: WebSocket,
-    /** The raw socket under `ws`: the hub writes pre-framed bytes straight to it. */
-    readonly socket: Duplex & { writableLength: number },
-    /** Client address (from the socket, or X-Forwarded-For behind a trusted proxy). */
-    readonly address: string,
+    readonly transport: Transport,
+    private readonly handler: SessionHandler,
   ) {}
 
-  /** Bytes waiting: queued in this tick plus what the socket has not handed to the kernel yet. */
+  onMessage(data: Buffer, isBinary: boolean): void {
+    this.handler.onMessage(this, data, isBinary);
+  }
+
+  onAlive(): void {
+    this.alive = true;
+  }
+
+  onPing(data: Buffer): void {
+    this.handler.onPing(this, data);
+  }
+
+  onClose(code: number): void {
+    this.handler.onClose(this, code);
+  }
+
+  onError(err: Error & { code?: string }): void {
+    this.handler.onError(this, err);
+  }
+
+  /** The client's address. */
+  get address(): string {
+    return this.transport.remoteAddress;
+  }
+
+  /** Bytes waiting: queued in this tick plus what the transport has not handed to the kernel yet. */
   get pendingBytes(): number {
-    return this.queuedBytes + this.socket.writableLength;
+    return this.queuedBytes + this.transport.bufferedBytes;
   }
 }

@@ -1,0 +1,63 @@
+/**
+ * The transport boundary. A transport moves bytes for one client connection and knows nothing of
+ * channels, tokens or frames of the protocol; the session, the protocol handler and the hub see
+ * only this interface. The WebSocket transport (ws-transport.ts) is the one file that knows `ws`;
+ * an HTTP streaming or SSE response, or a native WebSocket server, fits the same shape.
+ */
+
+/**
+ * How a transport turns one protocol message (JSON text) into the bytes it writes. The hub builds
+ * each publication's bytes once per framing during a fan-out and hands the same Buffer to every
+ * subscriber that shares the framing, so a framing must be a shared, stateless object.
+ */
+export interface Framing {
+  /** Small integer, unique per framing in the process: the hub's cache slot for this framing. */
+  readonly id: number;
+  /** The bytes that carry `json` as one message on this transport. */
+  message(json: string): Buffer;
+}
+
+/** What a transport reports about its connection. Implemented by the per-connection protocol. */
+export interface TransportListener {
+  /** One complete inbound message. */
+  onMessage(data: Buffer, isBinary: boolean): void;
+  /** The peer showed it is alive below the protocol (a WebSocket pong or ping). */
+  onAlive(): void;
+  /** The peer sent a transport-level ping; answer with `pong` unless the protocol refuses. */
+  onPing(data: Buffer): void;
+  /** The connection is gone; `code` is the close code seen (1006 when it just dropped). */
+  onClose(code: number): void;
+  /** A transport error (already handled: the connection closes); for logs and metrics. */
+  onError(err: Error & { code?: string }): void;
+}
+
+/** One client connection's byte pipe. */
+export interface Transport {
+  /** How messages are framed on this transport. */
+  readonly framing: Framing;
+  /** Short name for metrics labels: `websocket`, later `sse`, `http-stream`. */
+  readonly kind: string;
+  /** The client's address (from the socket, or X-Forwarded-For behind a trusted proxy). */
+  readonly remoteAddress: string;
+  /** True while bytes may still be written: not closing and the peer has not begun a close. */
+  readonly writable: boolean;
+  /** Bytes accepted by `write` and not yet handed to the kernel. */
+  readonly bufferedBytes: number;
+  /** Registers the one listener; events before this call are not lost (none are emitted yet). */
+  listen(listener: TransportListener): void;
+  /** Writes pre-framed bytes (built by `framing`). */
+  write(bytes: Buffer): void;
+  /** Writes several pre-framed chunks, `totalBytes` long together, as one write where possible. */
+  writeMany(chunks: readonly Buffer[], totalBytes: number): void;
+  /**
+   * Writes one heartbeat: what this transport's peers answer or watch (a WebSocket ping plus the
+   * application ping the SDK watches; a comment line on a stream).
+   */
+  heartbeat(): void;
+  /** Answers a transport-level ping (no-op where the transport has none). */
+  pong(data: Buffer): void;
+  /** Starts an orderly close with `code` and `reason` (at most 123 bytes of ASCII). */
+  close(code: number, reason: string): void;
+  /** Drops the connection now. */
+  terminate(): void;
+}

@@ -1,0 +1,166 @@
+/**
+ * The WebSocket transport: the one file that knows `ws` internals.
+ *
+ * Fast path: a publication's frame is built once with ws's public `Sender.frame` and the same bytes
+ * are written straight to every subscriber's `net.Socket` (one write per socket per flush), which
+ * skips ws's per-send framing and copying. That needs the raw socket under the WebSocket, a private
+ * field; `probeFastPath` checks at start that both are what this code expects, and where they are
+ * not (a future ws), every connection falls back to the public `send()`, one message per call.
+ */
+import type { Duplex } from 'node:stream';
+import WebSocketClass from 'ws';
+import type { RawData, WebSocket } from 'ws';
+import type { Framing, Transport, TransportListener } from './transport.js';
+
+const OP_TEXT = 0x1;
+const OP_PING = 0x9;
+
+type RawSocket = Duplex & { writableLength: number };
+
+/** ws's frame builder (public, but not in @types/ws). */
+interface FrameBuilder {
+  frame(data: Buffer, options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[];
+}
+const Sender = (WebSocketClass as unknown as { Sender?: Partial<FrameBuilder> }).Sender;
+
+/** One unmasked, final WebSocket frame of `opcode` carrying `payload`, in one buffer. */
+function buildFrame(opcode: number, payload: Buffer): Buffer {
+  const parts = (Sender as FrameBuilder).frame(payload, { fin: true, opcode, mask: false, readOnly: true, rsv1: false });
+  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+}
+
+/** Whole WebSocket text frames: what the fast path writes to the socket. */
+export const WS_FRAMES: Framing = {
+  id: 0,
+  message: (json) => buildFrame(OP_TEXT, Buffer.from(json, 'utf8')),
+};
+
+/** The UTF-8 payload alone: what the fallback hands to `send()`, which frames it. */
+export const WS_PAYLOADS: Framing = {
+  id: 1,
+  message: (json) => Buffer.from(json, 'utf8'),
+};
+
+const APP_PING = '{"op":"ping"}';
+/**
+ * The heartbeat on the fast path: a WebSocket ping (answered by every client, browsers included,
+ * which proves the path is alive) and the application ping the SDK watches (browsers cannot see
+ * protocol pings), in one buffer so a beat costs one write per socket.
+ */
+const HEARTBEAT_BYTES = typeof Sender?.frame === 'function' ? Buffer.concat([buildFrame(OP_PING, Buffer.alloc(0)), WS_FRAMES.message(APP_PING)]) : Buffer.alloc(0);
+
+let fastPath: boolean | undefined;
+
+/**
+ * Checks once that `Sender.frame` builds the frames this code expects and that a WebSocket keeps
+ * its socket where the fast path reads it. Returns whether the fast path is used.
+ */
+export function probeFastPath(sample?: WebSocket): boolean {
+  if (fastPath !== undefined && sample === undefined) return fastPath;
+  let ok = false;
+  try {
+    const f = WS_FRAMES.message('x');
+    ok = typeof Sender?.frame === 'function' && f.length === 3 && f[0] === 0x81 && f[1] === 0x01 && f[2] === 0x78;
+  } catch {
+    ok = false;
+  }
+  if (ok && sample !== undefined) ok = rawSocketOf(sample) !== undefined;
+  fastPath = ok;
+  return ok;
+}
+
+function rawSocketOf(ws: WebSocket): RawSocket | undefined {
+  const socket = (ws as unknown as { _socket?: RawSocket })._socket;
+  return socket && typeof socket.write === 'function' && typeof socket.writableLength === 'number' ? socket : undefined;
+}
+
+// One set of listener functions for every connection (ws calls them with `this` = the WebSocket),
+// so a connection costs no closures here.
+const kTransport = Symbol('gatehouse.transport');
+type Tagged = WebSocket & { [kTransport]: WebSocketTransport };
+function onWsMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  (this as Tagged)[kTransport].listener?.onMessage(data as Buffer, isBinary);
+}
+function onWsPong(this: WebSocket): void {
+  (this as Tagged)[kTransport].listener?.onAlive();
+}
+function onWsPing(this: WebSocket, data: Buffer): void {
+  (this as Tagged)[kTransport].listener?.onPing(data);
+}
+function onWsError(this: WebSocket, err: Error & { code?: string }): void {
+  (this as Tagged)[kTransport].listener?.onError(err);
+}
+function onWsClose(this: WebSocket, code: number): void {
+  (this as Tagged)[kTransport].listener?.onClose(code);
+}
+
+/** A client connection over WebSocket (`ws`). */
+export class WebSocketTransport implements Transport {
+  readonly kind = 'websocket';
+  readonly framing: Framing;
+  /** @internal Set by `listen`. */
+  listener: TransportListener | undefined;
+  private readonly socket: RawSocket | undefined;
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly remoteAddress: string,
+  ) {
+    const socket = probeFastPath() ? rawSocketOf(ws) : undefined;
+    this.socket = socket;
+    this.framing = socket ? WS_FRAMES : WS_PAYLOADS;
+    (ws as Tagged)[kTransport] = this;
+  }
+
+  listen(listener: TransportListener): void {
+    this.listener = listener;
+    const ws = this.ws;
+    ws.on('message', onWsMessage);
+    ws.on('pong', onWsPong);
+    ws.on('ping', onWsPing);
+    ws.on('error', onWsError);
+    ws.on('close', onWsClose);
+  }
+
+  get writable(): boolean {
+    // readyState leaves OPEN when the peer's close frame arrives and ws echoes it: nothing may
+    // follow a close frame (RFC 6455 5.5.1), even while the echo waits behind a backlog.
+    return this.ws.readyState === 1 && (this.socket === undefined || this.socket.writable);
+  }
+
+  get bufferedBytes(): number {
+    return this.socket ? this.socket.writableLength : this.ws.bufferedAmount;
+  }
+
+  write(bytes: Buffer): void {
+    if (this.socket) this.socket.write(bytes);
+    else this.ws.send(bytes, { binary: false });
+  }
+
+  writeMany(chunks: readonly Buffer[], totalBytes: number): void {
+    if (chunks.length === 1) this.write(chunks[0] as Buffer);
+    else if (this.socket) this.socket.write(Buffer.concat(chunks as Buffer[], totalBytes));
+    else for (const c of chunks) this.ws.send(c, { binary: false });
+  }
+
+  heartbeat(): void {
+    if (this.socket) {
+      this.socket.write(HEARTBEAT_BYTES);
+      return;
+    }
+    this.ws.ping();
+    this.ws.send(APP_PING);
+  }
+
+  pong(data: Buffer): void {
+    this.ws.pong(data);
+  }
+
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+}
