@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Admin, Consumer, NetworkError, Producer, TimeoutError, UserError } from '@platformatic/kafka';
+import { Admin, Consumer, Producer } from '@platformatic/kafka';
 import { isValidChannel } from '@gatehouse/protocol';
 import {
   BackboneUnavailableError,
@@ -30,19 +30,24 @@ import {
   type PublishOptions,
   nowMs,
 } from '@gatehouse/backbone-kit';
+import { KafkaControlPlane, type KafkaControlStats } from './control.js';
 import { decodeEnvelope, encodeEnvelope, epochOf, MalformedRecordError, partitionFor } from './envelope.js';
-import { HistoryReader, type LogRecord, type PartitionLog } from './history.js';
+import { HistoryReader, type PartitionLog } from './history.js';
 import { planPartition } from './plan.js';
+import {
+  describeTopic,
+  EARLIEST,
+  IS_CONTROL,
+  isNetworkError,
+  isUnknownTopic,
+  partitionBounds,
+  READ_COMMITTED,
+  readChunk,
+  type FetchResult,
+  type TopicInfo,
+} from './topics.js';
 import { resolveOptions, type KafkaBackboneOptions, type ResolvedKafkaOptions } from './options.js';
 
-type FetchResult = Awaited<ReturnType<Consumer['fetch']>>;
-
-/** Kafka's batch attribute bit for control batches (transaction markers): never user data. */
-const IS_CONTROL = 1 << 5;
-/** ListOffsets timestamps with a special meaning. */
-const EARLIEST = -2n;
-/** Fetch isolation: only committed records (outside transactional producers may abort). */
-const READ_COMMITTED = 1;
 /** Records per produce request at most; the byte bound usually comes first. */
 const MAX_BATCH_RECORDS = 500;
 /** History reads waiting for a free slot at most; more reject. */
@@ -58,7 +63,7 @@ const CAPABILITIES: BackboneCapabilities = {
 };
 
 /** Counters for metrics and tests; they only grow, except `lag`. */
-export interface KafkaBackboneStats {
+export interface KafkaBackboneStats extends KafkaControlStats {
   /** Publishes the broker acknowledged. */
   published: number;
   /** Publishes that rejected (unreachable, closed, too many waiting, refused, or bad arguments). */
@@ -67,7 +72,7 @@ export interface KafkaBackboneStats {
   delivered: number;
   /** Records of subscribed channels (or history reads) dropped because the value was not a valid envelope. */
   malformed: number;
-  /** Times the handler threw from onPublication (a bug in the caller; reading goes on). */
+  /** Times the handler threw from onPublication or onControl (a bug in the caller; reading goes on). */
   handlerErrors: number;
   /** Records whose key belongs to another partition (an outside producer used another partitioner); dropped. */
   misrouted: number;
@@ -79,16 +84,6 @@ export interface KafkaBackboneStats {
   lag: number;
   /** Times a partition's log was found cut below what this node had seen: a new epoch (see plan()). */
   resets: number;
-}
-
-/** The topic as the broker last described it. */
-interface TopicInfo {
-  readonly id: string;
-  readonly partitions: number;
-  /** Leader broker id per partition. */
-  readonly leaders: readonly number[];
-  /** Partition leader epoch per partition. */
-  readonly leaderEpochs: readonly number[];
 }
 
 interface PendingPublish {
@@ -105,16 +100,6 @@ interface PendingPublish {
 interface PartitionQueue {
   items: PendingPublish[];
   busy: boolean;
-}
-
-function isNetworkError(err: unknown): boolean {
-  const e = err as { findBy?: (k: string, v: unknown) => unknown } | undefined;
-  if (err instanceof NetworkError || err instanceof TimeoutError) return true;
-  return Boolean(e?.findBy?.('code', NetworkError.code) || e?.findBy?.('code', TimeoutError.code));
-}
-
-function isUnknownTopic(err: unknown): boolean {
-  return err instanceof UserError && err.message.startsWith('Unknown topic');
 }
 
 function checkChannel(channel: string): void {
@@ -158,7 +143,10 @@ export class KafkaBackbone implements Backbone {
   private readonly historyReader: HistoryReader;
   private historyRunning = 0;
   private readonly historyWaiters: (() => void)[] = [];
-  private readonly counters: KafkaBackboneStats = {
+  private control: KafkaControlPlane | undefined;
+  /** The control plane's own clients (see KafkaControlPlane), closed with the others. */
+  private controlClients: (Consumer | Producer)[] = [];
+  private readonly counters: Omit<KafkaBackboneStats, keyof KafkaControlStats> = {
     published: 0,
     publishErrors: 0,
     delivered: 0,
@@ -189,7 +177,8 @@ export class KafkaBackbone implements Backbone {
   stats(): KafkaBackboneStats {
     let lag = 0;
     for (let p = 0; p < (this.topic?.partitions ?? 0); p++) lag += this.lagByPartition[p] ?? 0;
-    return { ...this.counters, lag };
+    const control = this.control?.counters ?? KafkaControlPlane.noCounters();
+    return { ...this.counters, ...control, lag };
   }
 
   /** Creates the topic when missing and starts reading every partition from its current end. */
@@ -211,11 +200,27 @@ export class KafkaBackbone implements Backbone {
     // Idempotent: a retried produce request can never write a publication twice.
     this.newProducer = () => new Producer({ ...base, clientId: `${id}-producer`, idempotent: true, acks: -1, retries: 2, retryDelay: 250 });
     this.producer = this.newProducer();
+    const controlLive = new Consumer({ ...base, clientId: `${id}-control`, groupId: `${id}-unused`, retries: 0 });
+    // Not idempotent and no retries: a control message is written at most once.
+    const controlProducer = new Producer({ ...base, clientId: `${id}-control-producer`, acks: -1, retries: 0 });
+    this.controlClients = [controlLive, controlProducer];
+    const control = new KafkaControlPlane({
+      options: o,
+      admin: this.admin,
+      live: controlLive,
+      reader: this.reader,
+      producer: controlProducer,
+      state: () => this.current,
+      deliver: (msg) => this.deliverControl(msg),
+      pause: (ms) => this.pause(ms),
+    });
+    this.control = control;
 
     const deadline = Date.now() + o.startTimeoutMs;
     for (let attempt = 1; ; attempt++) {
       try {
         await this.plan();
+        await control.prepare();
         break;
       } catch (err) {
         if (this.closed()) throw new BackboneUnavailableError('kafka backbone closed while starting', { cause: err });
@@ -232,6 +237,7 @@ export class KafkaBackbone implements Backbone {
     if (this.closed()) throw new BackboneUnavailableError('kafka backbone closed while starting');
     this.setState('up');
     this.liveLoop = this.runLive();
+    control.run(this.stopping.signal);
   }
 
   async publish(channel: string, data: string, options: PublishOptions): Promise<Publication> {
@@ -310,16 +316,30 @@ export class KafkaBackbone implements Backbone {
     }
   }
 
-  async sendControl(_msg: ControlMessage): Promise<void> {
-    throw new BackboneUnavailableError('kafka control plane: not yet implemented');
+  async sendControl(msg: ControlMessage): Promise<void> {
+    return this.controlPlane().send(msg);
   }
 
-  async putRecord(_kind: string, _record: ControlRecord): Promise<void> {
-    throw new BackboneUnavailableError('kafka records: not yet implemented');
+  async putRecord(kind: string, record: ControlRecord): Promise<void> {
+    return this.controlPlane().put(kind, record);
   }
 
-  async records(_kind: string): Promise<ControlRecord[]> {
-    throw new BackboneUnavailableError('kafka records: not yet implemented');
+  async records(kind: string): Promise<ControlRecord[]> {
+    return this.controlPlane().list(kind);
+  }
+
+  private controlPlane(): KafkaControlPlane {
+    if (!this.control) throw new BackboneUnavailableError(`kafka backbone is ${this.current === 'closed' ? 'closed' : 'not started'}`);
+    return this.control;
+  }
+
+  private deliverControl(msg: ControlMessage): void {
+    try {
+      this.handler?.onControl(msg);
+    } catch {
+      // The handler must not throw; if it does, the fault is its own and reading goes on.
+      this.counters.handlerErrors++;
+    }
   }
 
   async close(): Promise<void> {
@@ -344,8 +364,9 @@ export class KafkaBackbone implements Backbone {
       // Retired producers still waiting for their last answers.
       ...[...this.producing.keys()].filter((p) => p !== this.producer).map((p) => p.close(true)),
       this.admin?.close(),
+      ...this.controlClients.map((c) => c.close(true)),
     ]);
-    await this.liveLoop;
+    await Promise.all([this.liveLoop, this.control?.stopped()]);
     const handler = this.handler;
     this.handler = undefined;
     this.channels.clear();
@@ -370,7 +391,14 @@ export class KafkaBackbone implements Backbone {
    * that re-plans after the same restart derives the same epoch without talking to the others.
    */
   private async plan(): Promise<void> {
-    const info = await this.describeTopic();
+    const o = this.options;
+    const info = await describeTopic(this.admin as Admin, {
+      name: o.topic,
+      partitions: o.partitions,
+      replicationFactor: o.replicationFactor,
+      configs: [],
+      create: o.createTopic,
+    });
     const previous = this.topic;
     const { starts, ends } = await this.logBounds(info);
     const sameTopic = previous?.id === info.id;
@@ -398,34 +426,6 @@ export class KafkaBackbone implements Backbone {
     // The broker rebuilt its idempotence state from the cut log: the sequence numbers this
     // producer id continues with now look out of order, and every publish would fail.
     if (reset) this.retireProducer();
-  }
-
-  private async describeTopic(): Promise<TopicInfo> {
-    const o = this.options;
-    const admin = this.admin as Admin;
-    let created = false;
-    for (;;) {
-      try {
-        const md = await admin.metadata({ topics: [o.topic], forceUpdate: true });
-        const t = md.topics.get(o.topic);
-        if (!t) throw new UserError(`Unknown topic ${o.topic}.`);
-        const leaders = t.partitions.map((p) => p.leader);
-        // Right after creation the controller may not have elected every leader yet.
-        if (leaders.some((l) => l < 0)) throw new BackboneUnavailableError(`topic ${o.topic} has partitions without a leader`);
-        return { id: t.id, partitions: t.partitionsCount, leaders, leaderEpochs: t.partitions.map((p) => p.leaderEpoch) };
-      } catch (err) {
-        if (!isUnknownTopic(err) || created) throw err;
-        if (!o.createTopic) throw new BackboneUnavailableError(`topic ${o.topic} does not exist and createTopic is false`, { cause: err });
-        try {
-          await admin.createTopics({ topics: [o.topic], partitions: o.partitions, replicas: o.replicationFactor });
-        } catch (e) {
-          // Another node created it first: fine.
-          const exists = (e as { findBy?: (k: string, v: unknown) => unknown }).findBy?.('apiId', 'TOPIC_ALREADY_EXISTS');
-          if (!exists) throw e;
-        }
-        created = true;
-      }
-    }
   }
 
   /** Log start and end (last stable offset) of every partition. */
@@ -675,55 +675,9 @@ export class KafkaBackbone implements Backbone {
   private partitionLog(): PartitionLog {
     const name = () => this.options.topic;
     return {
-      bounds: async (partition) => {
-        const reader = this.reader as Consumer;
-        const scope = { topics: [name()], partitions: { [name()]: [partition] }, isolationLevel: READ_COMMITTED };
-        const [starts, ends] = await Promise.all([
-          reader.listOffsets({ ...scope, timestamp: EARLIEST }),
-          reader.listOffsets(scope),
-        ]);
-        const start = starts.get(name())?.[partition];
-        const end = ends.get(name())?.[partition];
-        if (start === undefined || end === undefined) throw new Error(`no offsets for ${name()}/${partition}`);
-        return { start, end };
-      },
-      read: async (partition, from) => {
-        const topic = this.topic as TopicInfo;
-        const maxBytes = Math.min(1024 * 1024, this.options.fetchMaxBytes);
-        const res = await (this.reader as Consumer).fetch({
-          node: topic.leaders[partition] as number,
-          maxWaitTime: 0,
-          minBytes: 1,
-          maxBytes,
-          isolationLevel: READ_COMMITTED,
-          topics: [
-            {
-              topicId: topic.id,
-              partitions: [{ partition, fetchOffset: from, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: maxBytes }],
-            },
-          ],
-        });
-        const records: LogRecord[] = [];
-        let next = from;
-        for (const t of res.responses) {
-          for (const part of t.partitions) {
-            for (const batch of part.records ?? []) {
-              const end = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
-              if (end > next) next = end;
-              if (batch.attributes & IS_CONTROL) continue;
-              for (const rec of batch.records) {
-                records.push({
-                  offset: batch.firstOffset + BigInt(rec.offsetDelta),
-                  key: rec.key,
-                  value: rec.value,
-                  timestamp: Number(batch.firstTimestamp + rec.timestampDelta),
-                });
-              }
-            }
-          }
-        }
-        return { records, next };
-      },
+      bounds: (partition) => partitionBounds(this.reader as Consumer, name(), partition),
+      read: (partition, from) =>
+        readChunk(this.reader as Consumer, this.topic as TopicInfo, partition, from, Math.min(1024 * 1024, this.options.fetchMaxBytes)),
     };
   }
 

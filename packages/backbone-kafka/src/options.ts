@@ -7,16 +7,19 @@
 export interface KafkaBackboneOptions {
   /** Bootstrap brokers, `host:port` each (at least one). */
   brokers: readonly string[];
-  /** The one topic every channel lives in. Default `"gatehouse"`. */
+  /**
+   * The one topic every channel lives in, 1-241 characters. Default `"gatehouse"`. Control
+   * messages and records live in `<topic>.control` and `<topic>.records`.
+   */
   topic?: string;
   /**
    * Partitions of the topic when this backbone creates it. Default 8. An existing topic keeps
    * its own count (channels are mapped with the count the broker reports).
    */
   partitions?: number;
-  /** Replication factor when creating the topic; -1 takes the broker's default. Default -1. */
+  /** Replication factor when creating the topics; -1 takes the broker's default. Default -1. */
   replicationFactor?: number;
-  /** Create the topic on start (and after it vanished) when it is missing. Default true. */
+  /** Create the topics on start (and after one vanished) when missing. Default true. */
   createTopic?: boolean;
   /** Client id prefix seen in broker logs and quotas. Default `"gatehouse"`. */
   clientId?: string;
@@ -76,8 +79,24 @@ const DEFAULTS: Omit<ResolvedKafkaOptions, 'brokers' | 'onMalformed'> = {
   reconnectMaxMs: 5_000,
 };
 
-/** Kafka's own rule for topic names. */
-const TOPIC_RE = /^[A-Za-z0-9._-]{1,249}$/;
+/**
+ * Kafka's own rule for topic names, 8 characters short of its 249 so the control-plane topics
+ * (`<topic>.control`, `<topic>.records`) fit too.
+ */
+const TOPIC_RE = /^[A-Za-z0-9._-]{1,241}$/;
+
+/**
+ * The topic of a fleet's control messages. The suffix starts with a dot, which a fleet namespace
+ * (`gatehouse-<ns>`, no dots) never has, so no fleet's data topic is another fleet's control topic.
+ */
+export function controlTopicName(topic: string): string {
+  return `${topic}.control`;
+}
+
+/** The compacted topic of a fleet's durable records (see `controlTopicName` for the suffix). */
+export function recordsTopicName(topic: string): string {
+  return `${topic}.records`;
+}
 const BROKER_RE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 const CLIENT_ID_RE = /^[A-Za-z0-9._-]{1,100}$/;
 
@@ -102,7 +121,7 @@ export function resolveOptions(opts: KafkaBackboneOptions): ResolvedKafkaOptions
     }
   }
   if (typeof o.topic !== 'string' || !TOPIC_RE.test(o.topic) || o.topic === '.' || o.topic === '..') {
-    throw new TypeError(`KafkaBackbone option "topic" must be 1-249 characters of [A-Za-z0-9._-], got ${JSON.stringify(o.topic)}`);
+    throw new TypeError(`KafkaBackbone option "topic" must be 1-241 characters of [A-Za-z0-9._-] (the control-plane topics add 8), got ${JSON.stringify(o.topic)}`);
   }
   if (typeof o.clientId !== 'string' || !CLIENT_ID_RE.test(o.clientId)) {
     throw new TypeError(`KafkaBackbone option "clientId" must be 1-100 characters of [A-Za-z0-9._-], got ${JSON.stringify(o.clientId)}`);

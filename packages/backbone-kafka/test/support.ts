@@ -7,6 +7,7 @@ import { Admin } from '@platformatic/kafka';
 import type { BackboneState } from '@gatehouse/backbone-kit';
 import { RecordingHandler } from '@gatehouse/conformance';
 import { SERVICES, waitFor } from '@gatehouse/testkit';
+import { controlTopicName, recordsTopicName } from '../src/index.js';
 
 /** Deadline for one awaited delivery, ms: generous, because the machine may be loaded. */
 export const WAIT = 15_000;
@@ -35,11 +36,13 @@ export class Recorder extends RecordingHandler {
   }
 }
 
-/** Deletes test topics; a missing one is fine. */
+/** Deletes test data topics and the control-plane topics beside them; a missing one is fine. */
 export async function deleteTopics(brokers: readonly string[], topics: readonly string[]): Promise<void> {
   const admin = new Admin({ clientId: 'gatehouse-test-cleanup', bootstrapBrokers: [...brokers], retries: 1 });
+  const all = topics.flatMap((t) => [t, controlTopicName(t), recordsTopicName(t)]);
   try {
-    await admin.deleteTopics({ topics: [...topics] }).catch(() => {});
+    // One call per topic: a batch fails as a whole when one of its topics is missing.
+    await Promise.all(all.map((t) => admin.deleteTopics({ topics: [t] }).catch(() => {})));
   } finally {
     await admin.close().catch(() => {});
   }
