@@ -71,23 +71,24 @@ describe('publishing straight into NATS', { skip: skip ?? false }, () => {
     }
   });
 
-  test('a handler that throws is counted and does not stop delivery', async () => {
+  test('a handler that throws (publication or control message) is counted and does not stop delivery', async () => {
     const seen: string[] = [];
+    const fragile = (data: string) => {
+      seen.push(data);
+      if (data === '1') throw new Error('handler bug');
+    };
     const gw = new NatsBackbone({ servers: [url], subjectPrefix: prefix });
-    await gw.start({
-      onStateChange: () => {},
-      onControl: () => {},
-      onPublication: (p) => {
-        seen.push(p.data);
-        if (p.data === '1') throw new Error('handler bug');
-      },
-    });
+    await gw.start({ onStateChange: () => {}, onControl: (m) => fragile(m.data), onPublication: (p) => fragile(p.data) });
     try {
       await gw.subscribe('direct:fragile');
       await gw.publish('direct:fragile', '1', KEEP);
       await gw.publish('direct:fragile', '2', KEEP);
       await waitFor('the publication after the throwing one', () => seen.length === 2);
       assert.equal(gw.stats().handlerErrors, 1);
+      await gw.sendControl({ type: 'test.fragile', from: 'n1', data: '1' });
+      await gw.sendControl({ type: 'test.fragile', from: 'n1', data: '2' });
+      await waitFor('the control message after the throwing one', () => seen.length === 4);
+      assert.equal(gw.stats().handlerErrors, 2);
     } finally {
       await gw.close();
     }

@@ -1,7 +1,8 @@
 /**
  * A private nats-server (JetStream on, file storage in a temp dir) killed and restarted under
- * running backbones: state goes down then up, publish and subscribe reject while down, and
- * subscriptions come back by themselves. The shared server is never touched.
+ * running backbones: state goes down then up, publish, subscribe and sendControl reject while
+ * down, and subscriptions (the control subject's too) come back by themselves; JetStream's fleet
+ * records outlive the server restart. The shared server is never touched.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -25,7 +26,7 @@ describe('nats backbones across a server restart', { skip: skip ?? false }, () =
     await server?.stop();
   });
 
-  test('nats core: down then up is reported, publish rejects while down, subscriptions resume', async () => {
+  test('nats core: down then up is reported, publish and sendControl reject while down, subscriptions and control resume', async () => {
     const a = new NatsBackbone({ servers: [server.url], ...FAST });
     const b = new NatsBackbone({ servers: [server.url], ...FAST });
     const ra = new RecordingHandler();
@@ -41,6 +42,7 @@ describe('nats backbones across a server restart', { skip: skip ?? false }, () =
       await waitFor("both nodes report 'down'", () => a.state === 'down' && b.state === 'down');
       await withDeadline('publish while down to reject', assert.rejects(a.publish(ch, '{"n":2}', KEEP), BackboneUnavailableError));
       await withDeadline('subscribe while down to reject', assert.rejects(a.subscribe('restart:other'), BackboneUnavailableError));
+      await withDeadline('sendControl while down to reject', assert.rejects(a.sendControl({ type: 'restart.lost', from: 'a', data: '0' }), BackboneUnavailableError));
 
       await server.restart();
       await waitFor("both nodes report 'up' again", () => a.state === 'up' && b.state === 'up', 20_000);
@@ -53,12 +55,20 @@ describe('nats backbones across a server restart', { skip: skip ?? false }, () =
       await rb.waitCount(ch, 2, 'node b', 10_000);
       assert.deepEqual(ra.of(ch).map((p) => JSON.parse(p.data).n), [1, 3], 'the rejected publication never travelled');
       assert.ok(a.stats().reconnects >= 1 && a.stats().publishErrors >= 1);
+
+      // Both nodes listen on the control subject again: each hears the other and itself.
+      await b.sendControl({ type: 'restart.back', from: 'b', data: '"from b"' });
+      await a.sendControl({ type: 'restart.back', from: 'a', data: '"from a"' });
+      for (const [who, rec] of [['node a', ra], ['node b', rb]] as const) {
+        for (const from of ['a', 'b']) await rec.waitControl(`${who} hears ${from} after the restart`, (m) => m.type === 'restart.back' && m.from === from, 10_000);
+      }
+      assert.ok(![...ra.controls, ...rb.controls].some((m) => m.type === 'restart.lost'), 'the rejected control message never travelled');
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
   });
 
-  test('jetstream: the stream and its epoch survive, readers resume in order with no duplicate', async () => {
+  test('jetstream: the stream, its epoch and the fleet records survive, readers resume in order with no duplicate, control resumes', async () => {
     const opts = { servers: [server.url], stream: 'RESTART', subjectPrefix: 'restart', ...FAST };
     const a = new JetStreamBackbone(opts);
     const b = new JetStreamBackbone(opts);
@@ -68,6 +78,8 @@ describe('nats backbones across a server restart', { skip: skip ?? false }, () =
     try {
       const ch = 'restart:js';
       await b.subscribe(ch);
+      const revoked = { key: 'token-1', value: '{"why":"restart test"}', expiresAt: Date.now() + 600_000 };
+      await a.putRecord('restart.revoke', revoked);
       const sent = [];
       for (let n = 1; n <= 3; n++) sent.push(await a.publish(ch, JSON.stringify({ n }), KEEP));
       await rb.waitCount(ch, 3, 'node b', 10_000);
@@ -77,11 +89,17 @@ describe('nats backbones across a server restart', { skip: skip ?? false }, () =
       await waitFor("both nodes report 'down'", () => a.state === 'down' && b.state === 'down');
       await withDeadline('publish while down to reject', assert.rejects(a.publish(ch, '{"n":0}', KEEP), BackboneUnavailableError));
       await withDeadline('history while down to reject', assert.rejects(a.history(ch, undefined, 10), BackboneUnavailableError));
+      await withDeadline('records while down to reject', assert.rejects(a.records('restart.revoke'), BackboneUnavailableError));
+      await withDeadline('sendControl while down to reject', assert.rejects(a.sendControl({ type: 'restart.lost', from: 'a', data: '0' }), BackboneUnavailableError));
 
       await server.restart();
       await waitFor("both nodes report 'up' again", () => a.state === 'up' && b.state === 'up', 30_000);
       assertDownThenUp(rb.states, 'node b');
       assert.equal(a.currentEpoch, epoch, 'file storage kept the stream: same epoch');
+      assert.deepEqual(await b.records('restart.revoke'), [revoked], 'file storage kept the records bucket');
+      await a.sendControl({ type: 'restart.back', from: 'a', data: '1' });
+      await rb.waitControl('node b hears node a after the restart', (m) => m.type === 'restart.back', 10_000);
+      assert.ok(!rb.controls.some((m) => m.type === 'restart.lost'), 'the rejected control message never travelled');
 
       for (let n = 4; n <= 5; n++) sent.push(await a.publish(ch, JSON.stringify({ n }), KEEP));
       const got = await rb.waitCount(ch, 5, 'node b', 30_000);
