@@ -5,33 +5,21 @@
  * streams, deleted afterwards.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { describe, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { encodeControl, encodeRecord } from '@gatehouse/backbone-kit';
 import { RecordingHandler } from '@gatehouse/conformance';
 import { SERVICES, serviceSkipReason, waitFor } from '@gatehouse/testkit';
 import { controlSubject, JetStreamBackbone, NatsBackbone, recordKvKey, recordsBucket } from '../src/index.js';
-import { deleteStream } from './support.js';
+import { sharedServerPlace } from './support.js';
 
 const url = `nats://${SERVICES.nats.host}:${SERVICES.nats.port}`;
 const skip = await serviceSkipReason('nats', 'nats control plane');
 const KEEP = { historySize: 100, historyTtlSeconds: 600 };
 
 describe('nats control plane on the server', { skip: skip ?? false }, () => {
-  const id = randomBytes(4).toString('hex');
-  const prefix = `ghtest${id}`;
-  const stream = `GHTEST_${id}`;
-  let raw: NatsConnection;
-  before(async () => {
-    raw = await connect({ servers: url });
-  });
-  after(async () => {
-    await raw?.close();
-    await deleteStream(url, stream);
-  });
+  const { prefix, stream, raw } = sharedServerPlace(url);
 
   test('control travels on <prefix>~control, never under <prefix>.>, and the stream stores none of it', async () => {
     const js = new JetStreamBackbone({ servers: [url], stream, subjectPrefix: prefix, storage: 'memory' });
@@ -39,12 +27,12 @@ describe('nats control plane on the server', { skip: skip ?? false }, () => {
     await js.start(rec);
     const onControl: string[] = [];
     const underPrefix: string[] = [];
-    const ctl = raw.subscribe(controlSubject(prefix), { callback: (_e, m) => void onControl.push(m.string()) });
-    const data = raw.subscribe(`${prefix}.>`, { callback: (_e, m) => void underPrefix.push(m.subject) });
-    await raw.flush();
+    const ctl = raw().subscribe(controlSubject(prefix), { callback: (_e, m) => void onControl.push(m.string()) });
+    const data = raw().subscribe(`${prefix}.>`, { callback: (_e, m) => void underPrefix.push(m.subject) });
+    await raw().flush();
     try {
       assert.equal(controlSubject(prefix), `${prefix}~control`);
-      const jsm = await jetstreamManager(raw);
+      const jsm = await jetstreamManager(raw());
       const stored = (await jsm.streams.info(stream)).state.messages;
       await js.sendControl({ type: 'test.where', from: 'n1', data: '{"n":1}' });
       await rec.waitControl('own control message', (m) => m.type === 'test.where', 10_000);
@@ -79,9 +67,9 @@ describe('nats control plane on the server', { skip: skip ?? false }, () => {
         JSON.stringify({ v: 1, type: 'test.bad', from: 'x' }),
         JSON.stringify({ v: 1, type: 'test.bad', from: 'x', data: 'y'.repeat(70_000) }),
       ];
-      for (const text of hostile) raw.publish(controlSubject(prefix), text);
-      raw.publish(controlSubject(prefix), encodeControl({ type: 'test.good', from: 'outside', to: 'n2', data: '{"ok":true}' }));
-      await raw.flush();
+      for (const text of hostile) raw().publish(controlSubject(prefix), text);
+      raw().publish(controlSubject(prefix), encodeControl({ type: 'test.good', from: 'outside', to: 'n2', data: '{"ok":true}' }));
+      await raw().flush();
       const got = await rec.waitControl('the well-formed message', (m) => m.type === 'test.good', 10_000);
       assert.deepEqual(got, { type: 'test.good', from: 'outside', to: 'n2', data: '{"ok":true}' });
       await waitFor('every hostile message counted', () => core.stats().controlMalformed === hostile.length);
@@ -100,7 +88,7 @@ describe('nats control plane on the server', { skip: skip ?? false }, () => {
     await js.start(new RecordingHandler());
     try {
       const kind = 'test.purge';
-      const kv = await new Kvm(raw).open(recordsBucket(stream));
+      const kv = await new Kvm(raw()).open(recordsBucket(stream));
       const listed = async () => {
         const keys: string[] = [];
         for await (const k of await kv.keys(`test=purge.*`)) keys.push(k);

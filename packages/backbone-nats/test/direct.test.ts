@@ -4,15 +4,13 @@
  * subject prefix and stream.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { describe, test } from 'node:test';
 import { jetstream } from '@nats-io/jetstream';
 import { RecordingHandler } from '@gatehouse/conformance';
 import { SERVICES, serviceSkipReason, waitFor } from '@gatehouse/testkit';
 import { encodeEnvelope } from '@gatehouse/backbone-kit';
 import { channelToSubject, JetStreamBackbone, NatsBackbone } from '../src/index.js';
-import { deleteStream } from './support.js';
+import { sharedServerPlace } from './support.js';
 
 const url = `nats://${SERVICES.nats.host}:${SERVICES.nats.port}`;
 const skip = await serviceSkipReason('nats', 'nats direct publishing');
@@ -28,17 +26,7 @@ const HOSTILE = (channel: string) => [
 ];
 
 describe('publishing straight into NATS', { skip: skip ?? false }, () => {
-  const id = randomBytes(4).toString('hex');
-  const prefix = `ghtest${id}`;
-  const stream = `GHTEST_${id}`;
-  let raw: NatsConnection;
-  before(async () => {
-    raw = await connect({ servers: url });
-  });
-  after(async () => {
-    await raw?.close();
-    await deleteStream(url, stream);
-  });
+  const { prefix, stream, raw } = sharedServerPlace(url);
 
   test('nats core: an envelope sent to the mapped subject is delivered with epoch "" and offset 0', async () => {
     const reasons: string[] = [];
@@ -50,11 +38,11 @@ describe('publishing straight into NATS', { skip: skip ?? false }, () => {
       await gw.subscribe(ch);
       const subject = channelToSubject(prefix, ch);
       assert.equal(subject, `${prefix}.direct.news%2Eworld`);
-      for (const text of HOSTILE(ch)) raw.publish(subject, text);
-      raw.publish(subject, encodeEnvelope({ channel: ch, epoch: '', offset: 0, ts: 1_700_000_000_000, data: '{"headline":"hello"}' }));
+      for (const text of HOSTILE(ch)) raw().publish(subject, text);
+      raw().publish(subject, encodeEnvelope({ channel: ch, epoch: '', offset: 0, ts: 1_700_000_000_000, data: '{"headline":"hello"}' }));
       // A sender that fills in offset/epoch cannot make an unsequenced backbone look sequenced.
-      raw.publish(subject, JSON.stringify({ v: 1, channel: ch, epoch: 'forged', offset: 99, ts: 1_700_000_000_001, data: [1] }));
-      await raw.flush();
+      raw().publish(subject, JSON.stringify({ v: 1, channel: ch, epoch: 'forged', offset: 99, ts: 1_700_000_000_001, data: [1] }));
+      await raw().flush();
       const got = await rec.waitCount(ch, 2, 'the gateway', 10_000);
       assert.deepEqual(
         got.map((p) => [p.epoch, p.offset, p.ts, p.data]),
@@ -102,7 +90,7 @@ describe('publishing straight into NATS', { skip: skip ?? false }, () => {
       const ch = 'direct:orders';
       await gw.subscribe(ch);
       const own = await gw.publish(ch, '{"from":"gateway"}', KEEP);
-      const js = jetstream(raw);
+      const js = jetstream(raw());
       const subject = channelToSubject(prefix, ch);
       for (const text of HOSTILE(ch)) await js.publish(subject, text);
       const ack = await js.publish(subject, JSON.stringify({ v: 1, channel: ch, ts: Date.now(), data: { from: 'service' } }));
