@@ -9,6 +9,11 @@
  * subscriber connection. Reconnection is ioredis's; re-subscribing is ours, so the backbone only
  * reports `up` once every subscription is back.
  *
+ * The control plane rides beside the data: one control pub/sub channel per fleet (key prefix),
+ * subscribed on every shard from `start` on, so a control message published on any one shard
+ * reaches every node exactly once; records of a kind live in one hash + sorted set on the shard
+ * (or cluster slot) the kind's name picks. See scripts.ts for the names.
+ *
  * Cluster mode (`redis+cluster://` seeds) is one shard whose two connections are ioredis Cluster
  * clients: commands are routed by the hash-tagged key, and sharded pub/sub goes to the master
  * that owns the slot. A cluster side counts as ready only after a check passes: every master
@@ -20,7 +25,23 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import {
+  BackboneStateMachine,
   BackboneUnavailableError,
+  backoffDelay,
+  checkChannel,
+  checkControlMessage,
+  checkPublishData,
+  checkPublishOptions,
+  checkRecord,
+  checkRecordKind,
+  decodeControl,
+  decodeEnvelope,
+  decodeRecord,
+  encodeControl,
+  encodeRecord,
+  envelopeHead,
+  RendezvousHash,
+  nowMs,
   type Backbone,
   type BackboneCapabilities,
   type BackboneHandler,
@@ -30,13 +51,19 @@ import {
   type HistoryResult,
   type Publication,
   type PublishOptions,
-  nowMs,
-  RendezvousHash,
 } from '@gatehouse/backbone-kit';
-import { isValidChannel } from '@gatehouse/protocol';
-import { decodeEnvelope, envelopeHead } from './envelope.js';
 import { parseRedisUrl, resolveRedisOptions, type RedisBackboneOptions, type RedisServer, type ResolvedRedisOptions } from './options.js';
-import { channelKeys, PUBLISH_SCRIPT, READ_SCRIPT, type LoadedScript } from './scripts.js';
+import {
+  channelKeys,
+  controlChannel,
+  PUBLISH_SCRIPT,
+  PUT_RECORD_SCRIPT,
+  READ_RECORDS_SCRIPT,
+  READ_SCRIPT,
+  recordKeys,
+  SCRIPTS,
+  type LoadedScript,
+} from './scripts.js';
 
 const CAPABILITIES: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: true, durable: true, shared: true, durableRecords: true };
 
@@ -46,11 +73,26 @@ export interface RedisBackboneStats {
   reconnects: number;
   /** Publishes that rejected (unreachable, timed out, refused by Redis, or bad arguments). */
   publishErrors: number;
-  /** Incoming messages that were not valid envelopes (dropped). */
+  /** Incoming messages that were not valid envelopes or control messages (dropped). */
   malformed: number;
-  /** Times the handler threw from onPublication (a bug in the caller; the message is dropped). */
+  /** Times the handler threw from a callback (a bug in the caller; the message is dropped). */
   handlerErrors: number;
+  /** Stored records that did not decode (skipped by `records`). */
+  malformedRecords: number;
 }
+
+/**
+ * Most unexpired records one kind may hold; a put of a new key past it rejects (expired records
+ * do not count, and are removed on every put and read).
+ */
+export const REDIS_MAX_RECORDS_PER_KIND = 100_000;
+/**
+ * How long a kind's keys outlive its longest-lived record on the server, ms: room for the nodes'
+ * clocks to differ from the writer's before Redis drops what a slower clock still counts.
+ */
+const RECORD_KEY_SLACK_MS = 60_000;
+/** Outside services connect through `connectRedisPublisher`: no subscriber, no control listening. */
+const publisherOnly = new WeakSet<RedisBackbone>();
 
 /** Resubscribing in batches keeps one command's size reasonable with many channels. */
 const RESUBSCRIBE_BATCH = 500;
@@ -96,13 +138,15 @@ export class RedisBackbone implements Backbone {
   private readonly shards: Shard[];
   private readonly ring: RendezvousHash;
   private handler: BackboneHandler | undefined;
-  private current: BackboneState = 'connecting';
+  private readonly machine = new BackboneStateMachine({ onListenerError: () => this.counters.handlerErrors++ });
   private started = false;
   /** Set once start() saw every shard ready; from then on state changes are reported. */
   private live = false;
   private readonly waiters = new Set<() => void>();
   private readonly nonce = randomBytes(3).toString('base64url');
-  private readonly counters: RedisBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0, handlerErrors: 0 };
+  private readonly counters: RedisBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0, handlerErrors: 0, malformedRecords: 0 };
+  /** The control plane's pub/sub channel (per key prefix, so per fleet). */
+  private readonly control: string;
 
   constructor(options: RedisBackboneOptions) {
     this.options = resolveRedisOptions(options);
@@ -111,10 +155,11 @@ export class RedisBackbone implements Backbone {
       ? [new Shard(this.options.urls.join(','), `cluster(${servers.map((s) => s.id).join(',')})`, servers)]
       : servers.map((s) => new Shard(s.url, s.id));
     this.ring = new RendezvousHash(this.shards.map((s) => s.id));
+    this.control = controlChannel(this.options.keyPrefix);
   }
 
   get state(): BackboneState {
-    return this.current;
+    return this.machine.state;
   }
 
   /** Counters since construction (a copy). */
@@ -131,9 +176,12 @@ export class RedisBackbone implements Backbone {
     if (this.started) throw new Error('RedisBackbone.start was already called');
     this.started = true;
     this.handler = handler;
+    this.machine.listen((state, error) => handler.onStateChange(state, error));
     for (const s of this.shards) s.pub = this.connection(s, 'pub');
     try {
       await Promise.all(this.shards.map((s) => this.waitReady(s, s.pub as Connection, 'pub')));
+      // Control messages come from any shard (see sendControl): listen on every one from the start.
+      if (!publisherOnly.has(this)) await Promise.all(this.shards.map((s) => this.ensureSubscriber(s)));
     } catch (err) {
       await this.close();
       throw err;
@@ -153,15 +201,14 @@ export class RedisBackbone implements Backbone {
 
   private async publishOnce(channel: string, data: string, options: PublishOptions): Promise<Publication> {
     const shard = this.usable(channel);
+    checkPublishOptions(options);
+    checkPublishData(data);
     const { historySize, historyTtlSeconds } = options;
-    if (!Number.isSafeInteger(historySize) || historySize < 0) throw new TypeError('historySize must be an integer >= 0');
-    if (!Number.isSafeInteger(historyTtlSeconds) || historyTtlSeconds < 0) throw new TypeError('historyTtlSeconds must be an integer >= 0');
-    if (typeof data !== 'string' || data.length === 0) throw new TypeError('data must be non-empty JSON text');
     const keys = channelKeys(this.options.keyPrefix, channel);
     const ts = nowMs();
     const idle = this.options.idleTtlSeconds;
     try {
-      const [epoch, offset] = (await this.evalScript(shard, PUBLISH_SCRIPT, keys, [
+      const [epoch, offset] = (await this.evalScript(shard, PUBLISH_SCRIPT, [keys.pos, keys.log], [
         keys.pubsub,
         envelopeHead(channel),
         data,
@@ -217,7 +264,7 @@ export class RedisBackbone implements Backbone {
     if (!shard.channels.delete(channel)) return;
     const sub = shard.sub;
     // Not connected: the channel is simply left out when the connection comes back.
-    if (!sub || !shard.subReady || this.current === 'closed') return;
+    if (!sub || !shard.subReady || this.closed) return;
     const name = channelKeys(this.options.keyPrefix, channel).pubsub;
     try {
       await (this.options.sharded ? sub.sunsubscribe(name) : sub.unsubscribe(name));
@@ -236,7 +283,7 @@ export class RedisBackbone implements Backbone {
     const keys = channelKeys(this.options.keyPrefix, channel);
     let reply: [string, number, number, [string, string[]][] | null];
     try {
-      reply = (await this.evalScript(shard, READ_SCRIPT, keys, [
+      reply = (await this.evalScript(shard, READ_SCRIPT, [keys.pos, keys.log], [
         after ? after.epoch : '',
         after ? after.offset : 0,
         limit,
@@ -271,22 +318,73 @@ export class RedisBackbone implements Backbone {
     return { epoch, offset, publications, complete: true };
   }
 
-  async sendControl(_msg: ControlMessage): Promise<void> {
-    throw new BackboneUnavailableError('redis backbone: the control plane is not implemented yet');
+  /**
+   * Publishes on the shard the control channel's name picks, or, while that one is away, on any
+   * other that is up: every node listens on every shard, so one publication reaches each node
+   * once wherever it went. Rejects only when no shard can carry it.
+   */
+  async sendControl(msg: ControlMessage): Promise<void> {
+    this.checkOpen();
+    checkControlMessage(msg);
+    const preferred = this.shards[this.ring.indexOf(this.control)] as Shard;
+    const shard = preferred.pubReady ? preferred : this.shards.find((s) => s.pubReady);
+    if (!shard) throw new BackboneUnavailableError(`redis ${preferred.id} is unreachable`, { cause: preferred.lastError });
+    const conn = shard.pub as Connection;
+    const text = encodeControl(msg);
+    try {
+      await (this.options.sharded ? conn.spublish(this.control, text) : conn.publish(this.control, text));
+    } catch (err) {
+      throw this.translate(shard, err);
+    }
   }
 
-  async putRecord(_kind: string, _record: ControlRecord): Promise<void> {
-    throw new BackboneUnavailableError('redis backbone: fleet records are not implemented yet');
+  async putRecord(kind: string, record: ControlRecord): Promise<void> {
+    this.checkOpen();
+    checkRecord(kind, record);
+    const { shard, keys } = this.recordsHome(kind);
+    let kept: number;
+    try {
+      kept = (await this.evalScript(shard, PUT_RECORD_SCRIPT, [keys.values, keys.expiry], [
+        Date.now(),
+        record.key,
+        encodeRecord(record),
+        record.expiresAt,
+        REDIS_MAX_RECORDS_PER_KIND,
+        RECORD_KEY_SLACK_MS,
+      ])) as number;
+    } catch (err) {
+      throw this.translate(shard, err);
+    }
+    // Refused, not lost: a later put succeeds once records of the kind expire.
+    if (kept < 0) throw new BackboneUnavailableError(`redis: at most ${REDIS_MAX_RECORDS_PER_KIND} records of kind "${kind}"`);
   }
 
-  async records(_kind: string): Promise<ControlRecord[]> {
-    throw new BackboneUnavailableError('redis backbone: fleet records are not implemented yet');
+  async records(kind: string): Promise<ControlRecord[]> {
+    this.checkOpen();
+    checkRecordKind(kind);
+    const { shard, keys } = this.recordsHome(kind);
+    const now = Date.now();
+    let stored: string[];
+    try {
+      stored = (await this.evalScript(shard, READ_RECORDS_SCRIPT, [keys.values, keys.expiry], [now])) as string[];
+    } catch (err) {
+      throw this.translate(shard, err);
+    }
+    const out: ControlRecord[] = [];
+    for (const text of stored) {
+      const r = decodeRecord(kind, text);
+      // Written by hand or by a bug: skipped, so one bad entry cannot hide the others.
+      if (typeof r === 'string') this.counters.malformedRecords++;
+      else if (r.expiresAt > now) out.push(r);
+    }
+    return out;
   }
 
   async close(): Promise<void> {
-    if (this.current === 'closed') return;
-    this.current = 'closed';
-    const handler = this.handler;
+    if (this.closed) return;
+    // Reported once, here; later connection events find the machine closed and stay silent.
+    this.machine.set('closed');
+    this.machine.listen(undefined);
     this.handler = undefined;
     for (const s of this.shards) {
       s.pub?.disconnect();
@@ -297,20 +395,24 @@ export class RedisBackbone implements Backbone {
       s.wake.pub?.();
       s.wake.sub?.();
     }
-    handler?.onStateChange('closed');
   }
 
   // ---- internals ----
 
   private get closed(): boolean {
-    return this.current === 'closed';
+    return this.machine.state === 'closed';
+  }
+
+  /** Throws unless the backbone was started and is not closed (async callers turn throws into rejections). */
+  private checkOpen(): void {
+    if (this.closed) throw new BackboneUnavailableError('redis backbone is closed');
+    if (!this.started) throw new BackboneUnavailableError('redis backbone is not started');
   }
 
   /** The shard for a channel, or a rejection (async callers turn throws into rejections). */
   private usable(channel: string, forSubscribe = false): Shard {
-    if (this.current === 'closed') throw new BackboneUnavailableError('redis backbone is closed');
-    if (!this.started) throw new BackboneUnavailableError('redis backbone is not started');
-    if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel).slice(0, 80))}`);
+    this.checkOpen();
+    checkChannel(channel);
     const shard = this.shards[this.ring.indexOf(channel)] as Shard;
     if (!shard.pubReady || (forSubscribe && shard.sub && !shard.subReady && !shard.subConnecting)) {
       throw new BackboneUnavailableError(`redis ${shard.id} is unreachable`, { cause: shard.lastError });
@@ -318,16 +420,24 @@ export class RedisBackbone implements Backbone {
     return shard;
   }
 
-  private async evalScript(shard: Shard, script: LoadedScript, keys: { pos: string; log: string }, args: (string | number)[]): Promise<unknown> {
+  /** Where the records of `kind` live: the shard the kind's key picks, if it is up. */
+  private recordsHome(kind: string): { shard: Shard; keys: { values: string; expiry: string } } {
+    const keys = recordKeys(this.options.keyPrefix, kind);
+    const shard = this.shards[this.ring.indexOf(keys.values)] as Shard;
+    if (!shard.pubReady) throw new BackboneUnavailableError(`redis ${shard.id} is unreachable`, { cause: shard.lastError });
+    return { shard, keys };
+  }
+
+  private async evalScript(shard: Shard, script: LoadedScript, keys: readonly [string, string], args: (string | number)[]): Promise<unknown> {
     // A Cluster client routes both by the first key's slot. A node that never saw the script (or
     // restarted) answers NOSCRIPT like a single server, and EVAL loads it there.
     const conn = shard.pub as Connection;
     try {
-      return await conn.evalsha(script.sha, 2, keys.pos, keys.log, ...args);
+      return await conn.evalsha(script.sha, keys.length, ...keys, ...args);
     } catch (err) {
       // After a Redis restart its script cache is empty: send the source once, EVALSHA after.
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return await conn.eval(script.lua, 2, keys.pos, keys.log, ...args);
+      return await conn.eval(script.lua, keys.length, ...keys, ...args);
     }
   }
 
@@ -395,11 +505,9 @@ export class RedisBackbone implements Backbone {
     return conn;
   }
 
-  /** Reconnect delay for attempt `attempt` (1, 2, ...): doubling from the minimum, capped, with jitter. */
+  /** Reconnect delay for attempt `attempt` (1, 2, ...): the kit's curve between the configured floor and cap. */
   private backoff(attempt: number): number {
-    const o = this.options;
-    const base = Math.min(o.reconnectMaxDelayMs, o.reconnectMinDelayMs * 2 ** Math.min(attempt - 1, 16));
-    return Math.round(base / 2 + (Math.random() * base) / 2);
+    return backoffDelay(attempt, this.options.reconnectMinDelayMs, this.options.reconnectMaxDelayMs);
   }
 
   /**
@@ -495,9 +603,14 @@ export class RedisBackbone implements Backbone {
     this.recompute();
   }
 
+  /** The pub/sub names a shard's subscriber must hold: the control channel and every subscribed channel's. */
+  private subscriptions(shard: Shard): string[] {
+    return [this.control, ...[...shard.channels].map((c) => channelKeys(this.options.keyPrefix, c).pubsub)];
+  }
+
   /** Cluster mode: sends every subscription again; true once each was acknowledged. */
   private async resubscribeCluster(shard: Shard, conn: Cluster): Promise<boolean> {
-    const names = [...shard.channels].map((c) => channelKeys(this.options.keyPrefix, c).pubsub);
+    const names = this.subscriptions(shard);
     for (let i = 0; i < names.length; i += RESUBSCRIBE_BATCH) {
       await Promise.all(names.slice(i, i + RESUBSCRIBE_BATCH).map((n) => clusterSubscribe(conn, n)));
     }
@@ -505,7 +618,7 @@ export class RedisBackbone implements Backbone {
   }
 
   private async resubscribe(shard: Shard, conn: Redis): Promise<void> {
-    const names = [...shard.channels].map((c) => channelKeys(this.options.keyPrefix, c).pubsub);
+    const names = this.subscriptions(shard);
     try {
       if (this.options.sharded) {
         // SSUBSCRIBE takes channels of one slot only (in a cluster), so one call each, pipelined.
@@ -564,16 +677,14 @@ export class RedisBackbone implements Backbone {
   }
 
   private onMessage(shard: Shard, name: string, text: string): void {
+    if (name === this.control) return this.onControlMessage(text);
     const prefix = this.options.keyPrefix;
     const channel = name.slice(prefix.length + 2, -1);
     // Anything not subscribed (a late message after unsubscribe) is dropped here.
     if (!shard.channels.has(channel)) return;
-    const pub = decodeEnvelope(text, channel);
-    if (typeof pub === 'string') {
-      this.counters.malformed++;
-      this.options.onMalformed?.(pub, text.slice(0, MALFORMED_SAMPLE));
-      return;
-    }
+    const env = decodeEnvelope(text, channel, { requirePosition: true });
+    if (typeof env === 'string') return this.malformed(env, text);
+    const pub: Publication = { channel, epoch: env.epoch as string, offset: env.offset as number, ts: env.ts, data: env.data };
     try {
       this.handler?.onPublication(pub);
     } catch {
@@ -583,17 +694,30 @@ export class RedisBackbone implements Backbone {
     }
   }
 
+  private onControlMessage(text: string): void {
+    const msg = decodeControl(text);
+    if (typeof msg === 'string') return this.malformed(`control: ${msg}`, text);
+    try {
+      this.handler?.onControl(msg);
+    } catch {
+      // As in onMessage: a throwing handler must not take the subscriber connection down.
+      this.counters.handlerErrors++;
+    }
+  }
+
+  private malformed(reason: string, text: string): void {
+    this.counters.malformed++;
+    this.options.onMalformed?.(reason, text.slice(0, MALFORMED_SAMPLE));
+  }
+
   /** Called whenever a connection's readiness changes: wakes waiters, then reports the state. */
   private recompute(): void {
     for (const w of [...this.waiters]) w();
     // During start() the state stays 'connecting' until every shard answered once.
-    if (!this.live || !this.handler || this.current === 'closed') return;
+    if (!this.live || !this.handler || this.closed) return;
     const up = this.shards.every((s) => s.pubReady && (!s.sub || s.subReady || s.subConnecting !== undefined));
-    const next: BackboneState = up ? 'up' : 'down';
-    if (next === this.current) return;
-    this.current = next;
     const err = up ? undefined : this.shards.find((s) => !s.pubReady || (s.sub && !s.subReady))?.lastError;
-    this.handler.onStateChange(next, err);
+    this.machine.set(up ? 'up' : 'down', err);
   }
 }
 
@@ -608,9 +732,9 @@ async function clusterSubscribe(conn: Cluster, name: string): Promise<void> {
   await conn.ssubscribe(name);
 }
 
-/** Loads both scripts into one server's cache, so EVALSHA finds them (see the 'ready' handler). */
+/** Loads every script into one server's cache, so EVALSHA finds them (see the 'ready' handler). */
 async function loadScripts(conn: Redis): Promise<void> {
-  await Promise.all([PUBLISH_SCRIPT, READ_SCRIPT].map((s) => conn.script('LOAD', s.lua)));
+  await Promise.all(SCRIPTS.map((s) => conn.script('LOAD', s.lua)));
 }
 
 /**
@@ -641,6 +765,7 @@ export function createRedisBackbone(urls: readonly string[], options: Omit<Redis
  */
 export async function connectRedisPublisher(urls: readonly string[], options: Omit<RedisBackboneOptions, 'urls'> = {}): Promise<RedisBackbone> {
   const backbone = createRedisBackbone(urls, options);
+  publisherOnly.add(backbone);
   await backbone.start({ onPublication: () => {}, onStateChange: () => {}, onControl: () => {} });
   return backbone;
 }

@@ -1,11 +1,11 @@
 /**
  * Cluster mode against a private Redis Cluster (three masters, no replicas, on loopback): the
- * shared conformance suite, channels whose slots live on different masters, and one master
+ * shared conformance suites (data and control plane), channels whose slots live on different masters, and one master
  * killed and restarted under running backbones.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { assertDownThenUp, RecordingHandler, runBackboneConformance } from '@gatehouse/conformance';
+import { assertDownThenUp, RecordingHandler, runBackboneConformance, runControlConformance } from '@gatehouse/conformance';
 import { BackboneUnavailableError } from '@gatehouse/backbone-kit';
 import { serviceSkipReason, waitFor, withDeadline } from '@gatehouse/testkit';
 import { channelKeys, RedisBackbone } from '../src/index.js';
@@ -33,6 +33,17 @@ runBackboneConformance(
       b: new RedisBackbone({ urls: urls().slice(1, 2), keyPrefix }),
       cleanup: async () => {},
     };
+  },
+  { skip },
+);
+
+runControlConformance(
+  'redis cluster',
+  async () => {
+    const keyPrefix = `ghc${run++}`;
+    let n = 0;
+    // Nodes alternate between every seed and a single one.
+    return { node: () => new RedisBackbone({ urls: n++ % 2 ? urls().slice(1, 2) : urls(), keyPrefix }), cleanup: async () => {} };
   },
   { skip },
 );

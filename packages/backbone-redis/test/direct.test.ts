@@ -1,6 +1,6 @@
 /**
  * Publishing from outside any gateway, and defensive decoding of what arrives on the pub/sub
- * channel. Runs against the shared Redis with a private key prefix.
+ * channels (data and control). Runs against the shared Redis with a private key prefix.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -8,7 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { RecordingHandler } from '@gatehouse/conformance';
 import { SERVICES, serviceSkipReason, waitFor } from '@gatehouse/testkit';
-import { channelKeys, connectRedisPublisher, envelopeHead, PUBLISH_SCRIPT, RedisBackbone } from '../src/index.js';
+import { envelopeHead } from '@gatehouse/backbone-kit';
+import { channelKeys, connectRedisPublisher, controlChannel, PUBLISH_SCRIPT, RedisBackbone } from '../src/index.js';
 import { deleteKeys } from './support.js';
 
 const url = `redis://${SERVICES.redis.host}:${SERVICES.redis.port}`;
@@ -81,17 +82,42 @@ describe('redis: publishing straight into the backbone', { skip: skip ?? false }
     assert.equal(got.length, 1, 'nothing malformed was delivered');
     assert.equal(got[0]?.offset, good.offset);
     assert.equal(malformed.length, bad.length, 'onMalformed saw each one');
-    assert.ok(malformed.some((m) => m.includes('channel does not match')));
+    assert.ok(malformed.some((m) => m.includes('"channel" does not match')));
   });
 
-  test('a handler that throws is counted and does not stop delivery', async () => {
-    const seen: number[] = [];
+  test('hostile text on the control channel is counted and dropped; the next good message still arrives', async () => {
+    const bad = [
+      'not json',
+      '[1]',
+      '{"v":2,"type":"x","from":"n","data":1}',
+      '{"v":1,"type":"Bad Type","from":"n","data":1}',
+      '{"v":1,"type":"x","from":"","data":1}',
+      '{"v":1,"type":"x","from":"n","to":5,"data":1}',
+      '{"v":1,"type":"x","from":"n"}',
+      // A publication envelope does not pass for a control message.
+      '{"v":1,"channel":"a:b","epoch":"e","offset":1,"ts":1,"data":1}',
+    ];
+    const before = gateway.stats().malformed;
+    const reported = malformed.length;
+    for (const text of bad) await raw.publish(controlChannel(keyPrefix), text);
+    await gateway.sendControl({ type: 'test.after', from: 'tester', data: '{"ok":true}' });
+    await rec.waitControl('the good control message', (m) => m.type === 'test.after', 10_000);
+    await waitFor('every bad control message counted', () => gateway.stats().malformed - before === bad.length);
+    assert.deepEqual(rec.controls.map((m) => m.type), ['test.after'], 'nothing malformed was delivered');
+    assert.ok(malformed.slice(reported).every((m) => m.startsWith('control: ')), 'onMalformed says it was the control channel');
+  });
+
+  test('a handler that throws is counted and does not stop delivery of publications or control messages', async () => {
+    const seen: string[] = [];
     const fragile = new RedisBackbone({ urls: [url], keyPrefix });
     await fragile.start({
       onStateChange: () => {},
-      onControl: () => {},
+      onControl: (m) => {
+        seen.push(m.type);
+        if (m.type === 'test.boom') throw new Error('handler bug');
+      },
       onPublication: (p) => {
-        seen.push(p.offset);
+        seen.push(String(p.offset));
         if (p.offset === 1) throw new Error('handler bug');
       },
     });
@@ -100,8 +126,10 @@ describe('redis: publishing straight into the backbone', { skip: skip ?? false }
       await fragile.subscribe(ch);
       await fragile.publish(ch, '1', KEEP);
       await fragile.publish(ch, '2', KEEP);
-      await waitFor('the second publication after the throwing one', () => seen.length === 2);
-      assert.equal(fragile.stats().handlerErrors, 1);
+      await fragile.sendControl({ type: 'test.boom', from: 'tester', data: '1' });
+      await fragile.sendControl({ type: 'test.calm', from: 'tester', data: '2' });
+      await waitFor('the publication and the control message after the throwing ones', () => seen.includes('2') && seen.includes('test.calm'));
+      assert.equal(fragile.stats().handlerErrors, 2);
       assert.equal(fragile.state, 'up');
     } finally {
       await fragile.close();

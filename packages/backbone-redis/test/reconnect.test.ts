@@ -1,6 +1,7 @@
 /**
  * A private redis-server killed and restarted under a running backbone: state goes down then up,
- * publish rejects (never queues) while down, subscriptions come back by themselves.
+ * publish and sendControl reject (never queue) while down, subscriptions and the control channel
+ * come back by themselves.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -25,7 +26,7 @@ describe('redis backbone across a server restart', { skip: skip ?? false }, () =
   });
 
   for (const sharded of [false, true]) {
-    test(`${sharded ? 'sharded: ' : ''}goes down and up, rejects while down, resumes subscriptions`, async () => {
+    test(`${sharded ? 'sharded: ' : ''}goes down and up, rejects while down, resumes subscriptions and control`, async () => {
       const a = new RedisBackbone({ urls: [server.url], sharded, ...FAST });
       const b = new RedisBackbone({ urls: [server.url], sharded, ...FAST });
       const ra = new RecordingHandler();
@@ -44,6 +45,9 @@ describe('redis backbone across a server restart', { skip: skip ?? false }, () =
         await withDeadline('publish while down to reject', assert.rejects(a.publish(ch, '{"n":2}', KEEP), BackboneUnavailableError));
         await withDeadline('history while down to reject', assert.rejects(a.history(ch, undefined, 10), BackboneUnavailableError));
         await withDeadline('subscribe while down to reject', assert.rejects(a.subscribe(`${ch}-new`), BackboneUnavailableError));
+        const lost = { type: 'test.lost', from: 'node-a', data: '1' };
+        await withDeadline('sendControl while down to reject', assert.rejects(a.sendControl(lost), BackboneUnavailableError));
+        await withDeadline('records while down to reject', assert.rejects(a.records('test.kind'), BackboneUnavailableError));
 
         await server.restart();
         await waitFor("node a reports 'up' again", () => a.state === 'up' && ra.states.at(-1) === 'up');
@@ -60,6 +64,13 @@ describe('redis backbone across a server restart', { skip: skip ?? false }, () =
         assert.ok(a.stats().reconnects >= 1, 'reconnects are counted');
         assert.ok(a.stats().publishErrors >= 1, 'the rejected publish is counted');
         assert.equal(rb.of(ch).length, 2, 'the rejected publication was never delivered');
+
+        // The control channel is listened on again without anyone asking.
+        await b.sendControl({ type: 'test.back', from: 'node-b', data: '2' });
+        for (const [who, rec] of [['node a', ra], ['node b', rb]] as const) {
+          await rec.waitControl(`the control message after the restart at ${who}`, (m) => m.type === 'test.back', 10_000);
+          assert.deepEqual(rec.controls.map((m) => m.type), ['test.back'], `${who}: the rejected control message was never delivered`);
+        }
       } finally {
         await Promise.all([a.close(), b.close()]);
       }

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { RecordingHandler } from '@gatehouse/conformance';
-import { BackboneUnavailableError } from '@gatehouse/backbone-kit';
+import { BackboneUnavailableError, RendezvousHash } from '@gatehouse/backbone-kit';
 import { serviceSkipReason, waitFor } from '@gatehouse/testkit';
-import { channelKeys, parseRedisUrl, RedisBackbone, RendezvousHash } from '../src/index.js';
+import { channelKeys, parseRedisUrl, RedisBackbone } from '../src/index.js';
 import { redisClient, startPrivateRedis, redisServerInstalled, type PrivateRedis } from './support.js';
 
 const skip = await serviceSkipReason('redis', 'redis sharding (private redis-server)', redisServerInstalled);
