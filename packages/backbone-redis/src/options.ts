@@ -36,7 +36,7 @@ export interface RedisBackboneOptions {
   reconnectMinDelayMs?: number;
   /** Longest reconnect delay, ms. Default 2 000. */
   reconnectMaxDelayMs?: number;
-  /** Called for every incoming message that is not a valid envelope (it is dropped). */
+  /** Called for every incoming message that does not decode (it is dropped); a control message's reason starts with `control: `. */
   onMalformed?: (reason: string, raw: string) => void;
 }
 

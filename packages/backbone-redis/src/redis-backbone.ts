@@ -73,12 +73,14 @@ export interface RedisBackboneStats {
   reconnects: number;
   /** Publishes that rejected (unreachable, timed out, refused by Redis, or bad arguments). */
   publishErrors: number;
-  /** Incoming messages that were not valid envelopes or control messages (dropped). */
+  /** Incoming publication envelopes that did not decode (dropped). */
   malformed: number;
+  /** Incoming control messages that did not decode (dropped). */
+  controlMalformed: number;
   /** Times the handler threw from a callback (a bug in the caller; the message is dropped). */
   handlerErrors: number;
   /** Stored records that did not decode (skipped by `records`). */
-  malformedRecords: number;
+  recordsMalformed: number;
 }
 
 /**
@@ -144,7 +146,7 @@ export class RedisBackbone implements Backbone {
   private live = false;
   private readonly waiters = new Set<() => void>();
   private readonly nonce = randomBytes(3).toString('base64url');
-  private readonly counters: RedisBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0, handlerErrors: 0, malformedRecords: 0 };
+  private readonly counters: RedisBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0, controlMalformed: 0, handlerErrors: 0, recordsMalformed: 0 };
   /** The control plane's pub/sub channel (per key prefix, so per fleet). */
   private readonly control: string;
 
@@ -374,7 +376,7 @@ export class RedisBackbone implements Backbone {
     for (const text of stored) {
       const r = decodeRecord(kind, text);
       // Written by hand or by a bug: skipped, so one bad entry cannot hide the others.
-      if (typeof r === 'string') this.counters.malformedRecords++;
+      if (typeof r === 'string') this.counters.recordsMalformed++;
       else if (r.expiresAt > now) out.push(r);
     }
     return out;
@@ -683,7 +685,10 @@ export class RedisBackbone implements Backbone {
     // Anything not subscribed (a late message after unsubscribe) is dropped here.
     if (!shard.channels.has(channel)) return;
     const env = decodeEnvelope(text, channel, { requirePosition: true });
-    if (typeof env === 'string') return this.malformed(env, text);
+    if (typeof env === 'string') {
+      this.counters.malformed++;
+      return this.options.onMalformed?.(env, text.slice(0, MALFORMED_SAMPLE));
+    }
     const pub: Publication = { channel, epoch: env.epoch as string, offset: env.offset as number, ts: env.ts, data: env.data };
     try {
       this.handler?.onPublication(pub);
@@ -696,18 +701,16 @@ export class RedisBackbone implements Backbone {
 
   private onControlMessage(text: string): void {
     const msg = decodeControl(text);
-    if (typeof msg === 'string') return this.malformed(`control: ${msg}`, text);
+    if (typeof msg === 'string') {
+      this.counters.controlMalformed++;
+      return this.options.onMalformed?.(`control: ${msg}`, text.slice(0, MALFORMED_SAMPLE));
+    }
     try {
       this.handler?.onControl(msg);
     } catch {
       // As in onMessage: a throwing handler must not take the subscriber connection down.
       this.counters.handlerErrors++;
     }
-  }
-
-  private malformed(reason: string, text: string): void {
-    this.counters.malformed++;
-    this.options.onMalformed?.(reason, text.slice(0, MALFORMED_SAMPLE));
   }
 
   /** Called whenever a connection's readiness changes: wakes waiters, then reports the state. */

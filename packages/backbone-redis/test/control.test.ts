@@ -104,9 +104,9 @@ describe('redis control plane specifics', { skip: skip ?? false }, () => {
     await node.putRecord(kind, { key: 'good', value: '"fine"', expiresAt: Date.now() + 60_000 });
     await raw.hset(keys.values, 'bad', 'not json');
     await raw.zadd(keys.expiry, Date.now() + 60_000, 'bad');
-    const before = node.stats().malformedRecords;
+    const before = node.stats().recordsMalformed;
     assert.deepEqual((await node.records(kind)).map((r) => r.key), ['good']);
-    assert.equal(node.stats().malformedRecords, before + 1);
+    assert.equal(node.stats().recordsMalformed, before + 1);
   });
 
   test('control and records use only names under the key prefix, none a channel could have', () => {

@@ -97,12 +97,12 @@ describe('redis: publishing straight into the backbone', { skip: skip ?? false }
       // A publication envelope does not pass for a control message.
       '{"v":1,"channel":"a:b","epoch":"e","offset":1,"ts":1,"data":1}',
     ];
-    const before = gateway.stats().malformed;
+    const before = gateway.stats().controlMalformed;
     const reported = malformed.length;
     for (const text of bad) await raw.publish(controlChannel(keyPrefix), text);
     await gateway.sendControl({ type: 'test.after', from: 'tester', data: '{"ok":true}' });
     await rec.waitControl('the good control message', (m) => m.type === 'test.after', 10_000);
-    await waitFor('every bad control message counted', () => gateway.stats().malformed - before === bad.length);
+    await waitFor('every bad control message counted', () => gateway.stats().controlMalformed - before === bad.length);
     assert.deepEqual(rec.controls.map((m) => m.type), ['test.after'], 'nothing malformed was delivered');
     assert.ok(malformed.slice(reported).every((m) => m.startsWith('control: ')), 'onMalformed says it was the control channel');
   });
