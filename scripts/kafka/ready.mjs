@@ -69,7 +69,7 @@ async function probe() {
 }
 
 const deadline = Date.now() + timeoutMs;
-let lastError = 'no answer yet';
+let lastError;
 for (;;) {
   try {
     const ok = await probe();

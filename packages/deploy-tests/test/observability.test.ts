@@ -215,7 +215,7 @@ describe('a live gateway scraped by a real Prometheus', { skip: skipLive }, () =
   });
 
   test('every dashboard query runs, and the per-node panels show this node', async () => {
-    for (const { panel, expr } of dashboardExprs) await query(runnable(expr));
+    for (const { expr } of dashboardExprs) await query(runnable(expr));
     const connections = dashboardExprs.find((d) => d.panel === 'Connections per node') as { expr: string };
     const rows = await waitFor('the connections panel query', async () => {
       const r = await query(runnable(connections.expr));

@@ -28,7 +28,7 @@ function outcome(text: string): ClientFrame | DecodeError {
     return decodeClientFrame(text);
   } catch (err) {
     if (err instanceof DecodeError) return err;
-    throw new Error(`decodeClientFrame threw ${String(err)} for ${JSON.stringify(text.slice(0, 200))}`);
+    throw new Error(`decodeClientFrame threw ${String(err)} for ${JSON.stringify(text.slice(0, 200))}`, { cause: err });
   }
 }
 

@@ -71,7 +71,7 @@ export async function launchGateway(name: string, port: number, flags: string[])
     }, 20_000, 50);
   } catch (err) {
     await service.stop().catch(() => undefined);
-    throw new Error(`${(err as Error).message}\n${service.describe()}`);
+    throw new Error(`${(err as Error).message}\n${service.describe()}`, { cause: err });
   }
   return { nodeId: name, port, service };
 }

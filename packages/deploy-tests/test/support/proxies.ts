@@ -132,7 +132,7 @@ export async function startProxy(kind: ProxyKind, spec: ProxySpec): Promise<Prox
     await service.stop().catch(() => undefined);
     const errorLog = kind === 'nginx' ? readFileSync(join(dir.path, 'error.log'), 'utf8') : '';
     dir.cleanup();
-    throw new Error(`${(err as Error).message}\n${service.describe()}\n${errorLog}`);
+    throw new Error(`${(err as Error).message}\n${service.describe()}\n${errorLog}`, { cause: err });
   }
   return {
     kind,
