@@ -82,6 +82,34 @@ describe('nats control plane on the server', { skip: skip ?? false }, () => {
     }
   });
 
+  test('nested subject prefixes are separate fleets: neither hears the other', async () => {
+    const outer = new NatsBackbone({ servers: [url], subjectPrefix: prefix });
+    const inner = new NatsBackbone({ servers: [url], subjectPrefix: `${prefix}.inner` });
+    const ro = new RecordingHandler();
+    const ri = new RecordingHandler();
+    await Promise.all([outer.start(ro), inner.start(ri)]);
+    try {
+      // The outer fleet's data subject for this channel is <prefix>.inner.control: it must not be
+      // the inner fleet's control subject either.
+      await outer.subscribe('inner:control');
+      await outer.sendControl({ type: 'test.nested', from: 'outer', data: '1' });
+      await inner.sendControl({ type: 'test.nested', from: 'inner', data: '2' });
+      await ro.waitControl('the outer fleet hears itself', (m) => m.from === 'outer', 10_000);
+      await ri.waitControl('the inner fleet hears itself', (m) => m.from === 'inner', 10_000);
+      // Sync: a second message of each fleet arrived, so a stray first one would have too.
+      await outer.sendControl({ type: 'test.nested', from: 'outer', data: '3' });
+      await inner.sendControl({ type: 'test.nested', from: 'inner', data: '4' });
+      await ro.waitControl('the outer sync', (m) => m.data === '3', 10_000);
+      await ri.waitControl('the inner sync', (m) => m.data === '4', 10_000);
+      assert.deepEqual(ro.controls.map((m) => m.from), ['outer', 'outer']);
+      assert.deepEqual(ri.controls.map((m) => m.from), ['inner', 'inner']);
+      assert.deepEqual(ro.of('inner:control'), [], 'control traffic never arrives as a publication');
+      assert.equal(outer.stats().malformed, 0, 'nor on a data subject at all (it would be counted there)');
+    } finally {
+      await Promise.all([outer.close(), inner.close()]);
+    }
+  });
+
   test('records: expired ones are purged from the bucket as they are read; junk in the bucket is skipped and counted', async () => {
     const reasons: string[] = [];
     const js = new JetStreamBackbone({ servers: [url], stream, subjectPrefix: prefix, storage: 'memory', onMalformed: (r) => reasons.push(r) });
