@@ -108,6 +108,7 @@ describe('redis cluster mode', { skip: skip ?? false }, () => {
     await waitFor("node a reports 'down'", () => a.state === 'down');
     await waitFor("node b reports 'down'", () => b.state === 'down');
     await withDeadline('publish while down to reject', assert.rejects(a.publish(lost, '{"n":3}', KEEP), BackboneUnavailableError), 1_000);
+    await withDeadline('sendControl while down to reject', assert.rejects(a.sendControl({ type: 'test.lost', from: 'node-a', data: '1' }), BackboneUnavailableError), 1_000);
 
     await victim.restart();
     await waitFor("node a reports 'up' again", () => a.state === 'up' && ra.states.at(-1) === 'up', 30_000);
@@ -134,6 +135,13 @@ describe('redis cluster mode', { skip: skip ?? false }, () => {
     await rb.waitCount(kept, 1, 'node b on a master that stayed up', 10_000);
     assert.ok(a.stats().reconnects >= 1, 'reconnects are counted');
     assert.ok(a.stats().publishErrors >= 1, 'the rejected publish is counted');
+
+    // The control channel is heard again on every node, wherever its slot lives.
+    await b.sendControl({ type: 'test.back', from: 'node-b', data: '2' });
+    for (const [who, rec] of [['node a', ra], ['node b', rb]] as const) {
+      await rec.waitControl(`the control message after the restart at ${who}`, (m) => m.type === 'test.back', 10_000);
+      assert.equal(rec.controls.filter((m) => m.type === 'test.lost').length, 0, `${who}: the rejected control message was never delivered`);
+    }
   });
 });
 
