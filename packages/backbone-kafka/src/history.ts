@@ -7,8 +7,8 @@
  * Offsets here are Gatehouse offsets: Kafka offset + 1, so 0 means "nothing yet". A position `g`
  * means "everything up to Kafka offset g - 1 is known".
  */
-import type { HistoryResult, Publication } from '@gatehouse/backbone-kit';
-import { decodeEnvelope, MalformedRecordError, type DecodedEnvelope } from './envelope.js';
+import type { DecodedEnvelope, HistoryResult, Publication } from '@gatehouse/backbone-kit';
+import { decodePublication } from './wire.js';
 
 /** One data record as read from a partition. */
 export interface LogRecord {
@@ -64,8 +64,8 @@ export class HistoryReader {
   constructor(
     private readonly log: PartitionLog,
     private readonly limits: HistoryLimits,
-    /** Told about each record of a read channel that is not a valid envelope (it is skipped). */
-    private readonly onMalformed: (error: MalformedRecordError, channel: string) => void = () => {},
+    /** Told why each record of a read channel that is not a valid envelope is skipped. */
+    private readonly onMalformed: (reason: string, channel: string) => void = () => {},
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -204,13 +204,10 @@ export class HistoryReader {
   }
 
   private decode(channel: string, r: LogRecord): DecodedEnvelope | undefined {
-    try {
-      return decodeEnvelope(channel, r.value, r.timestamp);
-    } catch (err) {
-      if (!(err instanceof MalformedRecordError)) throw err;
-      this.onMalformed(err, channel);
-      return undefined;
-    }
+    const env = decodePublication(channel, r.value, r.timestamp);
+    if (typeof env !== 'string') return env;
+    this.onMalformed(env, channel);
+    return undefined;
   }
 
   /**

@@ -3,4 +3,4 @@ export { KafkaBackbone, createKafkaBackbone, type KafkaBackboneStats } from './k
 export type { KafkaBackboneOptions, ResolvedKafkaOptions } from './options.js';
 export { controlTopicName, recordsTopicName } from './options.js';
 export { CONTROL_RETENTION_MS, RECORDS_RETENTION_MS, type KafkaControlStats } from './control.js';
-export { encodeEnvelope, decodeEnvelope, partitionFor, murmur2, epochOf, ENVELOPE_VERSION, MalformedRecordError, type DecodedEnvelope } from './envelope.js';
+export { partitionFor, murmur2, epochOf } from './wire.js';

@@ -16,9 +16,14 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Admin, Consumer, Producer } from '@platformatic/kafka';
-import { isValidChannel } from '@gatehouse/protocol';
 import {
+  BackboneStateMachine,
   BackboneUnavailableError,
+  backoffDelay,
+  checkChannel,
+  checkPublishData,
+  checkPublishOptions,
+  encodeEnvelope,
   type Backbone,
   type BackboneCapabilities,
   type BackboneHandler,
@@ -31,7 +36,6 @@ import {
   nowMs,
 } from '@gatehouse/backbone-kit';
 import { KafkaControlPlane, type KafkaControlStats } from './control.js';
-import { decodeEnvelope, encodeEnvelope, epochOf, MalformedRecordError, partitionFor } from './envelope.js';
 import { HistoryReader, type PartitionLog } from './history.js';
 import { planPartition } from './plan.js';
 import {
@@ -46,6 +50,7 @@ import {
   type FetchResult,
   type TopicInfo,
 } from './topics.js';
+import { decodePublication, epochOf, partitionFor } from './wire.js';
 import { resolveOptions, type KafkaBackboneOptions, type ResolvedKafkaOptions } from './options.js';
 
 /** Records per produce request at most; the byte bound usually comes first. */
@@ -102,10 +107,6 @@ interface PartitionQueue {
   busy: boolean;
 }
 
-function checkChannel(channel: string): void {
-  if (!isValidChannel(channel)) throw new TypeError(`invalid channel name ${JSON.stringify(String(channel)).slice(0, 80)}`);
-}
-
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -117,7 +118,10 @@ export class KafkaBackbone implements Backbone {
   /** The options in force, defaults filled in. */
   readonly options: ResolvedKafkaOptions;
 
-  private current: BackboneState = 'connecting';
+  private readonly machine = new BackboneStateMachine({
+    // The handler must not throw; a broken one must not stop the reconnect logic.
+    onListenerError: () => this.counters.handlerErrors++,
+  });
   private handler: BackboneHandler | undefined;
   private readonly channels = new Set<string>();
   private readonly stopping = new AbortController();
@@ -165,12 +169,12 @@ export class KafkaBackbone implements Backbone {
     this.historyReader = new HistoryReader(
       this.partitionLog(),
       { scanRecords: this.options.historyScanRecords, timeoutMs: this.options.historyTimeoutMs, cacheSize: this.options.positionCacheSize },
-      (err, channel) => this.malformed(err, channel),
+      (reason, channel) => this.malformed(reason, channel),
     );
   }
 
   get state(): BackboneState {
-    return this.current;
+    return this.machine.state;
   }
 
   /** A snapshot of the counters, for metrics and `/readyz`. */
@@ -183,9 +187,10 @@ export class KafkaBackbone implements Backbone {
 
   /** Creates the topic when missing and starts reading every partition from its current end. */
   async start(handler: BackboneHandler): Promise<void> {
-    if (this.current === 'closed') throw new BackboneUnavailableError('kafka backbone is closed');
+    if (this.closed()) throw new BackboneUnavailableError('kafka backbone is closed');
     if (this.handler) throw new Error('KafkaBackbone.start called twice');
     this.handler = handler;
+    this.machine.listen((state, error) => handler.onStateChange(state, error));
     const o = this.options;
     const id = `${o.clientId}-${randomBytes(4).toString('hex')}`;
     const base = {
@@ -210,7 +215,7 @@ export class KafkaBackbone implements Backbone {
       live: controlLive,
       reader: this.reader,
       producer: controlProducer,
-      state: () => this.current,
+      state: () => this.machine.state,
       deliver: (msg) => this.deliverControl(msg),
       pause: (ms) => this.pause(ms),
     });
@@ -224,18 +229,19 @@ export class KafkaBackbone implements Backbone {
         break;
       } catch (err) {
         if (this.closed()) throw new BackboneUnavailableError('kafka backbone closed while starting', { cause: err });
-        if (Date.now() + this.backoff(attempt) > deadline) {
+        const wait = this.backoff(attempt);
+        if (Date.now() + wait > deadline) {
           await this.close();
           throw new BackboneUnavailableError(
             `kafka at ${o.brokers.join(',')} not usable within ${o.startTimeoutMs} ms: ${errorText(err)}`,
             { cause: err },
           );
         }
-        await this.pause(this.backoff(attempt));
+        await this.pause(wait);
       }
     }
     if (this.closed()) throw new BackboneUnavailableError('kafka backbone closed while starting');
-    this.setState('up');
+    this.machine.set('up');
     this.liveLoop = this.runLive();
     control.run(this.stopping.signal);
   }
@@ -252,24 +258,15 @@ export class KafkaBackbone implements Backbone {
   /** Validates a publish and queues it on its partition; resolves when the broker acknowledged it. */
   private async enqueue(channel: string, data: string, options: PublishOptions): Promise<Publication> {
     checkChannel(channel);
-    if (typeof data !== 'string') throw new TypeError('publish data must be JSON text (a string)');
-    const historySize = options?.historySize;
-    const ttl = options?.historyTtlSeconds;
-    if (!Number.isSafeInteger(historySize) || historySize < 0 || !Number.isSafeInteger(ttl) || ttl < 0) {
-      throw new TypeError('publish options need integer historySize >= 0 and historyTtlSeconds >= 0');
-    }
-    try {
-      JSON.parse(data);
-    } catch {
-      // Delivering it would fail on every node; refuse it here, where the caller can see why.
-      throw new TypeError('publish data is not valid JSON text');
-    }
-    if (this.current !== 'up' || !this.topic) throw new BackboneUnavailableError(`kafka backbone is ${this.current}`);
+    checkPublishData(data);
+    checkPublishOptions(options);
+    const { historySize, historyTtlSeconds } = options;
+    if (this.state !== 'up' || !this.topic) throw new BackboneUnavailableError(`kafka backbone is ${this.state}`);
     if (this.pending >= this.options.maxPendingPublishes) {
       throw new BackboneUnavailableError(`kafka backbone has ${this.pending} publishes waiting for the broker (maxPendingPublishes)`);
     }
     const ts = nowMs();
-    const value = Buffer.from(encodeEnvelope(channel, ts, data, historySize, ttl), 'utf8');
+    const value = Buffer.from(encodeEnvelope({ channel, ts, data, historySize, historyTtlSeconds }), 'utf8');
     if (value.length > this.options.maxMessageBytes) {
       throw new RangeError(`publication of ${value.length} bytes exceeds maxMessageBytes (${this.options.maxMessageBytes})`);
     }
@@ -285,7 +282,7 @@ export class KafkaBackbone implements Backbone {
 
   async subscribe(channel: string): Promise<void> {
     checkChannel(channel);
-    if (this.current === 'closed' || !this.handler) throw new BackboneUnavailableError(`kafka backbone is ${this.current === 'closed' ? 'closed' : 'not started'}`);
+    if (this.closed() || !this.handler) throw new BackboneUnavailableError(`kafka backbone is ${this.closed() ? 'closed' : 'not started'}`);
     // The live reader already reads every partition: a subscription is a filter, nothing to ask
     // the broker, and it survives reconnects by itself.
     this.channels.add(channel);
@@ -304,7 +301,7 @@ export class KafkaBackbone implements Backbone {
     await this.historySlot();
     try {
       const topic = this.topic;
-      if (this.closed() || !topic) throw new BackboneUnavailableError(`kafka backbone is ${this.current}`);
+      if (this.closed() || !topic) throw new BackboneUnavailableError(`kafka backbone is ${this.state}`);
       const partition = partitionFor(channel, topic.partitions);
       // A position in an epoch this node left (a reset) answers complete: false: a gap.
       return await this.historyReader.read({ channel, partition, epoch: this.epochFor(topic, partition) }, after, limit);
@@ -329,7 +326,7 @@ export class KafkaBackbone implements Backbone {
   }
 
   private controlPlane(): KafkaControlPlane {
-    if (!this.control) throw new BackboneUnavailableError(`kafka backbone is ${this.current === 'closed' ? 'closed' : 'not started'}`);
+    if (!this.control) throw new BackboneUnavailableError(`kafka backbone is ${this.closed() ? 'closed' : 'not started'}`);
     return this.control;
   }
 
@@ -343,8 +340,9 @@ export class KafkaBackbone implements Backbone {
   }
 
   async close(): Promise<void> {
-    if (this.current === 'closed') return;
-    this.current = 'closed';
+    if (this.closed()) return;
+    // Reported at once: from here on every operation rejects and every loop stops.
+    this.machine.set('closed');
     this.stopping.abort();
     const closed = new BackboneUnavailableError('kafka backbone closed');
     for (const q of this.queues.values()) {
@@ -367,14 +365,8 @@ export class KafkaBackbone implements Backbone {
       ...this.controlClients.map((c) => c.close(true)),
     ]);
     await Promise.all([this.liveLoop, this.control?.stopped()]);
-    const handler = this.handler;
     this.handler = undefined;
     this.channels.clear();
-    try {
-      handler?.onStateChange('closed');
-    } catch {
-      // The handler must not throw; a broken one must not break close either.
-    }
   }
 
   // ---------------------------------------------------------------- topic and live reading
@@ -459,7 +451,7 @@ export class KafkaBackbone implements Backbone {
       const { error, answered } = await this.fetchRound();
       if (this.closed()) return;
       failedRounds = answered ? 1 : failedRounds + 1;
-      if (isNetworkError(error) || isUnknownTopic(error) || failedRounds >= 3) this.setState('down', error);
+      if (isNetworkError(error) || isUnknownTopic(error) || failedRounds >= 3) this.machine.set('down', error);
       for (let attempt = failedRounds; ; attempt++) {
         await this.pause(this.backoff(attempt));
         if (this.closed()) return;
@@ -468,7 +460,7 @@ export class KafkaBackbone implements Backbone {
           break;
         } catch (planError) {
           if (this.closed()) return;
-          this.setState('down', planError instanceof Error ? planError : new Error(String(planError)));
+          this.machine.set('down', planError instanceof Error ? planError : new Error(String(planError)));
         }
       }
     }
@@ -476,9 +468,9 @@ export class KafkaBackbone implements Backbone {
 
   /** The live reader got an answer from the broker: the backbone works (again). */
   private fetched(): void {
-    if (this.current !== 'down') return;
+    if (this.state !== 'down') return;
     this.counters.reconnects++;
-    this.setState('up');
+    this.machine.set('up');
   }
 
   /**
@@ -576,12 +568,9 @@ export class KafkaBackbone implements Backbone {
       this.counters.misrouted++;
       return;
     }
-    let env;
-    try {
-      env = decodeEnvelope(channel, value, recordTs);
-    } catch (err) {
-      if (!(err instanceof MalformedRecordError)) throw err;
-      this.malformed(err, channel);
+    const env = decodePublication(channel, value, recordTs);
+    if (typeof env === 'string') {
+      this.malformed(env, channel);
       return;
     }
     this.counters.delivered++;
@@ -593,10 +582,10 @@ export class KafkaBackbone implements Backbone {
     }
   }
 
-  private malformed(err: MalformedRecordError, key: string): void {
+  private malformed(reason: string, key: string): void {
     this.counters.malformed++;
     try {
-      this.options.onMalformed?.(err.message, key);
+      this.options.onMalformed?.(reason, key);
     } catch {
       // A reporting hook must not stop delivery.
     }
@@ -708,24 +697,12 @@ export class KafkaBackbone implements Backbone {
 
   /** A method, not a field test, so TypeScript does not narrow the state across awaits. */
   private closed(): boolean {
-    return this.current === 'closed';
+    return this.machine.state === 'closed';
   }
 
-  private setState(state: BackboneState, error?: Error): void {
-    if (this.current === state || this.current === 'closed') return;
-    this.current = state;
-    try {
-      this.handler?.onStateChange(state, error);
-    } catch {
-      // The handler must not throw; a broken one must not stop the reconnect logic.
-    }
-  }
-
-  /** Exponential backoff with full jitter between the configured floor and cap. */
+  /** The wait before retry `attempt`: the kit's curve between the configured floor and cap. */
   private backoff(attempt: number): number {
-    const { reconnectMinMs: min, reconnectMaxMs: max } = this.options;
-    const ceiling = Math.min(max, min * 2 ** Math.min(attempt, 20));
-    return min + Math.random() * (ceiling - min);
+    return backoffDelay(attempt, this.options.reconnectMinMs, this.options.reconnectMaxMs);
   }
 
   /** Waits, or returns early when the backbone closes. */

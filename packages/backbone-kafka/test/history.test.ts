@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encodeEnvelope } from '../src/envelope.js';
+import { encodeEnvelope } from '@gatehouse/backbone-kit';
 import { HistoryReader, type LogRecord, type PartitionLog } from '../src/history.js';
 
 const EPOCH = 'topic-id:0';
@@ -18,7 +18,7 @@ class FakeLog implements PartitionLog {
 
   append(channel: string, data: string, ts = 1_000, keep: [number, number] = [100, 0]): number {
     const offset = BigInt(this.records.length);
-    this.records.push({ offset, key: Buffer.from(channel), value: Buffer.from(encodeEnvelope(channel, ts, data, keep[0], keep[1])), timestamp: ts });
+    this.records.push({ offset, key: Buffer.from(channel), value: Buffer.from(encodeEnvelope({ channel, ts, data, historySize: keep[0], historyTtlSeconds: keep[1] })), timestamp: ts });
     return Number(offset) + 1;
   }
 
@@ -38,7 +38,7 @@ function reader(
   log: PartitionLog,
   over: Partial<{ scanRecords: number; timeoutMs: number; cacheSize: number }> = {},
   now = () => 2_000,
-  onMalformed: (e: Error, channel: string) => void = () => {},
+  onMalformed: (reason: string, channel: string) => void = () => {},
 ) {
   return new HistoryReader(log, { scanRecords: 10_000, timeoutMs: 10_000, cacheSize: 100, ...over }, onMalformed, now);
 }
@@ -118,10 +118,10 @@ test('malformed records of the channel are skipped and counted', async () => {
   log.records.push({ offset: 1n, key: Buffer.from('a:x'), value: Buffer.from('garbage'), timestamp: 0 });
   log.append('a:x', '3');
   const seen: string[] = [];
-  const r = reader(log, {}, undefined, (e, channel) => seen.push(`${channel}: ${e.message}`));
+  const r = reader(log, {}, undefined, (reason, channel) => seen.push(`${channel}: ${reason}`));
   const h = await r.read(loc('a:x'), { epoch: EPOCH, offset: 0 }, 100);
   assert.deepEqual(h.publications.map((p) => p.offset), [1, 3]);
-  assert.deepEqual(seen, ['a:x: value is not JSON']);
+  assert.deepEqual(seen, ['a:x: not JSON']);
 });
 
 test('position: 0 for a channel never seen, the log start once history was removed, else the newest offset', async () => {

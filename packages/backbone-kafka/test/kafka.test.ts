@@ -48,9 +48,9 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     await deleteTopics(BROKERS, [topic]);
   });
 
-  test('declares a durable, shared, sequenced backbone with non-contiguous offsets', () => {
+  test('declares a durable, shared, sequenced backbone with non-contiguous offsets and durable records', () => {
     assert.equal(a.kind, 'kafka');
-    assert.deepEqual(a.capabilities, { sequenced: true, history: true, contiguousOffsets: false, durable: true, shared: true });
+    assert.deepEqual(a.capabilities, { sequenced: true, history: true, contiguousOffsets: false, durable: true, shared: true, durableRecords: true });
     assert.equal(a.state, 'up');
     assert.deepEqual(recA.states, ['up']);
   });
@@ -175,7 +175,7 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     assert.equal(recA.of(ch).length, 1, 'nothing but the good record was delivered');
     assert.deepEqual(
       malformedSeen.filter((m) => m.startsWith(`${ch}: `)).map((m) => m.slice(ch.length + 2)),
-      ['value is not JSON', 'value is not a JSON object', '"v" must be 1', '"channel" must equal the record key', '"data" is missing', '"ts" must be a number of ms since the Unix epoch'],
+      ['not JSON', 'not a JSON object', 'unsupported envelope version 2', '"channel" does not match where the envelope arrived', '"data" is missing', '"ts" must be a number of ms since the Unix epoch'],
       'onMalformed heard why each record was dropped, in log order',
     );
   });
