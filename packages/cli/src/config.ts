@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULTS, OptionsError, resolveOptions } from '@gatehouse/server';
 import type { GatewayOptions, NamespaceOptions } from '@gatehouse/server';
-import { checkBackboneNamespace } from './backbones.js';
+import { BACKBONE_SETTINGS, applyBackboneOption, checkSettings, planBackbone } from '@gatehouse/backbones';
+import type { BackboneSettings, SettingSpec } from '@gatehouse/backbones';
 
 type Kind = 'int' | 'number' | 'string' | 'list' | 'bool' | 'seconds';
 
@@ -26,8 +27,8 @@ export interface Setting {
 }
 
 /** Settings of the CLI itself, not gateway options. */
-type CliOnly = 'backbone' | 'backboneNamespace' | 'logLevel' | 'workers';
-const CLI_ONLY: ReadonlySet<string> = new Set<CliOnly>(['backbone', 'backboneNamespace', 'logLevel', 'workers']);
+type CliOnly = 'backbone' | 'backboneNamespace' | 'backboneOption' | 'logLevel' | 'workers';
+const CLI_ONLY: ReadonlySet<string> = new Set<CliOnly>(['backbone', 'backboneNamespace', 'backboneOption', 'logLevel', 'workers']);
 
 const ms = (v: number) => `${v / 1000}`;
 
@@ -38,6 +39,7 @@ export const SETTINGS: Setting[] = [
   { flag: 'node-id', kind: 'string', option: 'nodeId', help: 'this node\'s name in logs, metrics and frames', defaultText: 'random' },
   { flag: 'backbone', kind: 'list', option: 'backbone', help: 'memory, redis://h:p (repeat to shard), redis+cluster://h:p (Redis Cluster seed, repeatable), nats://h:p, jetstream://h:p, kafka://h:p', defaultText: 'memory' },
   { flag: 'backbone-namespace', kind: 'string', option: 'backboneNamespace', help: 'keeps this fleet apart from others on the same backbone servers (own keys, subjects, stream, topic)', defaultText: 'none' },
+  { flag: 'backbone-option', kind: 'list', option: 'backboneOption', help: 'an adapter setting, <section>.<setting>=<value>, e.g. jetstream.replicas=3 (repeatable; listed below and in docs/backbones.md)', defaultText: 'none' },
   { flag: 'workers', kind: 'int', option: 'workers', help: 'gateway processes on this port (one node each)', defaultText: '1' },
   { flag: 'api-key', kind: 'list', option: 'apiKeys', help: 'key for the HTTP publish API (repeatable)', defaultText: 'none: API disabled', secret: true },
   { flag: 'token-secret', kind: 'string', option: 'tokenSecret', help: 'HS256 secret for client tokens', defaultText: 'none', secret: true },
@@ -75,6 +77,8 @@ export interface StartConfig {
   backbone: string[];
   /** `--backbone-namespace`, validated (see `createBackbone`). */
   backboneNamespace: string | undefined;
+  /** The adapter settings (`backbone:` sections of the file, then `--backbone-option`), checked. */
+  backboneSettings: BackboneSettings;
   logLevel: string;
   workers: number;
 }
@@ -114,6 +118,31 @@ function convert(s: Setting, raw: unknown, source: string): unknown {
   }
 }
 
+const BACKBONE_SECTION_KEYS = ['url', 'namespace', ...Object.keys(BACKBONE_SETTINGS)];
+
+/**
+ * Reads the file's `backbone:` mapping: `url` (one URL or a list) and `namespace` go where
+ * `--backbone` and `--backbone-namespace` would, and the adapter sections are returned checked.
+ */
+function readBackboneSection(raw: Record<string, unknown>, values: Record<string, unknown>, where: string): Record<string, Record<string, unknown>> {
+  const sections: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (!BACKBONE_SECTION_KEYS.includes(key)) {
+      throw new OptionsError(`${where} unknown setting backbone.${key} (known: ${BACKBONE_SECTION_KEYS.join(', ')})`);
+    }
+    if (key === 'url') values['backbone'] = convert(setting('backbone'), value, `${where} backbone.url /`);
+    else if (key === 'namespace') {
+      if (values['backbone-namespace'] !== undefined) throw new OptionsError(`${where} backboneNamespace and backbone.namespace both set; keep one`);
+      values['backbone-namespace'] = convert(setting('backbone-namespace'), value, `${where} backbone.namespace /`);
+    } else sections[key] = value;
+  }
+  return checkSettings(sections, `${where} `) as Record<string, Record<string, unknown>>;
+}
+
+function setting(flag: string): Setting {
+  return SETTINGS.find((s) => s.flag === flag) as Setting;
+}
+
 /**
  * Builds the start configuration. `flags` are parsed command-line values by flag name; `env` is
  * usually process.env. The result is validated by the server's own option check, so every
@@ -122,6 +151,7 @@ function convert(s: Setting, raw: unknown, source: string): unknown {
 export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv): StartConfig {
   const values: Record<string, unknown> = {};
   let namespaces: Record<string, NamespaceOptions> | undefined;
+  let backboneSettings: Record<string, Record<string, unknown>> = {};
   const file = (flags['config'] as string | undefined) ?? env['GATEHOUSE_CONFIG'];
   if (file) {
     let text: string;
@@ -147,6 +177,13 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
           values['api-key'] = raw;
           continue;
         }
+        if (key === 'backbone' && typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+          backboneSettings = readBackboneSection(raw as Record<string, unknown>, values, `config file ${file}:`);
+          continue;
+        }
+        if (key === 'backboneNamespace' && values['backbone-namespace'] !== undefined) {
+          throw new OptionsError(`config file ${file}: backboneNamespace and backbone.namespace both set; keep one`);
+        }
         // Lists also answer to their plural (allowedOrigins for --allowed-origin).
         const s = SETTINGS.find((x) => camel(x.flag) === key || (x.kind === 'list' && `${camel(x.flag)}s` === key));
         if (!s) throw new OptionsError(`config file ${file}: unknown setting "${key}" (settings use camelCase, e.g. drainWindow)`);
@@ -161,6 +198,18 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
   for (const s of SETTINGS) {
     if (flags[s.flag] !== undefined) values[s.flag] = convert(s, flags[s.flag], '--');
   }
+  // Adapter settings merge one by one (a flag for one setting keeps the file's others), so
+  // they are read from each source in turn rather than taken from the winning source whole.
+  const option = setting('backbone-option');
+  const fromEnv = env[envName(option.flag)];
+  const sources: [unknown, string][] = [
+    [fromEnv === '' ? undefined : fromEnv, `environment ${envName(option.flag)}: `],
+    [flags[option.flag], '--'],
+  ];
+  for (const [raw, where] of sources) {
+    if (raw === undefined) continue;
+    for (const text of convert(option, raw, where.trim()) as string[]) applyBackboneOption(backboneSettings, text, where);
+  }
 
   const gateway: Record<string, unknown> = {};
   for (const s of SETTINGS) {
@@ -174,11 +223,13 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
   const workers = (values['workers'] as number | undefined) ?? 1;
   if (workers < 1 || workers > 64) throw new OptionsError('workers must be from 1 to 64');
   const backboneNamespace = values['backbone-namespace'] as string | undefined;
-  if (backboneNamespace !== undefined) checkBackboneNamespace(backboneNamespace);
+  // Checks the URLs, the namespace and the settings together (no adapter is loaded for it).
+  planBackbone(backbone, { ...backboneSettings, namespace: backboneNamespace });
   return {
     gateway: gateway as Partial<GatewayOptions>,
     backbone,
     backboneNamespace,
+    backboneSettings: backboneSettings as BackboneSettings,
     logLevel: (values['log-level'] as string | undefined) ?? 'info',
     workers,
   };
@@ -192,12 +243,24 @@ export function startHelp(): string {
     'Starts a gateway node. Settings come from --config <file.yaml|file.json>, then GATEHOUSE_* environment',
     'variables, then flags (flags win). Lists take repeated flags or comma-separated values.',
     '',
-    '  --config <file>                      YAML or JSON file (keys in camelCase, plus "namespaces")  [env GATEHOUSE_CONFIG]',
+    '  --config <file>                      YAML or JSON file (keys in camelCase, plus "namespaces" and "backbone")  [env GATEHOUSE_CONFIG]',
   ];
   for (const s of SETTINGS) {
     const arg = s.kind === 'bool' ? '' : s.kind === 'list' ? ' <value>' : s.kind === 'seconds' ? ' <seconds>' : ' <value>';
     const left = `  --${s.flag}${arg}`.padEnd(39);
     lines.push(`${left}${s.help} (default: ${s.defaultText})  [env ${envName(s.flag)}]`);
+  }
+  lines.push(
+    '',
+    'Backbone adapter settings: --backbone-option <section>.<setting>=<value>, or in the config file',
+    '"backbone: { url: ..., namespace: ..., <section>: { <setting>: <value> } }". A section applies to',
+    'its backbone only: redis (redis://, rediss://, redis+cluster://), nats (nats:// and jetstream://),',
+    'jetstream (jetstream://), kafka (kafka://).',
+  );
+  for (const [section, table] of Object.entries(BACKBONE_SETTINGS)) {
+    for (const [key, spec] of Object.entries(table as Record<string, SettingSpec>)) {
+      lines.push(`${`  ${section}.${key}`.padEnd(39)}${spec.meaning} (default: ${spec.default})`);
+    }
   }
   return lines.join('\n');
 }

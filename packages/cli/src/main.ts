@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { Gateway, IpcBackbone, IpcBackboneHost, MemoryBus, OptionsError } from '@gatehouse/server';
 import type { Backbone } from '@gatehouse/server';
-import { createBackbone } from './backbones.js';
+import { backboneKindOf, createBackbone } from '@gatehouse/backbones';
 import { SETTINGS, loadStartConfig, startHelp } from './config.js';
 import type { StartConfig } from './config.js';
 
@@ -53,10 +53,10 @@ async function start(argv: string[]): Promise<void> {
     runPrimary(config, logger);
     return;
   }
-  const isMemory = config.backbone.length === 1 && config.backbone[0] === 'memory';
+  const isMemory = backboneKindOf(config.backbone) === 'memory';
   let backbone: Backbone;
   if (cluster.isWorker && isMemory) backbone = new IpcBackbone(process as unknown as ConstructorParameters<typeof IpcBackbone>[0]);
-  else backbone = await createBackbone(config.backbone, config.backboneNamespace);
+  else backbone = await createBackbone(config.backbone, { ...config.backboneSettings, namespace: config.backboneNamespace });
   const gatewayOptions = { ...config.gateway };
   if (cluster.isWorker) {
     const base = gatewayOptions.nodeId ?? `gh-${Math.random().toString(36).slice(2, 8)}`;
@@ -91,7 +91,7 @@ async function start(argv: string[]): Promise<void> {
  * publication on any worker reaches subscribers on every worker. A worker that dies is replaced.
  */
 function runPrimary(config: StartConfig, logger: Logger): void {
-  const isMemory = config.backbone.length === 1 && config.backbone[0] === 'memory';
+  const isMemory = backboneKindOf(config.backbone) === 'memory';
   const bus = new MemoryBus();
   const hosts = new Map<Worker, IpcBackboneHost>();
   const base = config.gateway.nodeId ?? `gh-${Math.random().toString(36).slice(2, 8)}`;

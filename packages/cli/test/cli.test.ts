@@ -45,7 +45,12 @@ test('bad configuration stops the start with a message naming the field', () => 
     [[], { GATEHOUSE_MAX_CONNECTIONS: 'many' }, /GATEHOUSE_MAX_CONNECTIONS/],
     [['--backbone', 'carrier-pigeon://x'], {}, /not supported/],
     [['--backbone-namespace', 'Prod.EU'], {}, /backbone-namespace must be/],
+    [['--backbone-option', 'jetstream.replicas=three'], {}, /backbone\.jetstream\.replicas must be a whole number/],
+    [['--backbone', 'jetstream://127.0.0.1:4222', '--backbone-option', 'jetstream.replicas=9'], {}, /backbone\.jetstream\.replicas: .*from 1 to 5/],
+    [[], { GATEHOUSE_BACKBONE_OPTION: 'kafka.partitons=3' }, /GATEHOUSE_BACKBONE_OPTION: unknown setting backbone\.kafka\.partitons/],
   ];
+  writeFileSync(join(dir, 'backbone.yaml'), 'backbone:\n  url: jetstream://127.0.0.1:4222\n  jetstream: { storage: tape }\n');
+  cases.push([['--config', join(dir, 'backbone.yaml')], {}, /backbone\.jetstream\.storage must be one of file, memory/]);
   writeFileSync(join(dir, 'bad.yaml'), 'namespaces:\n  chat: { historySize: -3 }\n');
   cases.push([['--config', join(dir, 'bad.yaml')], {}, /namespaces\.chat\.historySize/]);
   writeFileSync(join(dir, 'unknown.yaml'), 'prot: 80\n');

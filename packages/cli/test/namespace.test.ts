@@ -7,11 +7,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { SERVICES, serviceSkipReason } from '@gatehouse/testkit';
-import { backboneNames, createBackbone } from '../src/backbones.js';
+import { createBackbone } from '@gatehouse/backbones';
 import { startChild, stopChild } from './helpers.js';
+import { deleteStreamsContaining } from './jetstream.js';
 
 const KEY = 'namespace-test-key';
 
@@ -24,18 +23,6 @@ async function publish(port: number, channel: string, data: unknown): Promise<{ 
   const body = (await res.json()) as { offset: number };
   return { status: res.status, offset: body.offset };
 }
-
-test('names: the default names without a namespace, a first token of their own with one', () => {
-  assert.deepEqual(backboneNames(undefined), { redisKeyPrefix: 'gh', natsSubjectPrefix: 'gatehouse', jetStream: 'GATEHOUSE', kafkaTopic: 'gatehouse' });
-  assert.deepEqual(backboneNames('staging'), {
-    redisKeyPrefix: 'gh-staging',
-    natsSubjectPrefix: 'gatehouse-staging',
-    jetStream: 'GATEHOUSE-staging',
-    kafkaTopic: 'gatehouse-staging',
-  });
-  assert.throws(() => backboneNames('Staging'), /backbone-namespace must be/);
-  assert.throws(() => backboneNames('a.b'), /backbone-namespace must be/);
-});
 
 const BACKBONES = [
   { name: 'redis', url: `redis://${SERVICES.redis.host}:${SERVICES.redis.port}`, service: 'redis' as const },
@@ -63,7 +50,7 @@ for (const b of BACKBONES) {
         assert.deepEqual(await historyOf(b.url, nsB, channel), ['"b1"'], 'fleet b holds only its own');
       } finally {
         await Promise.all([stopChild(a.child), stopChild(bb.child)]);
-        if (b.name === 'jetstream') await deleteStreams([backboneNames(nsA).jetStream, backboneNames(nsB).jetStream]);
+        if (b.name === 'jetstream') await deleteStreamsContaining(`t${run}-`);
       }
     });
   });
@@ -71,8 +58,8 @@ for (const b of BACKBONES) {
 
 /** Every publication the fleet `ns` keeps on `channel`, read through the adapter as a gateway does. */
 async function historyOf(url: string, ns: string, channel: string): Promise<string[]> {
-  const backbone = await createBackbone([url], ns);
-  await backbone.start({ onPublication: () => {}, onStateChange: () => {} });
+  const backbone = await createBackbone([url], { namespace: ns });
+  await backbone.start({ onPublication: () => {}, onStateChange: () => {}, onControl: () => {} });
   try {
     const at = await backbone.history(channel, undefined, 0);
     const h = await backbone.history(channel, { epoch: at.epoch, offset: 0 }, 100);
@@ -80,15 +67,5 @@ async function historyOf(url: string, ns: string, channel: string): Promise<stri
     return h.publications.map((p) => p.data);
   } finally {
     await backbone.close();
-  }
-}
-
-async function deleteStreams(names: string[]): Promise<void> {
-  const nc = await connect({ servers: `${SERVICES.nats.host}:${SERVICES.nats.port}` });
-  try {
-    const jsm = await jetstreamManager(nc);
-    for (const n of names) await jsm.streams.delete(n).catch(() => false);
-  } finally {
-    await nc.close();
   }
 }
