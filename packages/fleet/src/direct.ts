@@ -4,6 +4,7 @@
  * gateways (Redis: the publish script; JetStream: the stream sequence; Kafka: the partition
  * offset; NATS core: the documented envelope on the mapped subject).
  */
+import { backboneKind as registryKind, createBackbone, type BackboneKind } from '@gatehouse/backbones';
 
 /** Retention a publish carries: the channel's namespace settings, the same the gateways use. */
 export interface Retention {
@@ -19,21 +20,14 @@ export interface DirectPublisher {
   close(): Promise<void>;
 }
 
-/** The scheme of a backbone URL: `redis`, `nats`, `jetstream` or `kafka`. */
-export function backboneKind(url: string): 'redis' | 'nats' | 'jetstream' | 'kafka' {
-  const scheme = url.split('://', 1)[0];
-  switch (scheme) {
-    case 'redis':
-    case 'rediss':
-    case 'redis+cluster':
-      return 'redis';
-    case 'nats':
-    case 'jetstream':
-    case 'kafka':
-      return scheme;
-    default:
-      throw new TypeError(`backbone "${url}" cannot be shared by processes; use redis://, nats://, jetstream:// or kafka://`);
-  }
+/** The backbones several processes can share. */
+export type SharedBackboneKind = Exclude<BackboneKind, 'memory'>;
+
+/** The adapter a backbone URL names: `redis`, `nats`, `jetstream` or `kafka` (memory is refused). */
+export function backboneKind(url: string): SharedBackboneKind {
+  const kind = registryKind(url);
+  if (kind === 'memory') throw new TypeError('backbone "memory" cannot be shared by processes; use redis://, nats://, jetstream:// or kafka://');
+  return kind;
 }
 
 /** True when the backbone gives publications positions (every one except NATS core). */
@@ -41,43 +35,17 @@ export function isSequenced(url: string): boolean {
   return backboneKind(url) !== 'nats';
 }
 
-const IGNORE = { onPublication: () => {}, onStateChange: () => {} };
+const IGNORE = { onPublication: () => {}, onStateChange: () => {}, onControl: () => {} };
 
 /**
  * Connects a direct publisher for the backbone at `urls` (the same URLs, and so the same adapter
- * defaults: key prefix, subject prefix, stream, topic, as `gatehouse start --backbone`).
+ * defaults: key prefix, subject prefix, stream, topic, as `gatehouse start --backbone`). Nothing
+ * is subscribed, so the adapter only publishes (Redis opens no subscriber connection).
  */
 export async function connectDirectPublisher(urls: readonly string[], retention: Retention): Promise<DirectPublisher> {
   const kind = backboneKind(urls[0] as string);
-  let backbone: { publish(channel: string, data: string, o: Retention): Promise<{ epoch: string; offset: number }>; close(): Promise<void> };
-  switch (kind) {
-    case 'redis': {
-      const { connectRedisPublisher } = await import('@gatehouse/backbone-redis');
-      backbone = await connectRedisPublisher(urls);
-      break;
-    }
-    case 'nats': {
-      const { createNatsBackbone } = await import('@gatehouse/backbone-nats');
-      const b = createNatsBackbone(urls);
-      await b.start(IGNORE);
-      backbone = b;
-      break;
-    }
-    case 'jetstream': {
-      const { createJetStreamBackbone } = await import('@gatehouse/backbone-nats');
-      const b = createJetStreamBackbone(urls);
-      await b.start(IGNORE);
-      backbone = b;
-      break;
-    }
-    case 'kafka': {
-      const { createKafkaBackbone } = await import('@gatehouse/backbone-kafka');
-      const b = createKafkaBackbone([...urls]);
-      await b.start(IGNORE);
-      backbone = b;
-      break;
-    }
-  }
+  const backbone = await createBackbone(urls);
+  await backbone.start(IGNORE);
   return {
     kind,
     publish: async (channel, dataJson) => {

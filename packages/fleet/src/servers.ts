@@ -8,6 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { NATS_RECIPE, PrivateKafka, PrivateServer as TestkitServer, privateKafkaUnavailable, type ServerRecipe } from '@gatehouse/testkit';
+import { createBackbone } from '@gatehouse/backbones';
 import { backboneKind } from './direct.js';
 
 function installed(cmd: string, args: string[]): boolean {
@@ -88,10 +89,9 @@ class Kafka implements PrivateServer {
 
   /** True once the broker serves metadata: starting an adapter on it proves that. */
   static async answers(address: string): Promise<boolean> {
-    const { createKafkaBackbone } = await import('@gatehouse/backbone-kafka');
-    const probe = createKafkaBackbone([address], { startTimeoutMs: 3000, requestTimeoutMs: 2000, clientId: 'fleet-probe' });
+    const probe = await createBackbone([`kafka://${address}`], { kafka: { startTimeoutMs: 3000, requestTimeoutMs: 2000, clientId: 'fleet-probe' } });
     try {
-      await probe.start({ onPublication: () => {}, onStateChange: () => {} });
+      await probe.start({ onPublication: () => {}, onStateChange: () => {}, onControl: () => {} });
       return true;
     } catch {
       return false;

@@ -11,13 +11,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatehouseClient, type GapEvent, type Publication as ClientPublication } from '@gatehouse/client';
 import { BackboneUnavailableError, Gateway } from '@gatehouse/server';
-import type { Backbone, BackboneHandler, BackboneState, HistoryResult, Publication, PublishOptions } from '@gatehouse/server';
+import type { Backbone, BackboneHandler, BackboneState, ControlMessage, ControlRecord, HistoryResult, Publication, PublishOptions } from '@gatehouse/server';
 import { waitFor } from '@gatehouse/testkit';
 
 /** A sequenced, durable backbone whose delivery, outages and history the test drives by hand. */
 class ScriptedBackbone implements Backbone {
   readonly kind = 'scripted';
-  readonly capabilities = { sequenced: true, history: true, contiguousOffsets: true, durable: true, shared: true };
+  readonly capabilities = { sequenced: true, history: true, contiguousOffsets: true, durable: true, shared: true, durableRecords: false };
   state: BackboneState = 'connecting';
   readonly log: Publication[] = [];
   private handler: BackboneHandler | undefined;
@@ -71,6 +71,19 @@ class ScriptedBackbone implements Backbone {
     const mine = this.log.filter((p) => p.channel === channel);
     const offset = mine.at(-1)?.offset ?? 0;
     return { epoch: 'e1', offset, publications: after ? mine.filter((p) => p.offset > after.offset) : [], complete: true };
+  }
+
+  /** A fleet of one: control messages come straight back, and only while reachable. */
+  async sendControl(msg: ControlMessage): Promise<void> {
+    if (!this.reachable) throw new BackboneUnavailableError('scripted backbone is down');
+    this.handler?.onControl(msg);
+  }
+
+  /** Keeps no records (`durableRecords` false), as NATS core. */
+  async putRecord(_kind: string, _record: ControlRecord): Promise<void> {}
+
+  async records(_kind: string): Promise<ControlRecord[]> {
+    return [];
   }
 
   async close(): Promise<void> {
