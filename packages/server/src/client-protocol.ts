@@ -21,6 +21,9 @@ import { Session, SessionState } from './session.js';
 import type { SessionHandler } from './session.js';
 import type { Transport } from './transport.js';
 
+/** Frames a client may send after `connect` before the reply; more closes the connection (1008). */
+export const MAX_HELD_FRAMES = 64;
+
 /** What the protocol handler works with. */
 export interface ClientProtocolDeps {
   options: GatewayOptions;
@@ -58,6 +61,7 @@ export class ClientProtocol implements SessionHandler {
     if (s.state === SessionState.Closing) return;
     s.state = SessionState.Closing;
     if (s.authTimer) clearTimeout(s.authTimer);
+    s.held = undefined;
     s.queue.length = 0;
     s.queuedBytes = 0;
     // Reasons can quote client input (an unknown op) and formatCloseReason counts characters, not
@@ -132,6 +136,22 @@ export class ClientProtocol implements SessionHandler {
       this.replyError(s, undefined, 'rate_limited', `more than ${max} messages per second; slow down`);
       return;
     }
+    if (s.state === SessionState.Connecting) {
+      // The client did not wait for `connected`: keep its frames, in order, for after the reply.
+      const held = (s.held ??= []);
+      if (isBinary || held.length >= MAX_HELD_FRAMES) {
+        this.d.metrics.protocolErrors.inc({ code: 'bad_request' });
+        this.closeSession(s, isBinary ? CloseCode.BadRequest : CloseCode.PolicyViolation, isBinary ? 'binary frames are not part of protocol v1' : `more than ${MAX_HELD_FRAMES} frames before connected`);
+        return;
+      }
+      held.push(data);
+      return;
+    }
+    this.handle(s, data, isBinary);
+  }
+
+  /** Decodes and acts on one inbound message (rate limits already applied). */
+  private handle(s: Session, data: Buffer, isBinary: boolean): void {
     if (isBinary) {
       if (s.state === SessionState.Authenticating) this.closeSession(s, CloseCode.BadRequest, 'binary frames are not part of protocol v1');
       else this.replyError(s, undefined, 'bad_request', 'binary frames are not part of protocol v1; send JSON text');
@@ -194,9 +214,10 @@ export class ClientProtocol implements SessionHandler {
       this.closeSession(s, CloseCode.UnsupportedVersion, `protocol v${frame.v} is not supported; this server speaks v${PROTOCOL_VERSION}`);
       return;
     }
-    // Further frames before the reply would be refused; mark the session busy authenticating.
+    // Frames that follow before the reply wait in `held` (onMessage) and are handled after it.
     if (s.authTimer) clearTimeout(s.authTimer);
     s.authTimer = undefined;
+    s.state = SessionState.Connecting;
     let grant = ANONYMOUS;
     if (frame.token !== undefined) {
       try {
@@ -213,7 +234,8 @@ export class ClientProtocol implements SessionHandler {
       this.closeSession(s, CloseCode.Unauthorized, 'a token is required');
       return;
     }
-    if (s.state === SessionState.Closing) return;
+    // The connection may have closed while the token was verified.
+    if ((s.state as SessionState) === SessionState.Closing) return;
     if (grant.user !== '') {
       const n = registry.userConnections(grant.user);
       if (n >= options.maxConnectionsPerUser) {
@@ -239,6 +261,9 @@ export class ClientProtocol implements SessionHandler {
         ...(grant.expiresAt !== undefined ? { expires: grant.expiresAt } : {}),
       }),
     );
+    const held = s.held;
+    s.held = undefined;
+    if (held) for (const data of held) if (s.state === SessionState.Open) this.handle(s, data, false);
   }
 
   private onSubscribe(s: Session, frame: SubscribeFrame): void {

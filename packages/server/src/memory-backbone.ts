@@ -15,7 +15,7 @@ import type {
   Publication,
   PublishOptions,
 } from './backbone.js';
-import { BackboneUnavailableError, checkControlMessage, checkRecord, nowMs } from './backbone.js';
+import { BackboneUnavailableError, checkControlMessage, checkRecord, checkRecordKind, nowMs } from './backbone.js';
 
 interface ChannelStream {
   epoch: string;
@@ -212,6 +212,7 @@ export class MemoryBackbone implements Backbone {
   }
 
   async records(kind: string): Promise<ControlRecord[]> {
+    checkRecordKind(kind);
     if (this.current !== 'up') throw new BackboneUnavailableError(`memory backbone is ${this.current}`);
     const now = Date.now();
     const out: ControlRecord[] = [];

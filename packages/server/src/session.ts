@@ -24,6 +24,8 @@ export const enum SessionState {
   Open = 1,
   /** A close was started; nothing more is queued or read. */
   Closing = 2,
+  /** `connect` arrived and its token is being verified; frames that follow it wait in `held`. */
+  Connecting = 3,
 }
 
 /**
@@ -58,6 +60,8 @@ export class Session implements TransportListener {
   msgCount = 0;
   pingWindow = 0;
   pingCount = 0;
+  /** Frames that arrived while `connect` was verified, handled in order after it (bounded). */
+  held: Buffer[] | undefined;
   /** The client was asked to refresh its token. */
   refreshAsked = false;
   authTimer: NodeJS.Timeout | undefined;
