@@ -49,14 +49,18 @@ async function start(argv: string[]): Promise<void> {
   }
   const config = loadStartConfig(values, process.env);
   const logger = pino({ level: config.logLevel, redact: { paths: ['token', '*.token', 'apiKey', '*.authorization'], censor: '[redacted]' } });
+  const backboneOptions = { ...config.backboneSettings, namespace: config.backboneNamespace };
   if (config.workers > 1 && cluster.isPrimary) {
+    // Only workers use the backbone. Creating one here (which opens nothing) runs the adapter's
+    // own checks, so a bad setting stops the start once instead of failing every worker forever.
+    await createBackbone(config.backbone, backboneOptions);
     runPrimary(config, logger);
     return;
   }
   const isMemory = backboneKindOf(config.backbone) === 'memory';
   let backbone: Backbone;
   if (cluster.isWorker && isMemory) backbone = new IpcBackbone(process as unknown as ConstructorParameters<typeof IpcBackbone>[0]);
-  else backbone = await createBackbone(config.backbone, { ...config.backboneSettings, namespace: config.backboneNamespace });
+  else backbone = await createBackbone(config.backbone, backboneOptions);
   const gatewayOptions = { ...config.gateway };
   if (cluster.isWorker) {
     const base = gatewayOptions.nodeId ?? `gh-${Math.random().toString(36).slice(2, 8)}`;

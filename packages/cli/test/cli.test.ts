@@ -47,6 +47,7 @@ test('bad configuration stops the start with a message naming the field', () => 
     [['--backbone-namespace', 'Prod.EU'], {}, /backbone-namespace must be/],
     [['--backbone-option', 'jetstream.replicas=three'], {}, /backbone\.jetstream\.replicas must be a whole number/],
     [['--backbone', 'jetstream://127.0.0.1:4222', '--backbone-option', 'jetstream.replicas=9'], {}, /backbone\.jetstream\.replicas: .*from 1 to 5/],
+    [['--workers', '2', '--backbone', 'kafka://127.0.0.1:9092', '--backbone-option', 'kafka.partitions=0'], {}, /backbone\.kafka\.partitions: .*from 1 to/],
     [[], { GATEHOUSE_BACKBONE_OPTION: 'kafka.partitons=3' }, /GATEHOUSE_BACKBONE_OPTION: unknown setting backbone\.kafka\.partitons/],
   ];
   writeFileSync(join(dir, 'backbone.yaml'), 'backbone:\n  url: jetstream://127.0.0.1:4222\n  jetstream: { storage: tape }\n');
