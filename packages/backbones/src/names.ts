@@ -29,7 +29,8 @@ export function backboneKind(url: string): BackboneKind {
 
 /**
  * The one adapter a list of backbone URLs names: empty means memory; several URLs must share an
- * adapter (Redis shards, NATS cluster seeds, Kafka bootstrap brokers), and memory stands alone.
+ * adapter (Redis shards, which may mix redis:// and rediss://, NATS cluster seeds, Kafka bootstrap
+ * brokers), and memory stands alone.
  */
 export function backboneKindOf(urls: readonly string[]): BackboneKind {
   if (urls.length === 0) return 'memory';
@@ -37,9 +38,6 @@ export function backboneKindOf(urls: readonly string[]): BackboneKind {
   if (kinds.size !== 1) throw new OptionsError(`backbone URLs must all name one backbone, got ${[...kinds].join(', ')}`);
   const kind = [...kinds][0] as BackboneKind;
   if (kind === 'memory' && urls.length > 1) throw new OptionsError('backbone "memory" stands alone; give it once');
-  if (kind !== 'redis' && new Set(urls.map((u) => u.slice(0, u.indexOf('://')))).size > 1) {
-    throw new OptionsError(`backbone URLs must share one scheme, got ${urls.join(', ')}`);
-  }
   return kind;
 }
 
