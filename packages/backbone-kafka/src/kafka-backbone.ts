@@ -11,7 +11,9 @@
  * unclean broker restart lost acknowledged records; their offsets are then reused: see plan()).
  *
  * Live reads, history reads and publishes each have their own client (so their own connection per
- * broker): a long-polling live fetch would otherwise hold up whatever is queued behind it.
+ * broker): a long-polling live fetch would otherwise hold up whatever is queued behind it. The
+ * control plane (control messages and fleet records, on topics of their own) adds a live reader
+ * and a producer of its own: see control.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
