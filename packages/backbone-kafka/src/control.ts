@@ -58,7 +58,11 @@ export interface KafkaControlStats {
   controlDelivered: number;
   /** Control messages dropped because they were not valid (written by someone else). */
   controlMalformed: number;
-  /** Sends and record writes the broker did not take. */
+  /**
+   * Failed operations against the broker: sends and record writes it did not take, and control
+   * reads that failed (a count that keeps rising while `controlReconnects` does not is a stuck
+   * control reader).
+   */
   controlErrors: number;
   /** Times the control reader came back after losing the broker or its topic. */
   controlReconnects: number;
@@ -266,6 +270,7 @@ export class KafkaControlPlane {
         this.consume(res);
       } catch {
         if (signal.aborted) return;
+        this.counters.controlErrors++;
         // Back off and find the topic again (its leader may have moved, or it was recreated).
         for (;;) {
           await this.deps.pause(backoffDelay(++failures, o.reconnectMinMs, o.reconnectMaxMs));
