@@ -68,6 +68,8 @@ export const SETTINGS: Setting[] = [
   { flag: 'announce-interval', kind: 'seconds', option: 'announceIntervalMs', help: 'seconds between fleet announcements on the backbone', defaultText: ms(DEFAULTS.announceIntervalMs) },
   { flag: 'rebalance-tolerance', kind: 'number', option: 'rebalanceTolerance', help: 'shed connections above the fleet mean times 1 + this', defaultText: String(DEFAULTS.rebalanceTolerance) },
   { flag: 'rebalance-per-round', kind: 'int', option: 'rebalancePerRound', help: 'connections shed per announce interval (0: off)', defaultText: String(DEFAULTS.rebalancePerRound) },
+  { flag: 'rebalance-min-age', kind: 'seconds', option: 'rebalanceMinAgeMs', help: 'connections younger than this many seconds are never shed', defaultText: ms(DEFAULTS.rebalanceMinAgeMs) },
+  { flag: 'rebalance-min-fleet-connections', kind: 'int', option: 'rebalanceMinFleetConnections', help: 'no rebalancing while the fleet holds fewer connections', defaultText: String(DEFAULTS.rebalanceMinFleetConnections) },
   { flag: 'log-level', kind: 'string', option: 'logLevel', help: 'fatal, error, warn, info, debug or silent', defaultText: 'info' },
 ];
 

@@ -27,7 +27,8 @@ export class DecodeError extends Error {
 
 /** Channel names: `namespace:rest`, at most 255 characters, from a conservative alphabet. */
 export const MAX_CHANNEL_LENGTH = 255;
-const CHANNEL_RE = /^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_.:@=/+-]{1,190}$/;
+// The namespace is at most 64 characters; the whole name, namespace included, at most 255.
+const CHANNEL_RE = /^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_.:@=/+-]+$/;
 
 /** True when `name` is a valid channel name. */
 export function isValidChannel(name: unknown): name is string {
@@ -65,7 +66,7 @@ function readChannel(f: Obj, id: number): string {
   if (!isValidChannel(ch)) {
     throw new DecodeError(
       'invalid_channel',
-      'channel must look like "namespace:name" (letters, digits, _-.:@=/+; at most 255 characters)',
+      'channel must look like "namespace:name" (at most 255 characters; namespace up to 64 of letters, digits, _-; name of letters, digits, _-.:@=/+)',
       id,
     );
   }
@@ -102,7 +103,8 @@ export function decodeClientFrame(text: string): ClientFrame {
   if (!isObject(f)) throw new DecodeError('bad_request', 'frame must be a JSON object');
   const op = f['op'];
   if (op === 'pong') return { op: 'pong' };
-  if (typeof op !== 'string') throw new DecodeError('bad_request', '"op" must be a string');
+  // The id is echoed in any error it can be read for, an invalid op's included.
+  if (typeof op !== 'string') throw new DecodeError('bad_request', '"op" must be a string', isRequestId(f['id']) ? f['id'] : undefined);
   const id = readId(f);
   switch (op) {
     case 'connect': {

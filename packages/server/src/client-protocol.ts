@@ -56,12 +56,18 @@ export class ClientProtocol implements SessionHandler {
     return s;
   }
 
-  /** Starts a close with `code`; the transport drops the connection if the peer does not finish it in time. */
-  closeSession(s: Session, code: number, reason: string, retryMs?: number): void {
+  /**
+   * Starts a close with `code`; the transport drops the connection if the peer does not finish it
+   * in time. What is queued for the client in this tick (replies, errors) goes out first, unless
+   * `discard` (a slow consumer, whose queue is what overflowed).
+   */
+  closeSession(s: Session, code: number, reason: string, retryMs?: number, discard = false): void {
     if (s.state === SessionState.Closing) return;
     s.state = SessionState.Closing;
     if (s.authTimer) clearTimeout(s.authTimer);
     s.held = undefined;
+    s.closeAfter = undefined;
+    if (!discard && s.queue.length > 0 && s.transport.writable) s.transport.writeMany(s.queue, s.queuedBytes);
     s.queue.length = 0;
     s.queuedBytes = 0;
     // Reasons can quote client input (an unknown op) and formatCloseReason counts characters, not
@@ -69,9 +75,37 @@ export class ClientProtocol implements SessionHandler {
     s.transport.close(code, formatCloseReason(reason.replace(/[^\x20-\x7e]/g, '?'), retryMs));
   }
 
+  /**
+   * Closes `s` once the operations it started are answered (at most a second from now): nothing
+   * more is read from it meanwhile, and every reply goes out before the close frame.
+   */
+  closeAfterReplies(s: Session, code: number, reason: string): void {
+    if (s.state === SessionState.Closing || s.closeAfter) return;
+    if (s.inflight === 0) return this.closeSession(s, code, reason);
+    s.closeAfter = { code, reason };
+    const timer = setTimeout(() => {
+      if (s.closeAfter) this.closeSession(s, s.closeAfter.code, s.closeAfter.reason);
+    }, 1000);
+    timer.unref();
+  }
+
+  /** Counts an operation started on `s`; `done` when it was answered. */
+  private started(s: Session): void {
+    s.inflight++;
+  }
+
+  private done(s: Session): void {
+    s.inflight--;
+    if (s.inflight === 0 && s.closeAfter && s.state !== SessionState.Closing) {
+      // The last reply was queued just now: let this tick's flush write it, then close.
+      const { code, reason } = s.closeAfter;
+      setImmediate(() => this.closeSession(s, code, reason));
+    }
+  }
+
   /** Closes `s` and drops it if the peer has not finished the close within a second. */
-  closeAndDrop(s: Session, code: number, reason: string, retryMs?: number): void {
-    this.closeSession(s, code, reason, retryMs);
+  closeAndDrop(s: Session, code: number, reason: string, retryMs?: number, discard = false): void {
+    this.closeSession(s, code, reason, retryMs, discard);
     const timer = setTimeout(() => s.transport.terminate(), Math.min(this.d.options.closeTimeoutMs, 1000));
     timer.unref();
   }
@@ -82,7 +116,7 @@ export class ClientProtocol implements SessionHandler {
     this.d.metrics.slowConsumerDisconnects.inc();
     this.d.log.info({ client: s.id, pendingBytes: s.pendingBytes }, 'slow consumer disconnected');
     // The close frame waits behind unsent data; do not hold the memory for the full close timeout.
-    this.closeAndDrop(s, CloseCode.SlowConsumer, 'slow consumer: outbound queue full', 500 + Math.floor(Math.random() * 1000));
+    this.closeAndDrop(s, CloseCode.SlowConsumer, 'slow consumer: outbound queue full', 500 + Math.floor(Math.random() * 1000), true);
   }
 
   // ---- transport events ----
@@ -118,7 +152,7 @@ export class ClientProtocol implements SessionHandler {
   }
 
   onMessage(s: Session, data: Buffer, isBinary: boolean): void {
-    if (s.state === SessionState.Closing) return;
+    if (s.state === SessionState.Closing || s.closeAfter) return;
     s.alive = true;
     const max = this.d.options.maxMessagesPerSecond;
     const second = Math.floor(Date.now() / 1000);
@@ -129,7 +163,7 @@ export class ClientProtocol implements SessionHandler {
     const count = ++s.msgCount;
     if (count > max * 2) {
       this.d.metrics.protocolErrors.inc({ code: 'rate_limited' });
-      this.closeSession(s, CloseCode.PolicyViolation, 'message rate above the limit');
+      this.closeAfterReplies(s, CloseCode.PolicyViolation, 'message rate above the limit');
       return;
     }
     if (count > max) {
@@ -195,7 +229,8 @@ export class ClientProtocol implements SessionHandler {
         this.onPublish(s, frame);
         return;
       case 'refresh':
-        void this.onRefresh(s, frame);
+        this.started(s);
+        void this.onRefresh(s, frame).finally(() => this.done(s));
         return;
     }
   }
@@ -247,6 +282,7 @@ export class ClientProtocol implements SessionHandler {
     }
     s.grant = grant;
     s.state = SessionState.Open;
+    s.openedAt = Date.now();
     s.id = `${options.nodeId}-${++this.seq}`;
     metrics.connectsTotal.inc();
     if (frame.reconnect) metrics.reconnectsTotal.inc();
@@ -277,10 +313,14 @@ export class ClientProtocol implements SessionHandler {
     }
     const max = this.d.options.maxSubscriptions;
     if (s.channels.length >= max) return this.replyError(s, frame.id, 'limit_exceeded', `at most ${max} subscriptions per connection`);
-    this.d.hub.subscribe(s, frame.channel, frame.id, frame.since).catch((err: unknown) => {
-      this.d.log.warn({ err, channel: frame.channel }, 'subscribe failed');
-      if (s.state !== SessionState.Closing) this.replyError(s, frame.id, 'unavailable', 'backbone unavailable; retry');
-    });
+    this.started(s);
+    this.d.hub
+      .subscribe(s, frame.channel, frame.id, frame.since)
+      .catch((err: unknown) => {
+        this.d.log.warn({ err, channel: frame.channel }, 'subscribe failed');
+        if (s.state !== SessionState.Closing) this.replyError(s, frame.id, 'unavailable', 'backbone unavailable; retry');
+      })
+      .finally(() => this.done(s));
   }
 
   private onPublish(s: Session, frame: PublishFrame): void {
@@ -298,7 +338,8 @@ export class ClientProtocol implements SessionHandler {
       // JSON.parse accepts nesting that JSON.stringify overflows the stack on (abuse case 27).
       return this.replyError(s, frame.id, 'bad_request', '"data" is nested too deeply');
     }
-    this.d.publisher.publish(frame.channel, data, 'client').then(
+    this.started(s);
+    this.d.publisher.publish(frame.channel, data, 'client').finally(() => this.done(s)).then(
       (pub) => {
         if (s.state !== SessionState.Closing) {
           this.d.hub.send(s, encodeServerFrame({ op: 'published', id: frame.id, channel: pub.channel, epoch: pub.epoch, offset: pub.offset }));

@@ -79,13 +79,15 @@ export class FleetView {
   /**
    * How many connections `self` should hand over now: the excess over the fleet's mean (ready,
    * not draining nodes) times (1 + tolerance), paced to at most `maxPerRound`. Zero when the
-   * fleet view is too small to judge.
+   * fleet view is too small to judge, or the fleet holds fewer than `minFleetConnections`.
    */
-  excess(self: string, selfConnections: number, tolerance: number, maxPerRound: number, now = Date.now()): number {
+  excess(self: string, selfConnections: number, tolerance: number, maxPerRound: number, minFleetConnections = 0, now = Date.now()): number {
     const live = this.list(now).filter((m) => m.ready && !m.draining);
     if (live.length < 2 || !live.some((m) => m.node === self)) return 0;
     let total = 0;
     for (const m of live) total += m.node === self ? selfConnections : m.connections;
+    // A small fleet gains nothing worth a reconnect from being even.
+    if (total < minFleetConnections) return 0;
     const mean = total / live.length;
     const limit = Math.ceil(mean * (1 + tolerance));
     if (selfConnections <= limit) return 0;
@@ -115,6 +117,7 @@ export interface FleetAgentDeps {
   announceIntervalMs: number;
   rebalanceTolerance: number;
   rebalancePerRound: number;
+  rebalanceMinFleetConnections: number;
   /** This node's announcement fields, read once per tick. */
   self(): Omit<NodeAnnouncement, 'node' | 'ts'>;
   /** Hands `n` connections to the rest of the fleet. */
@@ -164,7 +167,7 @@ export class FleetAgent {
     // times and a node would shed clients against a fleet it only half sees.
     const settled = this.upSince !== undefined && Date.now() - this.upSince >= 3 * this.d.announceIntervalMs;
     if (this.d.rebalancePerRound > 0 && me.ready && settled) {
-      const excess = this.view.excess(me.node, me.connections, this.d.rebalanceTolerance, this.d.rebalancePerRound);
+      const excess = this.view.excess(me.node, me.connections, this.d.rebalanceTolerance, this.d.rebalancePerRound, this.d.rebalanceMinFleetConnections);
       if (excess > 0) this.d.shed(excess);
     }
   }

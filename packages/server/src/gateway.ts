@@ -130,6 +130,7 @@ export class Gateway {
       announceIntervalMs: o.announceIntervalMs,
       rebalanceTolerance: o.rebalanceTolerance,
       rebalancePerRound: o.rebalancePerRound,
+      rebalanceMinFleetConnections: o.rebalanceMinFleetConnections,
       self: () => this.announcement(),
       shed: (n) => this.shed(n),
     });
@@ -285,10 +286,15 @@ export class Gateway {
     };
   }
 
-  /** Hands `n` random open connections to the rest of the fleet, each with a jittered retry delay. */
+  /**
+   * Hands `n` random open connections to the rest of the fleet, each with a jittered retry delay.
+   * Connections younger than rebalanceMinAgeMs stay: they may have just been placed here.
+   */
   private shed(n: number): void {
     const open: Session[] = [];
-    for (const s of this.registry) if (s.state === SessionState.Open) open.push(s);
+    const oldest = Date.now() - this.options.rebalanceMinAgeMs;
+    for (const s of this.registry) if (s.state === SessionState.Open && s.openedAt <= oldest) open.push(s);
+    if (open.length === 0) return;
     this.log.info({ shed: Math.min(n, open.length), connections: this.registry.size }, 'rebalancing: handing connections to the fleet');
     for (let i = 0; i < n && open.length > 0; i++) {
       const j = Math.floor(Math.random() * open.length);

@@ -36,6 +36,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 export function sendError(res: ServerResponse, err: ApiError): void {
   const headers: Record<string, string> = {};
   if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
+  // The rest of an oversized body is never read, so this connection cannot carry another request.
+  if (err.code === 'payload_too_large') headers['connection'] = 'close';
   sendJson(res, ERROR_HTTP_STATUS[err.code], { error: { code: err.code, message: err.message } }, headers);
 }
 

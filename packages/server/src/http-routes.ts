@@ -69,7 +69,7 @@ export class HttpRoutes {
         if (err instanceof ApiError) {
           this.d.metrics.protocolErrors.inc({ code: err.code });
           sendError(res, err);
-          if (err.code === 'payload_too_large') req.destroy();
+          if (err.code === 'payload_too_large') res.once('finish', () => req.destroy());
         } else {
           this.d.log.error({ err }, 'publish API failed');
           sendError(res, new ApiError('internal', 'internal error'));

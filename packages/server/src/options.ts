@@ -109,6 +109,10 @@ export interface GatewayOptions {
   rebalanceTolerance: number;
   /** Connections shed per announce interval while rebalancing; 0 turns rebalancing off. Default 20. */
   rebalancePerRound: number;
+  /** Connections younger than this are never shed by rebalancing, ms. Default 60000. */
+  rebalanceMinAgeMs: number;
+  /** No rebalancing while the whole fleet holds fewer connections than this. Default 1000. */
+  rebalanceMinFleetConnections: number;
   /** Largest request header block, bytes. Default 8192. */
   maxHeaderBytes: number;
   /** Ms to receive a full request header (slowloris). Default 10000. */
@@ -160,6 +164,8 @@ export const DEFAULTS: GatewayOptions = {
   announceIntervalMs: 5000,
   rebalanceTolerance: 0.25,
   rebalancePerRound: 20,
+  rebalanceMinAgeMs: 60_000,
+  rebalanceMinFleetConnections: 1000,
   maxHeaderBytes: 8192,
   headersTimeoutMs: 10_000,
 };
@@ -199,7 +205,7 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
     'maxConnectionsPerUser', 'connectRate', 'connectRatePerAddress', 'closeTimeoutMs', 'maxHeaderBytes',
     'headersTimeoutMs', 'admissionLagMs', 'admissionQueueBytes', 'announceIntervalMs',
   ]) intField(rec, k, 1);
-  for (const k of ['refreshLeadMs', 'tokenGraceMs', 'channelLingerMs', 'drainWindowMs', 'rebalancePerRound']) intField(rec, k, 0);
+  for (const k of ['refreshLeadMs', 'tokenGraceMs', 'channelLingerMs', 'drainWindowMs', 'rebalancePerRound', 'rebalanceMinAgeMs', 'rebalanceMinFleetConnections']) intField(rec, k, 0);
   intField(rec, 'coalesceMs', 0, 1000);
   if (typeof o.rebalanceTolerance !== 'number' || !(o.rebalanceTolerance >= 0 && o.rebalanceTolerance <= 10)) {
     throw new OptionsError(`rebalanceTolerance must be a number from 0 to 10, got ${JSON.stringify(o.rebalanceTolerance)}`);

@@ -37,6 +37,8 @@ export class Session implements TransportListener {
   /** Assigned at connect: `<node>-<n>`. */
   id = '';
   grant: Grant | undefined;
+  /** When `connect` was accepted, ms since the epoch (0 before). */
+  openedAt = 0;
 
   // ---- delivery (the hub) ----
   /** Channels this session is subscribed to (a small array: at most maxSubscriptions). */
@@ -62,6 +64,10 @@ export class Session implements TransportListener {
   pingCount = 0;
   /** Frames that arrived while `connect` was verified, handled in order after it (bounded). */
   held: Buffer[] | undefined;
+  /** Operations started and not answered yet (subscribe, publish, refresh). */
+  inflight = 0;
+  /** A close decided while operations were in flight: sent once they are answered (bounded). */
+  closeAfter: { code: number; reason: string } | undefined;
   /** The client was asked to refresh its token. */
   refreshAsked = false;
   authTimer: NodeJS.Timeout | undefined;

@@ -95,7 +95,7 @@ test('POST /admin/drain drains the node like SIGTERM', async () => {
 
 test('a node holding clearly more than its share hands the excess to the fleet, slowly', async () => {
   const bus = new MemoryBus();
-  const opts = { announceIntervalMs: 100, rebalanceTolerance: 0.2, rebalancePerRound: 3 };
+  const opts = { announceIntervalMs: 100, rebalanceTolerance: 0.2, rebalancePerRound: 3, rebalanceMinAgeMs: 0, rebalanceMinFleetConnections: 0 };
   const a = await startGateway({ nodeId: 'old', ...opts }, { backbone: new MemoryBackbone({ bus }) });
   const clients = await Promise.all(Array.from({ length: 20 }, () => RawClient.connect(a.port)));
   const b = await startGateway({ nodeId: 'new', ...opts }, { backbone: new MemoryBackbone({ bus }) });
