@@ -54,6 +54,8 @@ class ScriptedBackbone implements Backbone {
   snapshotFirst = false;
   /** When set, history reads reject with it. */
   historyError: Error | undefined;
+  /** When set, channel subscriptions reject with it. */
+  subscribeError: Error | undefined;
   historyReads = 0;
   private current: BackboneState = 'connecting';
   private handler: BackboneHandler | undefined;
@@ -92,7 +94,8 @@ class ScriptedBackbone implements Backbone {
     return this.inner.publish(channel, data, options);
   }
 
-  subscribe(channel: string): Promise<void> {
+  async subscribe(channel: string): Promise<void> {
+    if (this.subscribeError) throw this.subscribeError;
     return this.inner.subscribe(channel);
   }
 
@@ -330,6 +333,43 @@ test('a session whose transport is no longer writable gets nothing written, and 
   await waitFor('the other session written to', () => here.t.offsets(CH).length === 2);
   await turn();
   assert.equal(gone.t.writes.length, 0, 'no write to a closing transport (the fake throws on one)');
+});
+
+// ---- subscriptions ----
+
+test('a failed backbone subscription is rolled back, and the next subscriber tries again', async () => {
+  const h = await Harness.start(new ScriptedBackbone());
+  const bb = h.backbone;
+  const x = h.session();
+  bb.subscribeError = new BackboneUnavailableError('down');
+  await assert.rejects(h.hub.subscribe(x.s, CH, 1, undefined), BackboneUnavailableError);
+  assert.deepEqual(x.s.channels, [], 'the session is not left subscribed');
+  assert.equal(x.s.recovering?.size ?? 0, 0, 'nothing waits for the failed channel');
+  assert.equal(h.hub.channelCount, 0, 'no dead channel left behind');
+  bb.subscribeError = undefined;
+  await h.subscribe(x);
+  await firstDelivered(h, x);
+  assert.equal(h.hub.channelCount, 1);
+});
+
+test('the backbone subscription lingers after the last local subscriber leaves, and a return within it keeps it', async () => {
+  const h = await Harness.start(new ScriptedBackbone(), { channelLingerMs: 50 });
+  const bus = h.backbone.inner.bus;
+  const x = h.session();
+  await h.subscribe(x);
+  assert.equal(h.hub.unsubscribe(x.s, CH), true);
+  assert.equal(h.hub.unsubscribe(x.s, CH), false, 'a second unsubscribe is refused');
+  assert.ok(bus.subscribers.has(CH), 'still subscribed on the backbone while it lingers');
+  await h.subscribe(x);
+  await firstDelivered(h, x);
+  h.hub.removeSession(x.s);
+  assert.deepEqual(x.s.channels, []);
+  await waitFor('the backbone unsubscribe after the linger', () => !bus.subscribers.has(CH));
+  assert.equal(h.hub.channelCount, 0);
+  x.t.clearWrites();
+  await h.publishMany(1);
+  await turn();
+  assert.equal(x.t.writes.length, 0, 'a removed session gets nothing');
 });
 
 // ---- gaps on a contiguous backbone ----
