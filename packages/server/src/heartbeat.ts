@@ -82,6 +82,8 @@ export class Heartbeats {
         this.o.onMissed(s);
         continue;
       }
+      // Cleared even when the beat is skipped: a peer that neither reads a backlog nor answers for
+      // two beats is gone or as good as gone (it would be cut as a slow consumer next).
       s.alive = false;
       if (s.transport.bufferedBytes < HEARTBEAT_SKIP_BYTES) s.transport.heartbeat();
       const exp = s.grant?.expiresAt;

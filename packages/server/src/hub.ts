@@ -86,9 +86,12 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
     const ch = this.channels.get(pub.channel);
     if (!ch) return;
     if (ch.resync) {
-      if (ch.resync.length < MAX_RESYNC_BUFFER) ch.resync.push(pub);
-      else this.abandonResync(ch, 'history');
-      return;
+      if (ch.resync.length < MAX_RESYNC_BUFFER) {
+        ch.resync.push(pub);
+        return;
+      }
+      // Too much waited for the fill: report the gap, deliver what waited, then this one below.
+      this.abandonResync(ch, 'history');
     }
     if (pub.offset === 0 || ch.epoch === '') {
       // Unsequenced backbone, or the first publication this node sees on the channel.
@@ -213,7 +216,7 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
   private removeFromChannel(s: Session, channel: string): void {
     const i = s.channels.indexOf(channel);
     if (i >= 0) s.channels.splice(i, 1);
-    s.recovering?.delete(channel);
+    if (s.recovering?.delete(channel) && s.recovering.size === 0) s.recovering = undefined;
     const ch = this.channels.get(channel);
     if (!ch || !ch.subs.delete(s) || ch.subs.size > 0) return;
     // The last local subscriber left: keep the backbone subscription briefly to absorb churn.
@@ -248,6 +251,7 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
     for (const s of ch.subs) {
       const waiting = s.recovering?.get(ch.name);
       if (waiting) {
+        if (s.state === SessionState.Closing) continue;
         waiting.push(pub);
         if (waiting.length > this.o.maxQueueMessages) this.o.onSlowConsumer(s);
         continue;
@@ -352,6 +356,13 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
         if (p.offset <= ch.offset) continue;
         this.advance(ch, p);
         this.fanout(ch, p);
+      }
+      const next = waiting[0];
+      if (this.o.backbone.capabilities.contiguousOffsets && next && next.epoch === ch.epoch && next.offset > ch.offset + 1) {
+        // History said complete but did not reach what waits: never fill again in a loop.
+        ch.resync = waiting;
+        this.abandonResync(ch, 'history');
+        return;
       }
       for (const p of waiting) this.onPublication(p);
     } catch (err) {

@@ -445,7 +445,6 @@ test('the resync buffer is bounded: past its limit the hole is reported at once 
 
 test(
   'the publication that overflows the resync buffer is delivered after what waited, without waiting for a newer one',
-  { todo: 'hub.onPublication drops the publication that overflows ch.resync: abandonResync delivers what waited but not it' },
   async () => {
     const { x, published } = await overflowResync();
     const delivered = x.t.offsets(CH);
@@ -455,7 +454,6 @@ test(
 
 test(
   'on a backbone without contiguous offsets, the publication that overflows the resync buffer after an outage is not lost',
-  { todo: 'hub.onPublication drops the publication that overflows ch.resync; with strictly rising offsets nothing fills it later' },
   async () => {
     const { h, x, bb } = await oneSubscriber(new ScriptedBackbone({ contiguousOffsets: false }));
     await firstDelivered(h, x);
@@ -571,9 +569,6 @@ test('a recovering session whose waiting publications pass the message cap is cl
 
 test(
   'a recovering session that is closing is not reported again and its waiting list stops growing',
-  {
-    todo: "hub.fanout pushes to a recovering session's waiting list and calls onSlowConsumer for every publication, even once the session is Closing",
-  },
   async () => {
     const h = await Harness.start(new ScriptedBackbone(), { maxQueueMessages: 3 });
     const x = await recoveringSession(h);
