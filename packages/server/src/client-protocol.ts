@@ -64,6 +64,7 @@ export class ClientProtocol implements SessionHandler {
   closeSession(s: Session, code: number, reason: string, retryMs?: number, discard = false): void {
     if (s.state === SessionState.Closing) return;
     s.state = SessionState.Closing;
+    s.closeCode = code;
     if (s.authTimer) clearTimeout(s.authTimer);
     s.held = undefined;
     s.closeAfter = undefined;
@@ -148,7 +149,7 @@ export class ClientProtocol implements SessionHandler {
     this.d.hub.removeSession(s);
     this.d.registry.delete(s);
     if (wasOpen && s.grant && s.grant.user !== '') this.d.registry.removeUser(s.grant.user);
-    this.d.metrics.disconnectsTotal.inc({ code: String(code) });
+    this.d.metrics.disconnectsTotal.inc({ code: String(s.closeCode || code) });
   }
 
   onMessage(s: Session, data: Buffer, isBinary: boolean): void {

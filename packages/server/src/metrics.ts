@@ -61,7 +61,7 @@ export class GatewayMetrics {
     });
     this.disconnectsTotal = new Counter({
       name: 'gatehouse_disconnects_total',
-      help: 'Connections closed, by close code',
+      help: 'Connections closed, by close code: the code the server decided when it started the close (a slow consumer cut is 4300 even though its socket is dropped), otherwise the code the client sent or 1006',
       labelNames: ['code'],
       registers,
     });

@@ -64,6 +64,8 @@ export class Session implements TransportListener {
   pingCount = 0;
   /** Frames that arrived while `connect` was verified, handled in order after it (bounded). */
   held: Buffer[] | undefined;
+  /** The close code the server decided, when it started the close (0: the client's or the network's). */
+  closeCode = 0;
   /** Operations started and not answered yet (subscribe, publish, refresh). */
   inflight = 0;
   /** A close decided while operations were in flight: sent once they are answered (bounded). */

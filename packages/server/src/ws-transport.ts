@@ -74,6 +74,24 @@ function rawSocketOf(ws: WebSocket): RawSocket | undefined {
   return socket && typeof socket.write === 'function' && typeof socket.writableLength === 'number' ? socket : undefined;
 }
 
+/**
+ * ws closes a connection it cannot read (a message over the payload limit, invalid UTF-8) with a
+ * bare code; this gives those closes a reason a developer can act on. Installed on each server-side
+ * WebSocket as its `close`, one shared function (no closure per connection).
+ */
+function closeWithReason(this: WebSocket, code?: number, reason?: string | Buffer): void {
+  if (reason === undefined && code !== undefined) {
+    if (code === 1009) {
+      const limit = (this as unknown as { _receiver?: { _maxPayload?: number } })._receiver?._maxPayload;
+      reason = limit ? `message too big: the limit is ${limit} bytes` : 'message too big';
+    } else if (code === 1007) {
+      reason = 'text message is not valid UTF-8';
+    }
+  }
+  plainClose.call(this, code, reason);
+}
+const plainClose = (WebSocketClass as unknown as { prototype: { close(this: WebSocket, code?: number, reason?: string | Buffer): void } }).prototype.close;
+
 // One set of listener functions for every connection (ws calls them with `this` = the WebSocket),
 // so a connection costs no closures here.
 const kTransport = Symbol('gatehouse.transport');
@@ -110,6 +128,7 @@ export class WebSocketTransport implements Transport {
     this.socket = socket;
     this.framing = socket ? WS_FRAMES : WS_PAYLOADS;
     (ws as Tagged)[kTransport] = this;
+    ws.close = closeWithReason;
   }
 
   listen(listener: TransportListener): void {

@@ -133,3 +133,39 @@ test('rebalancing never sheds connections younger than rebalanceMinAgeMs', async
     await b.close();
   }
 });
+
+test('a slow consumer cut is counted by the code the server decided (4300), not as 1006', async () => {
+  const gw = await startGateway({ maxQueueBytes: 128 * 1024 });
+  try {
+    const slow = await RawClient.connect(gw.port);
+    await slow.request({ op: 'subscribe', channel: 'public:firehose' });
+    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const blob = 'x'.repeat(30_000);
+    const metrics = async () => (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
+    await waitFor('the slow consumer to be cut', async () => {
+      await api(gw.port, '/api/publish', { channel: 'public:firehose', data: { blob } });
+      return /gatehouse_slow_consumer_disconnects_total\{[^}]*\} 1/.test(await metrics());
+    }, 30_000, 0);
+    const text = await waitFor('the close to be counted', async () => {
+      const t = await metrics();
+      return /gatehouse_disconnects_total\{[^}]*code="4300"[^}]*\} 1/.test(t) ? t : undefined;
+    });
+    assert.doesNotMatch(text, /gatehouse_disconnects_total\{[^}]*code="1006"/);
+    slow.close();
+  } finally {
+    await gw.close();
+  }
+});
+
+test('a message over the payload limit closes with 1009 and a reason that names the limit', async () => {
+  const gw = await startGateway({ maxPayloadBytes: 1024 });
+  try {
+    const c = await RawClient.connect(gw.port);
+    c.ws.send('y'.repeat(2048));
+    const closed = await c.waitClose();
+    assert.equal(closed.code, 1009);
+    assert.match(closed.reason, /too big: the limit is 1024 bytes/);
+  } finally {
+    await gw.close();
+  }
+});
