@@ -39,6 +39,9 @@ import { SessionState } from './session.js';
 import type { Session } from './session.js';
 import { WebSocketDoor } from './upgrade.js';
 
+/** Encoded replay frames shared between recovering clients, bytes. */
+const REPLAY_CACHE_BYTES = 32 * 1024 * 1024;
+
 /** What a gateway is built from besides its options. */
 export interface GatewayDeps {
   /** The backbone; default a fresh MemoryBackbone. */
@@ -104,6 +107,7 @@ export class Gateway {
       maxQueueMessages: o.maxQueueMessages,
       channelLingerMs: o.channelLingerMs,
       coalesceMs: o.coalesceMs,
+      replayCacheBytes: REPLAY_CACHE_BYTES,
       historyLimit: (channel) => Math.max(1, publisher.namespace(channel)?.historySize ?? 1),
       onSlowConsumer: (s) => this.protocol.onSlowConsumer(s),
     });

@@ -17,6 +17,7 @@ import type { Backbone, BackboneHandler, BackboneState, Publication } from './ba
 import { nowMs } from './backbone.js';
 import type { GatewayMetrics } from './metrics.js';
 import { mergeRecovery } from './recovery.js';
+import { ReplayCache, replayBytes } from './replay-cache.js';
 import { Session, SessionState } from './session.js';
 import type { Logger } from 'pino';
 
@@ -45,6 +46,8 @@ export interface HubOptions {
   channelLingerMs: number;
   /** Hold each flush this many ms so publications arriving meanwhile share one write (0: next tick). */
   coalesceMs: number;
+  /** Bytes of encoded replay frames shared between recovering clients. */
+  replayCacheBytes: number;
   /** History limit for one recovery or resync read of `channel`. */
   historyLimit(channel: string): number;
   /** Called when a session's queue hits the cap. */
@@ -72,8 +75,12 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
   private readonly flushBound = () => this.flush();
   /** One fan-out's frames by framing id: built on first use, cleared after the fan-out. */
   private readonly frames: (Buffer | undefined)[] = [];
+  /** Replayed publications' frames, shared by every client recovering the same channel. */
+  private readonly replays: ReplayCache;
 
-  constructor(private readonly o: HubOptions) {}
+  constructor(private readonly o: HubOptions) {
+    this.replays = new ReplayCache(o.replayCacheBytes);
+  }
 
   /** Number of channels with local subscribers. */
   get channelCount(): number {
@@ -175,27 +182,41 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
         ch.offset = hist.offset;
       }
       const result: SubscribeResult = { epoch: hist.epoch, offset: hist.offset };
+      let replay = since && hist.complete;
       if (since) {
-        result.recovered = hist.complete;
-        this.o.metrics.recoveries.inc({ outcome: hist.complete ? 'recovered' : 'gap' });
+        // A replay that cannot fit the outbound queue would cut the client as a slow consumer
+        // before it is subscribed, and it would come back and be cut again: refuse it instead.
+        const outcome = !hist.complete ? 'gap' : this.replayFits(hist.publications) ? 'recovered' : 'too_large';
+        replay = outcome === 'recovered';
+        result.recovered = replay;
+        this.o.metrics.recoveries.inc({ outcome });
       }
       this.send(s, encodeServerFrame({ op: 'subscribed', id: requestId, channel, ...result }));
       const waiting = s.recovering?.get(channel) ?? [];
       s.recovering?.delete(channel);
       if (s.recovering?.size === 0) s.recovering = undefined;
-      const replayed = since && hist.complete ? hist.publications.length : 0;
+      const replayed = replay ? hist.publications.length : 0;
       const deliver = mergeRecovery({ epoch: hist.epoch, offset: hist.offset, publications: replayed > 0 ? hist.publications : [] }, waiting);
       const framing = s.transport.framing;
       for (let i = 0; i < deliver.length; i++) {
         const p = deliver[i] as Publication;
         // A replay is bounded by the namespace's history size, so only the byte cap applies to it:
         // the message cap would cut every client whose outage outlasted that many publications.
-        this.enqueue(s, framing.message(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data)), i >= replayed);
+        if (i < replayed) this.enqueue(s, this.replays.frame(p, framing), false);
+        else this.enqueue(s, framing.message(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data)));
       }
     } catch (err) {
       this.removeFromChannel(s, channel);
       throw err;
     }
+  }
+
+  /** True when a replay of `pubs` fits in half an outbound queue. */
+  private replayFits(pubs: readonly Publication[]): boolean {
+    let bytes = 0;
+    const budget = this.o.maxQueueBytes / 2;
+    for (const p of pubs) if ((bytes += replayBytes(p)) > budget) return false;
+    return true;
   }
 
   /** Removes `s` from `channel`. Returns false when it was not subscribed. */

@@ -163,7 +163,7 @@ export class GatewayMetrics {
     });
     this.recoveries = new Counter({
       name: 'gatehouse_recoveries_total',
-      help: 'Subscriptions that asked to recover, by outcome',
+      help: 'Subscriptions that asked to recover, by outcome: recovered, gap (history could not cover it), too_large (the replay would not fit the outbound queue)',
       labelNames: ['outcome'],
       registers,
     });

@@ -170,6 +170,7 @@ class Harness {
       maxQueueMessages: 1_000_000,
       channelLingerMs: 10,
       coalesceMs: 0,
+      replayCacheBytes: 1 << 20,
       historyLimit: () => 100_000,
       // What the gateway does: close the session, which stops everything queued for it.
       onSlowConsumer: (s) => {
@@ -688,4 +689,28 @@ test('a fill that failed while the backbone was down is retried when it comes ba
   await turn();
   assert.deepEqual(story(x.t), ['pub 1', 'pub 2', 'pub 3']);
   assert.equal(p1?.epoch, p3?.epoch);
+});
+
+test('a replay that would not fit the outbound queue is refused with recovered: false, never cut as a slow consumer', async () => {
+  const h = await Harness.start(new MemoryBackbone(), { maxQueueBytes: 64 * 1024 });
+  const big = JSON.stringify('z'.repeat(4000));
+  const first = await h.backbone.publish(CH, big, KEEP);
+  for (let i = 0; i < 20; i++) await h.backbone.publish(CH, big, KEEP);
+  const x = h.session();
+  const reply = await h.subscribe(x, CH, { epoch: first.epoch, offset: first.offset });
+  await turn();
+  assert.equal(reply['recovered'], false);
+  assert.deepEqual(x.t.offsets(CH), []);
+  assert.equal(h.slow.length, 0);
+  // A replay that fits is still replayed, its frames shared between the recovering clients.
+  const y = h.session();
+  const z = h.session();
+  const near = { epoch: first.epoch, offset: first.offset + 15 };
+  assert.equal((await h.subscribe(y, CH, near))['recovered'], true);
+  assert.equal((await h.subscribe(z, CH, near))['recovered'], true);
+  await turn();
+  assert.deepEqual(y.t.offsets(CH), range(first.offset + 16, first.offset + 20));
+  const chunksY = y.t.writes.flatMap((w) => w.chunks);
+  const chunksZ = z.t.writes.flatMap((w) => w.chunks);
+  assert.ok(chunksY[1] !== undefined && chunksY[1] === chunksZ[1], 'the same Buffer for both recovering clients');
 });
