@@ -201,9 +201,17 @@ test('a terminal close code stops the client: state closed, no reconnect, pendin
   assert.deepEqual(await ended, { channel: 'chat:a', reason: 'closed' });
   assert.throws(() => client.connect(), /closed/);
   await assert.rejects(client.publish('chat:a', 1), (e: GatehouseError) => e.code === 'closed');
-  // With a 10 ms backoff floor a reconnect would have arrived long before this.
-  await new Promise((r) => setTimeout(r, 200));
-  assert.equal(server.connections.length, 1);
+  // Showing that no reconnect comes needs a moment by which one would have come. A retry of this
+  // never-healthy connection would wait one backoff step: 10 ms with these options. A control
+  // client (told apart by its URL) turned away after the close above retries after 20 ms (random 1:
+  // the top of the first window), so once it is back any retry of the stopped client is in too.
+  const control = new GatehouseClient(`${server.url}?control`, { backoff: { minMs: 10, maxMs: 40 }, random: () => 1 });
+  t.after(() => control.close());
+  const controls = () => server.connections.filter((c) => c.path.endsWith('?control'));
+  control.connect();
+  (await waitFor('the control client', () => controls()[0])).close(CloseCode.Overloaded, 'busy');
+  await waitFor('the control client back', () => controls().length === 2);
+  assert.equal(server.connections.length - controls().length, 1, 'the stopped client connected again');
 });
 
 test('a backoff-class close waits at least the server retry hint', async (t) => {
@@ -312,13 +320,18 @@ test('frames keep the heartbeat watchdog satisfied', async (t) => {
   client.connect();
   const conn = await server.nextConnection();
   await conn.accept({ heartbeat: 200 });
-  // Twenty pings 50 ms apart span over a second, more than two watchdog windows of 400 ms.
-  for (let n = 0; n < 20; n++) {
-    conn.send({ op: 'ping' });
-    await conn.next('pong');
-    await new Promise((r) => setTimeout(r, 50));
+  // The server pings every 50 ms, as a live server beats; the watchdog allows 400 ms of silence.
+  // Every ping is answered while more than two whole watchdog windows go by.
+  const pinger = setInterval(() => conn.send({ op: 'ping' }), 50);
+  t.after(() => clearInterval(pinger));
+  const pongs = () => conn.received.filter((f) => f.op === 'pong').length;
+  const start = Date.now();
+  while (Date.now() - start <= 2 * 400) {
+    const seen = pongs();
+    await waitFor('the next pong, or a disconnect', () => pongs() > seen || disconnects.length > 0);
+    assert.deepEqual(disconnects, [], `disconnected after ${pongs()} pongs`);
   }
-  assert.deepEqual(disconnects, []);
+  clearInterval(pinger);
 });
 
 test('a server that accepts TCP but never answers hits the connect timeout and is retried', async (t) => {
