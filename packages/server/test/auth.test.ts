@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { SignJWT, decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '@gatehouse/testkit';
+import { systemClock, type Clock, type Gateway } from '../src/index.js';
 import { RawClient, SECRET, startGateway, token } from './helpers.js';
 
 const PRIVATE_ONLY = { private: { historySize: 10, historyTtlSeconds: 60, anonymous: false, subscribe: 'claims' as const } };
@@ -103,31 +104,88 @@ test('verified tokens are cached: a reconnect storm verifies each token once', a
   }
 });
 
+/**
+ * The process clock moved forward by `skewMs`. Heartbeats, which decide token expiry, take time
+ * from it, so a test jumps to an expiry instead of waiting for it; the real timers keep the beat
+ * going, and token checks at connect and refresh keep real time.
+ */
+class SkewedClock implements Clock {
+  skewMs = 0;
+  now(): number {
+    return Date.now() + this.skewMs;
+  }
+  setInterval(fn: () => void, ms: number): unknown {
+    return systemClock.setInterval(fn, ms);
+  }
+  clearInterval(handle: unknown): void {
+    systemClock.clearInterval(handle);
+  }
+  /** Sets the clock to `ms` before (negative: after) the expiry `expMs`. */
+  setBefore(expMs: number, ms: number): void {
+    this.skewMs = expMs - ms - Date.now();
+  }
+}
+
+/** The token's expiry in ms since the epoch. */
+function expiryOf(tok: string): number {
+  return (decodeJwt(tok).exp as number) * 1000;
+}
+
+/** A gateway beating every 200 ms, asking for a refresh 5 s ahead, with a 300 ms grace, on a clock the test moves. */
+async function expiryGateway(): Promise<{ gw: Gateway; clock: SkewedClock }> {
+  const clock = new SkewedClock();
+  return { gw: await startGateway({ heartbeatMs: 200, refreshLeadMs: 5000, tokenGraceMs: 300 }, { clock }), clock };
+}
+
 test('a token expiring while connected is asked to refresh, then closed with 4005 if it does not', async () => {
-  const gw = await startGateway({ heartbeatMs: 200, refreshLeadMs: 5000, tokenGraceMs: 300 });
+  const { gw, clock } = await expiryGateway();
   try {
-    const tok = await token('short', { channels: ['private:*'] }, 2);
+    const tok = await token('short', { channels: ['private:*'] }, 60);
     const c = await RawClient.connect(gw.port, tok);
     const keepAlive = setInterval(() => c.send({ op: 'pong' }), 100);
     try {
+      clock.setBefore(expiryOf(tok), 2000); // inside the 5 s refresh lead
       const ask = await waitFor('a refresh request', () => c.frames.find((f) => f['op'] === 'refresh'), 5000);
-      assert.ok(ask['in'] <= 2000);
+      assert.ok(ask['in'] <= 2000, `refresh asked ${ask['in']} ms before expiry`);
+      clock.setBefore(expiryOf(tok), -301); // past expiry and the 300 ms grace
       const closed = await c.waitClose(5000);
       assert.equal(closed.code, 4005);
     } finally {
       clearInterval(keepAlive);
     }
+  } finally {
+    await gw.close();
+  }
+});
 
-    // A client that refreshes stays connected past the first token's expiry.
-    const d = await RawClient.connect(gw.port, await token('short', { channels: ['private:*'] }, 2));
-    const keep = setInterval(() => d.send({ op: 'pong' }), 100);
+test('a client that refreshes stays connected past the first token\'s expiry and grace', async () => {
+  const { gw, clock } = await expiryGateway();
+  try {
+    // Both connect with one token; only `d` refreshes it. `idle` shows the jump past expiry took.
+    const first = await token('short', { channels: ['private:*'] }, 60);
+    const d = await RawClient.connect(gw.port, first);
+    const idle = await RawClient.connect(gw.port, first);
+    const keep = setInterval(() => {
+      d.send({ op: 'pong' });
+      idle.send({ op: 'pong' });
+    }, 100);
     try {
+      clock.setBefore(expiryOf(first), 2000);
       await waitFor('a refresh request', () => d.frames.find((f) => f['op'] === 'refresh'), 5000);
-      const ok = await d.request({ op: 'refresh', token: await token('short', { channels: ['private:*'] }, 60) });
+      const ok = await d.request({ op: 'refresh', token: await token('short', { channels: ['private:*'] }, 3600) });
       assert.equal(ok['op'], 'ok');
-      const other = await d.request({ op: 'refresh', token: await token('someone-else', {}, 60) });
+      const other = await d.request({ op: 'refresh', token: await token('someone-else', {}, 3600) });
       assert.equal(other['code'], 'forbidden');
-      await new Promise((r) => setTimeout(r, 2600)); // past the first token's exp + grace
+
+      clock.setBefore(expiryOf(first), -301);
+      assert.equal((await idle.waitClose(5000)).code, 4005, 'the client that did not refresh is closed');
+      // A heartbeat checks expiry right after it writes the ping, so a ping that follows a reply
+      // sent after the jump comes from a check that saw the jump; a reply after that ping shows
+      // the check let `d` stay.
+      const reply = await d.request({ op: 'subscribe', channel: 'private:after-expiry' });
+      assert.equal(reply['op'], 'subscribed');
+      await waitFor('a heartbeat after the jump', () => d.frames.slice(d.frames.indexOf(reply) + 1).some((f) => f['op'] === 'ping'), 5000);
+      assert.equal((await d.request({ op: 'unsubscribe', channel: 'private:after-expiry' }))['op'], 'ok');
       assert.equal(d.closed, undefined);
       d.close();
     } finally {
