@@ -365,9 +365,13 @@ describe('RFC 6455 7: close handling', () => {
     ws.socket.pause();
     const data = JSON.stringify('x'.repeat(8000));
     let stop = false;
+    let rounds = 0;
     const pump = (async () => {
       while (!stop) {
         for (let i = 0; i < 20; i++) await gw.publish('public:backlog', data);
+        rounds++;
+        // A load, not a wait: the pause paces the publisher so the backlog builds without hitting
+        // the outbound queue cap, and lets the server's reads run between rounds.
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
@@ -376,7 +380,16 @@ describe('RFC 6455 7: close handling', () => {
       // More than a tick's worth of queue: the kernel buffers are full and the socket holds a backlog.
       await waitFor('a server-side backlog', async () => metricValue(await gw.metrics.registry.metrics(), 'gatehouse_outbound_queue_max_bytes') > 1024 * 1024, 10_000, 20);
       ws.sendFrame({ opcode: Op.Close, payload: closeBody(1000) });
-      await new Promise((r) => setTimeout(r, 200));
+      // The close frame was in the server's receive buffer before this probe connected, so once
+      // the probe's request is answered the server has read the close. Publications must then
+      // keep coming for a while: two more rounds of them.
+      const probe = await open();
+      const r = request();
+      probe.sendFrame({ opcode: Op.Text, payload: r.text });
+      await replied(probe, r.id);
+      probe.destroy();
+      const seen = rounds;
+      await waitFor('two rounds of publications after the close was read', () => rounds >= seen + 2);
     } finally {
       stop = true;
       await pump;
