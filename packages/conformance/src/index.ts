@@ -20,6 +20,7 @@ import type {
 } from '@gatehouse/backbone-kit';
 import { isValidChannel } from '@gatehouse/protocol';
 import { waitFor, withDeadline } from '@gatehouse/testkit';
+import { testHistoryBarrier } from './barrier.js';
 export * from './control.js';
 
 /** Two backbone instances ("nodes") on the same server, not started yet. */
@@ -408,6 +409,8 @@ export function runBackboneConformance(name: string, factory: BackbonePairFactor
       assert.equal(h.complete, false, 'no history: a recovery is always a gap');
       assert.equal(h.publications.length, 0);
     });
+
+    testHistoryBarrier({ reader: () => a, recorder: () => recA, publisher: () => b, timeoutMs });
 
     test('publish rejects after close; close is idempotent; the other node keeps working', async () => {
       const extra = await factory();
