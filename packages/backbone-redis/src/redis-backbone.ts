@@ -296,6 +296,7 @@ export class RedisBackbone implements Backbone {
       throw this.translate(shard, err);
     }
     const [epoch, offset, ttl, entries] = reply;
+    if (offset > 0) await this.deliveredThrough(shard, channel);
     const position = { epoch, offset, publications: [] as Publication[] };
     if (!after) return { ...position, complete: true };
     if (after.epoch !== epoch || after.offset > offset) return { ...position, complete: false };
@@ -318,6 +319,30 @@ export class RedisBackbone implements Backbone {
     if ((publications[0] as Publication).offset !== after.offset + 1) return { ...position, complete: false };
     if (ttl > 0 && (publications[0] as Publication).ts < Date.now() - ttl * 1000) return { ...position, complete: false };
     return { epoch, offset, publications, complete: true };
+  }
+
+  /**
+   * The history barrier (see `Backbone.history`): resolves once every publication of a subscribed
+   * `channel` that Redis had already sent when a history read answered has been handed to the
+   * handler. The read runs on the command connection, after the publish script wrote each
+   * publication up to the read's position to the subscriber connection; Redis answers that
+   * connection in order, so the reply to a command sent on it now comes behind them. The command
+   * is an unsubscribe from a name nobody subscribes to, in the channel's hash tag: valid in
+   * subscriber mode, a no-op, and routed like the channel's own subscription (to the connection
+   * of the channel's slot in cluster mode). Without this the core could tell a client "you are
+   * at N" and then deliver N again, live.
+   */
+  private async deliveredThrough(shard: Shard, channel: string): Promise<void> {
+    const sub = shard.sub;
+    if (!sub || !shard.channels.has(channel)) return;
+    // Channel pub/sub names end with the hash tag's `}`, so this one is never a channel's.
+    const name = `${channelKeys(this.options.keyPrefix, channel).pubsub}:barrier`;
+    try {
+      await (this.options.sharded || sub instanceof Cluster ? sub.sunsubscribe(name) : sub.unsubscribe(name));
+    } catch (err) {
+      // No answer from the subscriber connection: what it still holds could follow the position.
+      throw this.translate(shard, err);
+    }
   }
 
   /**
