@@ -10,6 +10,7 @@ export {
   controlChannel,
   recordKeys,
   PUBLISH_LUA,
+  SCRIPT_ENVELOPE_START,
   READ_LUA,
   PUBLISH_SCRIPT,
   READ_SCRIPT,

@@ -39,7 +39,6 @@ import {
   decodeRecord,
   encodeControl,
   encodeRecord,
-  envelopeHead,
   RendezvousHash,
   nowMs,
   type Backbone,
@@ -57,6 +56,7 @@ import {
   channelKeys,
   controlChannel,
   PUBLISH_SCRIPT,
+  SCRIPT_ENVELOPE_START,
   PUT_RECORD_SCRIPT,
   READ_RECORDS_SCRIPT,
   READ_SCRIPT,
@@ -100,6 +100,19 @@ const publisherOnly = new WeakSet<RedisBackbone>();
 const RESUBSCRIBE_BATCH = 500;
 /** Raw text handed to `onMalformed` is cut to this many characters. */
 const MALFORMED_SAMPLE = 200;
+
+/** Why a message that did not come through the publish script is dropped. */
+const NOT_FROM_SCRIPT = `not written by the publish script (it must begin ${SCRIPT_ENVELOPE_START})`;
+
+/** True when `text` parses as JSON. */
+function isJsonText(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** A shard's connection: a Redis client, or a Cluster client in cluster mode. */
 type Connection = Redis | Cluster;
@@ -208,17 +221,14 @@ export class RedisBackbone implements Backbone {
     const { historySize, historyTtlSeconds } = options;
     const keys = channelKeys(this.options.keyPrefix, channel);
     const ts = nowMs();
-    const idle = this.options.idleTtlSeconds;
     try {
       const [epoch, offset] = (await this.evalScript(shard, PUBLISH_SCRIPT, [keys.pos, keys.log], [
-        keys.pubsub,
-        envelopeHead(channel),
+        channel,
         data,
         ts,
         historySize,
         historyTtlSeconds,
-        Math.max(idle, historyTtlSeconds),
-        historyTtlSeconds > 0 ? historyTtlSeconds : idle,
+        this.options.idleTtlSeconds,
         this.nonce,
         this.options.sharded ? '1' : '0',
       ])) as [string, number];
@@ -313,6 +323,13 @@ export class RedisBackbone implements Backbone {
         else if (fields[i] === 't') ts = Number(fields[i + 1]);
       }
       if (data === undefined || !Number.isFinite(ts)) return { ...position, complete: false };
+      // The script does not parse data (a service running it by hand may pass anything); live
+      // delivery drops such an envelope as malformed, and recovery must not hand it to clients.
+      if (!isJsonText(data)) {
+        this.counters.malformed++;
+        this.options.onMalformed?.(`history entry ${id} of ${channel}: data is not JSON`, data.slice(0, MALFORMED_SAMPLE));
+        return { ...position, complete: false };
+      }
       publications.push({ channel, epoch, offset: pubOffset, ts, data });
     }
     // Contiguous offsets: the entries are complete exactly when they start right after `after`.
@@ -709,7 +726,10 @@ export class RedisBackbone implements Backbone {
     const channel = name.slice(prefix.length + 2, -1);
     // Anything not subscribed (a late message after unsubscribe) is dropped here.
     if (!shard.channels.has(channel)) return;
-    const env = decodeEnvelope(text, channel, { requirePosition: true });
+    // Only the publish script assigns offsets and writes history: a hand-made PUBLISH carrying a
+    // position of its own would tell clients of an epoch change or take an offset the next real
+    // publication needs, so it is dropped like any other malformed message.
+    const env = text.startsWith(SCRIPT_ENVELOPE_START) ? decodeEnvelope(text, channel, { requirePosition: true }) : NOT_FROM_SCRIPT;
     if (typeof env === 'string') {
       this.counters.malformed++;
       return this.options.onMalformed?.(env, text.slice(0, MALFORMED_SAMPLE));

@@ -2,7 +2,8 @@
  * Key naming and the server-side Lua scripts. The offset is assigned by the publish script
  * atomically with the history append and the PUBLISH, so every publisher (gateway or outside
  * service) and every node agrees on one order per channel. docs/backbones.md documents the
- * publish and read scripts' KEYS and ARGV so services in other languages can run them too.
+ * publish script's KEYS and ARGV (and its redis-cli recipe) so services in other languages can run
+ * it too.
  *
  * Per channel (the hash tag `{channel}` keeps all three in one Redis Cluster slot):
  *   `<prefix>:{<channel>}:pos`  hash: e = epoch, o = last offset, t = history TTL in seconds
@@ -16,6 +17,7 @@
  * The prefix inside the hash tag spreads the fleets sharing a cluster over its slots.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 /** The Redis names one channel uses. */
 export interface ChannelKeys {
@@ -31,37 +33,19 @@ export function channelKeys(prefix: string, channel: string): ChannelKeys {
 }
 
 /**
- * Publish. KEYS: pos, log. ARGV: 1 pub/sub channel, 2 envelope head (`{"v":1,"channel":"<json>"`),
- * 3 data (JSON text), 4 ts (ms), 5 history size, 6 history TTL s (0: none), 7 pos expiry s,
- * 8 log expiry s, 9 epoch nonce, 10 "1" for SPUBLISH. Returns {epoch, offset}.
+ * The publish script, read from the package's `scripts/publish.lua` (shipped with the package, so
+ * a service in another language runs the very file the gateways run; its header documents KEYS
+ * and ARGV). KEYS: pos, log. ARGV: channel, data, ts, history size, history TTL s, idle TTL s,
+ * epoch nonce, "1" for SPUBLISH. Returns {epoch, offset}.
  */
-export const PUBLISH_LUA = `
-local pos, log = KEYS[1], KEYS[2]
-local epoch = redis.call('HGET', pos, 'e')
-if not epoch then
-  local t = redis.call('TIME')
-  epoch = ARGV[9] .. t[1] .. string.format('%06d', tonumber(t[2]))
-  redis.call('HSET', pos, 'e', epoch, 'o', 0)
-  redis.call('DEL', log)
-end
-local offset = redis.call('HINCRBY', pos, 'o', 1)
-redis.call('HSET', pos, 't', ARGV[6])
-redis.call('EXPIRE', pos, ARGV[7])
-local size = tonumber(ARGV[5])
-if size > 0 then
-  redis.call('XADD', log, 'MAXLEN', size, offset .. '-0', 'd', ARGV[3], 't', ARGV[4])
-  redis.call('EXPIRE', log, ARGV[8])
-else
-  redis.call('DEL', log)
-end
-local env = ARGV[2] .. ',"epoch":"' .. epoch .. '","offset":' .. offset .. ',"ts":' .. ARGV[4] .. ',"data":' .. ARGV[3] .. '}'
-if ARGV[10] == '1' then
-  redis.call('SPUBLISH', ARGV[1], env)
-else
-  redis.call('PUBLISH', ARGV[1], env)
-end
-return {epoch, offset}
-`;
+export const PUBLISH_LUA = readFileSync(new URL('../../scripts/publish.lua', import.meta.url), 'utf8');
+
+/**
+ * How every envelope the publish script writes begins. A message on a channel's pub/sub channel
+ * that begins otherwise did not come through the script (it has no offset of its own and no
+ * history entry), so subscribers drop it instead of delivering a made-up position.
+ */
+export const SCRIPT_ENVELOPE_START = '{"v":1,"via":"publish.lua",';
 
 /**
  * History read. KEYS: pos, log. ARGV: 1 expected epoch ('' for position only), 2 after offset,

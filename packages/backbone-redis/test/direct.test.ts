@@ -8,7 +8,6 @@ import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { RecordingHandler } from '@gatehouse/conformance';
 import { SERVICES, serviceSkipReason, waitFor } from '@gatehouse/testkit';
-import { envelopeHead } from '@gatehouse/backbone-kit';
 import { channelKeys, connectRedisPublisher, controlChannel, PUBLISH_SCRIPT, RedisBackbone } from '../src/index.js';
 import { deleteKeys } from './support.js';
 
@@ -43,7 +42,7 @@ describe('redis: publishing straight into the backbone', { skip: skip ?? false }
       // What a service in another language does, following docs/backbones.md: EVALSHA (EVAL on
       // NOSCRIPT) with the documented KEYS and ARGV.
       const keys = channelKeys(keyPrefix, ch);
-      const args = [keys.pubsub, envelopeHead(ch), '{"from":"raw","n":2}', Date.now(), 100, 60, 86_400, 60, 'ext', '0'];
+      const args = [ch, '{"from":"raw","n":2}', Date.now(), 100, 60, 86_400, 'ext', '0'];
       const [epoch, offset] = (await raw.eval(PUBLISH_SCRIPT.lua, 2, keys.pos, keys.log, ...args)) as [string, number];
       const third = await gateway.publish(ch, '{"from":"gateway","n":3}', KEEP);
       assert.deepEqual([first.offset, offset, third.offset], [1, 2, 3]);
@@ -73,13 +72,15 @@ describe('redis: publishing straight into the backbone', { skip: skip ?? false }
     const bad = [
       'not json',
       '[1,2]',
+      // Well formed, but PUBLISHed by hand: no offset of its own, no history entry.
+      '{"v":1,"channel":"direct:hostile","epoch":"e","offset":1,"ts":1,"data":1}',
       '{"v":2,"channel":"direct:hostile","epoch":"e","offset":1,"ts":1,"data":1}',
-      '{"v":1,"channel":"direct:other","epoch":"e","offset":1,"ts":1,"data":1}',
-      '{"v":1,"channel":"direct:hostile","epoch":"","offset":1,"ts":1,"data":1}',
-      '{"v":1,"channel":"direct:hostile","epoch":"e","offset":-1,"ts":1,"data":1}',
-      '{"v":1,"channel":"direct:hostile","epoch":"e","offset":1,"ts":"now","data":1}',
-      '{"v":1,"channel":"direct:hostile","epoch":"e","offset":1,"ts":1}',
-      `{"v":1,"channel":"direct:hostile","epoch":"${'x'.repeat(65)}","offset":1,"ts":1,"data":1}`,
+      '{"v":1,"via":"publish.lua","channel":"direct:other","epoch":"e","offset":1,"ts":1,"data":1}',
+      '{"v":1,"via":"publish.lua","channel":"direct:hostile","epoch":"","offset":1,"ts":1,"data":1}',
+      '{"v":1,"via":"publish.lua","channel":"direct:hostile","epoch":"e","offset":-1,"ts":1,"data":1}',
+      '{"v":1,"via":"publish.lua","channel":"direct:hostile","epoch":"e","offset":1,"ts":"now","data":1}',
+      '{"v":1,"via":"publish.lua","channel":"direct:hostile","epoch":"e","offset":1,"ts":1}',
+      `{"v":1,"via":"publish.lua","channel":"direct:hostile","epoch":"${'x'.repeat(65)}","offset":1,"ts":1,"data":1}`,
     ];
     const before = gateway.stats().malformed;
     for (const text of bad) await raw.publish(name, text);
@@ -90,6 +91,45 @@ describe('redis: publishing straight into the backbone', { skip: skip ?? false }
     assert.equal(got[0]?.offset, good.offset);
     assert.equal(malformed.length, bad.length, 'onMalformed saw each one');
     assert.ok(malformed.some((m) => m.includes('"channel" does not match')));
+    assert.ok(malformed.some((m) => m.includes('not written by the publish script')));
+  });
+
+  test('data that is not JSON, written by the script run by hand, never reaches a client live or through history', async () => {
+    const ch = 'direct:not-json';
+    await gateway.subscribe(ch);
+    const keys = channelKeys(keyPrefix, ch);
+    const before = gateway.stats().malformed;
+    const [epoch, offset] = (await raw.eval(PUBLISH_SCRIPT.lua, 2, keys.pos, keys.log, ch, 'not json', '', 100, 60, 86_400, 'ext', '0')) as [string, number];
+    assert.equal(offset, 1);
+    const good = await gateway.publish(ch, '{"ok":true}', KEEP);
+    const got = await rec.waitCount(ch, 1, 'the gateway', 10_000);
+    assert.deepEqual(got.map((p) => p.offset), [good.offset], 'only the JSON publication was delivered live');
+    const h = await gateway.history(ch, { epoch, offset: 0 }, 10);
+    assert.equal(h.complete, false, 'a recovery across it is incomplete: the client is told of a gap');
+    assert.deepEqual(h.publications, []);
+    assert.equal(gateway.stats().malformed - before, 2, 'counted live and when read from history');
+  });
+
+  test('the script refuses bad arguments, naming them, and writes nothing', async () => {
+    const ch = 'direct:bad-args';
+    const keys = channelKeys(keyPrefix, ch);
+    const call = (k: string[], args: (string | number)[]) => raw.eval(PUBLISH_SCRIPT.lua, k.length, ...k, ...args);
+    const good = [ch, '{}', '', 100, 60, 86_400, 'ext', '0'];
+    const cases: [string[], (string | number)[], RegExp][] = [
+      [[keys.pos, keys.log], good.slice(0, 7), /expects 2 keys and 8 arguments/],
+      [[keys.log, keys.log], good, /KEYS\[1\] must be/],
+      [[keys.pos, keys.log], ['direct:other', ...good.slice(1)], /ARGV\[1\] channel must be the one in the braces/],
+      [[keys.pos, `${keys.pubsub}:x`], good, /KEYS\[2\] must be/],
+      [[keys.pos, keys.log], [ch, '', ...good.slice(2)], /ARGV\[2\] data/],
+      [[keys.pos, keys.log], [ch, '{}', 'now', ...good.slice(3)], /ARGV\[3\] ts/],
+      [[keys.pos, keys.log], [ch, '{}', '', -1, ...good.slice(4)], /ARGV\[4\] historySize/],
+      [[keys.pos, keys.log], [ch, '{}', '', 100, '1.5', ...good.slice(5)], /ARGV\[5\] historyTtlSeconds/],
+      [[keys.pos, keys.log], [ch, '{}', '', 100, 60, 0, 'ext', '0'], /ARGV\[6\] idleTtlSeconds/],
+      [[keys.pos, keys.log], [ch, '{}', '', 100, 60, 86_400, 'a"b', '0'], /ARGV\[7\] epochNonce/],
+      [[keys.pos, keys.log], [ch, '{}', '', 100, 60, 86_400, 'ext', 'yes'], /ARGV\[8\] sharded/],
+    ];
+    for (const [k, args, re] of cases) await assert.rejects(call(k, args), re);
+    assert.equal(await raw.exists(keys.pos, keys.log), 0, 'nothing was written');
   });
 
   test('hostile text on the control channel is counted and dropped; the next good message still arrives', async () => {
