@@ -1,98 +1,39 @@
 /**
- * `gatehouse capacity`: the memory math of a deployment from measured figures. Per node:
- * gateway processes (one per 19,000 connections: the open-file limit), each with its base
- * resident memory, plus every connection's gateway bytes and the kernel's bytes for its socket;
- * then headroom on top, the nodes needed, and what a node carries when one of its peers fails.
+ * `gatehouse capacity`: flags in, the plan out as text, JSON or an HTML page. The math is in
+ * capacity-math.ts; what a bench document offers, and what it cannot vouch for, in
+ * capacity-source.ts.
  */
-import { readFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { capacityHtml } from './capacity-html.js';
+import { DEFAULT_HEADROOM, DEFAULT_KERNEL_BYTES_PER_SOCKET, DEFAULT_PROCESS_BASE_BYTES, capacityPlan } from './capacity-math.js';
+import type { CapacityInput, CapacityPlan } from './capacity-math.js';
+import { MIN_TRUSTED_CONNECTIONS_PER_PROCESS, readBenchSample } from './capacity-source.js';
+import type { BenchSample } from './capacity-source.js';
 import { UsageError, decimal, wholeNumber } from './flags.js';
 import { MAX_SOCKETS_PER_PROCESS } from './params.js';
 import type { BenchIo } from './bench.js';
 
-/**
- * Kernel memory per established, idle TCP socket, bytes. The slab objects one socket holds on
- * Linux x86-64 (sizes from /proc/slabinfo on the 6.x kernel where the figures in
- * docs/benchmarks.md were measured): TCP 2,368 + sock_inode_cache 832 + filp 192 + dentry 192 +
- * eventpoll_epi 128 + eventpoll_pwq ~72 = ~3.8 KB, rounded up to 4 KiB. An idle socket holds no
- * packet buffers; a socket with unsent data holds up to its send buffer (net.ipv4.tcp_wmem) more,
- * which is why the gateway caps each outbound queue.
- */
-export const DEFAULT_KERNEL_BYTES_PER_SOCKET = 4096;
-/** Resident memory of a gateway process with no connections, when no bench JSON says otherwise. */
-export const DEFAULT_PROCESS_BASE_BYTES = 96 * 1024 * 1024;
-/** Extra memory on top of the computed need, as a fraction. */
-export const DEFAULT_HEADROOM = 0.3;
-
-/** What the math is given. */
-export interface CapacityInput {
-  connectionsPerNode?: number;
-  users?: number;
-  nodes?: number;
-  connectionsPerUser: number;
-  bytesPerConnection: number;
-  kernelBytesPerSocket: number;
-  processBaseBytes: number;
-  connectionsPerProcess: number;
-  headroom: number;
-  /** Where bytesPerConnection came from ("--bytes-per-connection" or the bench file). */
-  source: string;
-}
-
-/** What the math says. */
-export interface CapacityPlan {
-  totalConnections: number | null;
-  connectionsPerNode: number;
-  processesPerNode: number;
-  perConnectionBytes: number;
-  nodeBytes: number;
-  nodeBytesWithHeadroom: number;
-  headroomBytes: number;
-  nodesNeeded: number | null;
-  /** With one node lost, what each of the others carries, and whether it fits in the headroom. */
-  oneNodeLost: { connectionsPerNode: number; nodeBytes: number; fitsInHeadroom: boolean } | null;
-  input: CapacityInput;
-}
-
-function nodeBytes(i: CapacityInput, conns: number): { bytes: number; processes: number } {
-  const processes = Math.max(1, Math.ceil(conns / i.connectionsPerProcess));
-  return { bytes: processes * i.processBaseBytes + conns * (i.bytesPerConnection + i.kernelBytesPerSocket), processes };
-}
-
-/** Computes the plan. */
-export function capacityPlan(i: CapacityInput): CapacityPlan {
-  const total = i.users !== undefined ? Math.ceil(i.users * i.connectionsPerUser) : null;
-  const perNode = i.connectionsPerNode ?? Math.ceil((total as number) / (i.nodes as number));
-  const { bytes, processes } = nodeBytes(i, perNode);
-  const withHeadroom = Math.ceil(bytes * (1 + i.headroom));
-  const nodesNeeded = total === null ? null : i.nodes ?? Math.max(1, Math.ceil(total / perNode));
-  let oneNodeLost: CapacityPlan['oneNodeLost'] = null;
-  if (total !== null && nodesNeeded !== null && nodesNeeded > 1) {
-    const carried = Math.ceil(total / (nodesNeeded - 1));
-    const b = nodeBytes(i, carried).bytes;
-    oneNodeLost = { connectionsPerNode: carried, nodeBytes: b, fitsInHeadroom: b <= withHeadroom };
-  }
-  return {
-    totalConnections: total,
-    connectionsPerNode: perNode,
-    processesPerNode: processes,
-    perConnectionBytes: i.bytesPerConnection + i.kernelBytesPerSocket,
-    nodeBytes: bytes,
-    nodeBytesWithHeadroom: withHeadroom,
-    headroomBytes: withHeadroom - bytes,
-    nodesNeeded,
-    oneNodeLost,
-    input: i,
-  };
-}
-
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 1000, kb: 1000, kib: 1024, m: 1e6, mb: 1e6, mib: 1024 ** 2, g: 1e9, gb: 1e9, gib: 1024 ** 3 };
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1000,
+  kb: 1000,
+  kib: 1024,
+  m: 1e6,
+  mb: 1e6,
+  mib: 1024 ** 2,
+  g: 1e9,
+  gb: 1e9,
+  gib: 1024 ** 3,
+};
 
 /** Parses a byte size: `8192`, `5.6KB`, `6KiB`, `2GiB`. */
 export function parseSize(flag: string, raw: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw.trim());
   const unit = m ? UNITS[(m[2] as string).toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new UsageError(`--${flag} must be a size in bytes (e.g. 8192, 5.6KB, 6KiB), got ${JSON.stringify(raw)}`);
+  if (!m || unit === undefined)
+    throw new UsageError(`--${flag} must be a size in bytes (e.g. 8192, 5.6KB, 6KiB), got ${JSON.stringify(raw)}`);
   return Math.round(Number(m[1]) * unit);
 }
 
@@ -102,32 +43,6 @@ function count(flag: string, raw: string | undefined): number | undefined {
 
 function fraction(flag: string, raw: string | undefined, fallback: number, max: number): number {
   return decimal(flag, raw, 0, max) ?? fallback;
-}
-
-/** What a bench JSON document offers to the capacity math. */
-interface BenchFigures {
-  bytesPerConnection: number;
-  processBaseBytes: number | undefined;
-}
-
-function readBenchFile(file: string): BenchFigures {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new UsageError(`--from ${file}: cannot read a JSON document (${(err as Error).message})`);
-  }
-  const gw = (doc as { gateway?: { memoryPerConnectionBytes?: unknown; rssBeforeBytes?: unknown; processes?: unknown } } | null)?.gateway;
-  const b = gw?.memoryPerConnectionBytes;
-  if (typeof b !== 'number' || !(b > 0)) {
-    throw new UsageError(`--from ${file}: gateway.memoryPerConnectionBytes is missing or not positive (write the file with "gatehouse bench idle --json ${file}")`);
-  }
-  const base = gw?.rssBeforeBytes;
-  const procs = gw?.processes;
-  return {
-    bytesPerConnection: b,
-    processBaseBytes: typeof base === 'number' && typeof procs === 'number' && procs > 0 ? Math.round(base / procs) : undefined,
-  };
 }
 
 /** The `--help` text. */
@@ -144,7 +59,15 @@ Load (one of):
 Bytes per connection (one of):
   --bytes-per-connection <size>  measured gateway memory per connection (8192, 5.6KB, 6KiB)
   --from <bench.json>            read it from "gatehouse bench idle --json <file>"
-                                 (gateway.memoryPerConnectionBytes; also the process base memory)
+                                 (gateway.memoryPerConnectionBytes; the process base memory from
+                                 gateway.rssBeforeBytes / gateway.processes)
+
+  Every bench scenario reads memory at the same point (connections open, subscribed and
+  settled, before the scenario's own work), so --from takes any of them; idle is the one made
+  for sizing. fanout and channels leave out bytes queued while publishing, storm the reconnect
+  peak: the plan says so. Below ${MIN_TRUSTED_CONNECTIONS_PER_PROCESS.toLocaleString('en-US')} connections per gateway process the figure overstates
+  memory per connection (1.5 times at 5,000, 2.2 at 1,000 in docs/benchmarks.md): the plan
+  warns. Anything but a bench document is refused.
 
 Other figures:
   --kernel-bytes-per-socket <size>   kernel memory per idle TCP socket (default ${DEFAULT_KERNEL_BYTES_PER_SOCKET}: the slab
@@ -155,11 +78,19 @@ Other figures:
                                      (default: from --from, else ${DEFAULT_PROCESS_BASE_BYTES / 1024 / 1024} MiB)
   --connections-per-process <n>      connections one gateway process holds (default ${MAX_SOCKETS_PER_PROCESS}: open-file limit)
   --headroom <fraction>              memory on top of the need (default ${DEFAULT_HEADROOM}: 30%)
-  --json                             print the plan as JSON
+  --json                             print the plan as JSON (warnings also go to stderr)
+  --html <file>                      also write the plan as a self-contained HTML page with a chart
   -h, --help                         this text`;
 
+/** Parsed `gatehouse capacity` arguments: the math's input and where the plan goes. */
+export interface CapacityArgs {
+  input: CapacityInput;
+  json: boolean;
+  htmlFile: string | undefined;
+}
+
 /** Parses `gatehouse capacity` arguments into the math's input. */
-export function parseCapacityArgs(argv: string[]): CapacityInput | 'help' | { json: true; input: CapacityInput } {
+export function parseCapacityArgs(argv: string[]): CapacityArgs | 'help' {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -178,6 +109,7 @@ export function parseCapacityArgs(argv: string[]): CapacityInput | 'help' | { js
         'connections-per-process': { type: 'string' },
         headroom: { type: 'string' },
         json: { type: 'boolean' },
+        html: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -206,8 +138,9 @@ export function parseCapacityArgs(argv: string[]): CapacityInput | 'help' | { js
   if ((bytesFlag === undefined) === (from === undefined)) {
     throw new UsageError('give exactly one of --bytes-per-connection <size> and --from <bench.json>');
   }
-  const bench = from !== undefined ? readBenchFile(from) : undefined;
-  const bytesPerConnection = bytesFlag !== undefined ? parseSize('bytes-per-connection', bytesFlag) : (bench as BenchFigures).bytesPerConnection;
+  const bench = from !== undefined ? readBenchSample(from) : undefined;
+  const bytesPerConnection =
+    bytesFlag !== undefined ? parseSize('bytes-per-connection', bytesFlag) : (bench as BenchSample).bytesPerConnection;
   if (bytesPerConnection <= 0) throw new UsageError(`--bytes-per-connection must be positive, got ${JSON.stringify(bytesFlag)}`);
   const kernel = s('kernel-bytes-per-socket');
   const base = s('process-base-bytes');
@@ -222,9 +155,12 @@ export function parseCapacityArgs(argv: string[]): CapacityInput | 'help' | { js
     connectionsPerProcess: count('connections-per-process', s('connections-per-process')) ?? MAX_SOCKETS_PER_PROCESS,
     headroom: fraction('headroom', s('headroom'), DEFAULT_HEADROOM, 10),
     source: from !== undefined ? from : '--bytes-per-connection',
+    ...(bench !== undefined ? { sample: bench } : {}),
   };
   if (input.connectionsPerUser <= 0) throw new UsageError('--connections-per-user must be above 0');
-  return values['json'] ? { json: true, input } : input;
+  const htmlFile = s('html');
+  if (htmlFile === '') throw new UsageError('--html needs a file name');
+  return { input, json: values['json'] === true, htmlFile };
 }
 
 function gib(b: number): string {
@@ -235,8 +171,14 @@ function n(v: number): string {
   return v.toLocaleString('en-US');
 }
 
-/** The plan as text. */
-export function capacityText(plan: CapacityPlan): string {
+function sampleSize(b: BenchSample): string {
+  const size = b.connections === null ? 'an unknown number of connections' : `${n(b.connections)} connections`;
+  const procs = b.processes === null ? '' : ` on ${b.processes} gateway process${b.processes === 1 ? '' : 'es'}`;
+  return `${size}${procs} (bench ${b.scenario})`;
+}
+
+/** The plan as text; `withWarnings: false` leaves the warnings to whoever shows them apart. */
+export function capacityText(plan: CapacityPlan, withWarnings = true): string {
   const i = plan.input;
   const lines: string[] = [];
   const head =
@@ -244,15 +186,25 @@ export function capacityText(plan: CapacityPlan): string {
       ? `${n(plan.totalConnections)} connections (${n(i.users as number)} users x ${i.connectionsPerUser})${i.nodes ? ` over ${n(i.nodes)} nodes` : ''}`
       : `${n(plan.connectionsPerNode)} connections per node`;
   lines.push(`capacity: ${head}`);
+  if (withWarnings) for (const w of plan.warnings) lines.push(`  warning: ${w}`);
   lines.push(`  connections per node        ${n(plan.connectionsPerNode)}`);
   lines.push(`  gateway processes per node  ${plan.processesPerNode} (at most ${n(i.connectionsPerProcess)} connections each)`);
-  lines.push(`  per connection              ${n(i.bytesPerConnection)} B gateway (${i.source}) + ${n(i.kernelBytesPerSocket)} B kernel = ${n(plan.perConnectionBytes)} B`);
-  lines.push(`  RAM per node                ${gib(plan.nodeBytes)} (${plan.processesPerNode} x ${gib(i.processBaseBytes)} process base + ${n(plan.connectionsPerNode)} x ${n(plan.perConnectionBytes)} B)`);
-  lines.push(`  with headroom               ${gib(plan.nodeBytesWithHeadroom)} (headroom ${gib(plan.headroomBytes)}, ${Math.round(i.headroom * 100)}%)`);
+  lines.push(
+    `  per connection              ${n(i.bytesPerConnection)} B gateway (${i.source}) + ${n(i.kernelBytesPerSocket)} B kernel = ${n(plan.perConnectionBytes)} B`,
+  );
+  if (i.sample) lines.push(`  measured over               ${sampleSize(i.sample)}`);
+  lines.push(
+    `  RAM per node                ${gib(plan.nodeBytes)} (${plan.processesPerNode} x ${gib(i.processBaseBytes)} process base + ${n(plan.connectionsPerNode)} x ${n(plan.perConnectionBytes)} B)`,
+  );
+  lines.push(
+    `  with headroom               ${gib(plan.nodeBytesWithHeadroom)} (headroom ${gib(plan.headroomBytes)}, ${Math.round(i.headroom * 100)}%)`,
+  );
   if (plan.nodesNeeded !== null) lines.push(`  nodes needed                ${n(plan.nodesNeeded)}`);
   if (plan.oneNodeLost) {
     const o = plan.oneNodeLost;
-    lines.push(`  if one node is lost         the others carry ${n(o.connectionsPerNode)} each: ${gib(o.nodeBytes)} (${o.fitsInHeadroom ? 'within' : 'BEYOND'} the headroom)`);
+    lines.push(
+      `  if one node is lost         the others carry ${n(o.connectionsPerNode)} each: ${gib(o.nodeBytes)} (${o.fitsInHeadroom ? 'within' : 'BEYOND'} the headroom)`,
+    );
   }
   return lines.join('\n');
 }
@@ -267,11 +219,22 @@ export async function capacityMain(argv: string[], io: BenchIo = defaultIo): Pro
       io.out(CAPACITY_HELP);
       return 0;
     }
-    if ('json' in parsed) {
-      io.out(JSON.stringify(capacityPlan(parsed.input), null, 2));
-      return 0;
+    const plan = capacityPlan(parsed.input);
+    if (parsed.json) {
+      // stdout stays one JSON document; a person reading the terminal still sees the warnings.
+      for (const w of plan.warnings) io.err.write(`warning: ${w}\n`);
+      io.out(JSON.stringify(plan, null, 2));
+    } else {
+      io.out(capacityText(plan));
     }
-    io.out(capacityText(capacityPlan(parsed)));
+    if (parsed.htmlFile !== undefined) {
+      try {
+        writeFileSync(parsed.htmlFile, capacityHtml(plan, capacityText(plan, false)));
+      } catch (err) {
+        throw new Error(`--html ${parsed.htmlFile}: cannot write the page (${(err as Error).message})`, { cause: err });
+      }
+      io.err.write(`wrote ${parsed.htmlFile}\n`);
+    }
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {

@@ -16,7 +16,8 @@ interface Series {
   points: [number, number][];
 }
 
-function esc(s: string): string {
+/** Text made safe to put in HTML, attribute values included. */
+export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 

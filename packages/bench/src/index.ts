@@ -5,8 +5,11 @@
  */
 export { benchMain } from './bench.js';
 export type { BenchIo } from './bench.js';
-export { capacityMain, capacityPlan, capacityText, parseSize, DEFAULT_KERNEL_BYTES_PER_SOCKET } from './capacity.js';
-export type { CapacityInput, CapacityPlan } from './capacity.js';
+export { capacityMain, capacityText, parseSize } from './capacity.js';
+export { capacityPlan, DEFAULT_KERNEL_BYTES_PER_SOCKET } from './capacity-math.js';
+export type { CapacityInput, CapacityPlan } from './capacity-math.js';
+export { readBenchSample, MIN_TRUSTED_CONNECTIONS_PER_PROCESS } from './capacity-source.js';
+export type { BenchSample } from './capacity-source.js';
 export { parseBenchArgs, UsageError, SCENARIOS, BENCH_HELP } from './params.js';
 export type { BenchParams, Scenario } from './params.js';
 export type { BenchDocument, Machine, Ratio } from './report.js';

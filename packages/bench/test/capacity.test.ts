@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { capacityPlan, parseSize } from '../src/capacity.js';
+import { parseSize } from '../src/capacity.js';
+import { capacityPlan } from '../src/capacity-math.js';
 import { capacity } from './helpers.js';
 
 const MiB = 1024 * 1024;
@@ -71,7 +72,10 @@ describe('gatehouse capacity', () => {
   test('takes bytes per connection and the process base from a bench JSON document', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gh-capacity-'));
     const file = join(dir, 'idle.json');
-    writeFileSync(file, JSON.stringify({ scenario: 'idle', gateway: { memoryPerConnectionBytes: 7000, rssBeforeBytes: 2 * 80 * MiB, processes: 2 } }));
+    writeFileSync(
+      file,
+      JSON.stringify({ scenario: 'idle', gateway: { memoryPerConnectionBytes: 7000, rssBeforeBytes: 2 * 80 * MiB, processes: 2 } }),
+    );
     const r = await capacity(['--connections-per-node', '10000', '--from', file, '--json']);
     assert.equal(r.code, 0, r.err);
     const plan = JSON.parse(r.out);
@@ -104,9 +108,9 @@ describe('gatehouse capacity', () => {
   test('refuses a bench file without a memory figure, naming the field', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gh-capacity-'));
     const file = join(dir, 'fanout.json');
-    writeFileSync(file, JSON.stringify({ gateway: { memoryPerConnectionBytes: null } }));
+    writeFileSync(file, JSON.stringify({ scenario: 'fanout', gateway: { memoryPerConnectionBytes: null } }));
     const r = await capacity(['--connections-per-node', '10', '--from', file]);
     assert.equal(r.code, 2);
-    assert.match(r.err, /gateway\.memoryPerConnectionBytes is missing/);
+    assert.match(r.err, /gateway\.memoryPerConnectionBytes is missing or not a number/);
   });
 });
