@@ -1,5 +1,6 @@
 /**
- * The node's plain HTTP routes: health, readiness, metrics, the publish API and the admin API.
+ * The node's plain HTTP routes: health, readiness, metrics, the publish API, the admin API, and
+ * the browser SDK with its demo page (static.ts).
  * WebSocket upgrades never come here (upgrade.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -11,6 +12,7 @@ import { ApiError, parsePublishBody, readBody, sendError, sendJson } from './htt
 import type { GatewayMetrics } from './metrics.js';
 import type { GatewayOptions } from './options.js';
 import type { Publisher } from './publish.js';
+import { StaticRoutes } from './static.js';
 
 /** Channels one broadcast may name. */
 const MAX_BROADCAST_CHANNELS = 1000;
@@ -36,6 +38,8 @@ export interface HttpRoutesDeps {
 
 /** Answers every HTTP request that is not a WebSocket upgrade. */
 export class HttpRoutes {
+  private readonly statics = new StaticRoutes();
+
   constructor(private readonly d: HttpRoutesDeps) {}
 
   /** The HTTP server's request handler. */
@@ -87,6 +91,7 @@ export class HttpRoutes {
       });
       return;
     }
+    if (path !== undefined && this.statics.handle(req, res, path)) return;
     if (path === '/ws') {
       sendJson(res, 426, { error: { code: 'bad_request', message: 'this endpoint takes WebSocket upgrades' } }, { upgrade: 'websocket' });
       return;
