@@ -3,12 +3,13 @@
  * a clear answer when the build is missing; then, in real Chromium, the README's two console
  * snippets (raw WebSocket and the served SDK) run in the demo page and receive publications.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Page } from 'playwright-core';
 import { serviceSkipReason, waitFor } from '@gatehouse/testkit';
 import { DEMO_PATH, SDK_PATH, StaticRoutes, defaultSdkFile } from '../src/static.js';
 import { api, startGateway } from './helpers.js';
@@ -16,15 +17,47 @@ import { api, startGateway } from './helpers.js';
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const CHROMIUM = '/usr/bin/chromium';
 
-/** A fenced block of README.md between `<!-- readme:NAME:start -->` and its end marker. */
-function readmeBlock(name: string): string {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+/** A fenced block of a README between `<!-- readme:NAME:start -->` and its end marker. */
+function readmeBlock(name: string, readmePath = 'README.md'): string {
+  const readme = readFileSync(join(ROOT, readmePath), 'utf8');
   const m = new RegExp(`<!-- readme:${name}:start -->\\n\`\`\`\\w+\\n([\\s\\S]*?)\`\`\`\\n<!-- readme:${name}:end -->`).exec(readme);
-  assert.ok(m, `README has the ${name} block`);
+  assert.ok(m, `${readmePath} has the ${name} block`);
   return m[1] as string;
 }
 
+/** Waits until the gateway has `n` channels with subscribers (the page's subscribe arrived). */
+async function channelsAt(port: number, n: number): Promise<void> {
+  await waitFor(`${n} channel(s) subscribed`, async () => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return new RegExp(`^gatehouse_channels\\{[^}]*\\} ${n}$`, 'm').test(text) || undefined;
+  });
+}
+
+/** A page in a fresh headless Chromium, with its console lines and uncaught errors recorded. */
+async function openPage(t: TestContext): Promise<{ page: Page; logs: string[]; pageErrors: string[] }> {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const logs: string[] = [];
+  const pageErrors: string[] = [];
+  page.on('console', (msg) => logs.push(msg.text()));
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  return { page, logs, pageErrors };
+}
+
 test('GET /sdk/gatehouse.js serves the single-file ESM build with caching headers and an ETag', async (t) => {
+  assert.ok(existsSync(defaultSdkFile()), 'the SDK browser build is missing: run npm run build (npx tsc -b alone does not make it)');
   const gw = await startGateway();
   t.after(() => gw.close());
   const url = `http://127.0.0.1:${gw.port}${SDK_PATH}`;
@@ -89,39 +122,16 @@ test('in Chromium, the README snippets run in the demo page and receive publicat
   const skip = await serviceSkipReason('chromium', 'demo page in a browser', async () => existsSync(CHROMIUM));
   if (skip) return t.skip(skip);
   const gw = await startGateway();
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
-  t.after(async () => {
-    await browser.close();
-    await gw.close();
-  });
-  const page = await browser.newPage();
-  const logs: string[] = [];
-  const pageErrors: string[] = [];
-  page.on('console', (msg) => logs.push(msg.text()));
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  const origin = `http://localhost:${gw.port}`;
-  await page.goto(origin + DEMO_PATH);
+  t.after(() => gw.close());
+  const { page, logs, pageErrors } = await openPage(t);
+  await page.goto(`http://localhost:${gw.port}${DEMO_PATH}`);
   // The page's own module script imports the SDK through its import map.
   await page.waitForFunction('typeof window.GatehouseClient === "function"', null, { timeout: 30_000 });
   assert.match((await page.textContent('#status')) ?? '', new RegExp(`ws://localhost:${gw.port}/ws`));
 
   const port = (code: string): string => code.replaceAll('localhost:8080', `localhost:${gw.port}`);
   await page.evaluate(port(readmeBlock('browser')));
-  await waitFor('the raw snippet to subscribe', async () => {
-    const text = await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
-    return /^gatehouse_channels\{[^}]*\} 1$/m.test(text);
-  });
+  await channelsAt(gw.port, 1);
   assert.equal((await api(gw.port, '/api/publish', { channel: 'public:demo', data: { text: 'hello' } })).status, 200);
   assert.match(await waitFor('the raw snippet to log', () => logs.find((l) => l.startsWith('received 1'))), /hello/);
 
@@ -134,3 +144,29 @@ test('in Chromium, the README snippets run in the demo page and receive publicat
   await page.evaluate('window.readmeClient.close()');
   assert.deepEqual(pageErrors, []);
 });
+
+test(
+  "in Chromium, a page on another origin imports the served SDK through the client README's import map",
+  { timeout: 120_000 },
+  async (t) => {
+    const skip = await serviceSkipReason('chromium', 'SDK import map in a browser', async () => existsSync(CHROMIUM));
+    if (skip) return t.skip(skip);
+    const gw = await startGateway();
+    t.after(() => gw.close());
+    const html = readmeBlock('importmap', 'packages/client/README.md')
+      .replaceAll('https://gateway.example.com', `http://localhost:${gw.port}`)
+      .replaceAll('wss://gateway.example.com', `ws://localhost:${gw.port}`);
+    // The page's origin (127.0.0.1 and another port) is not the gateway's: the import is cross-origin.
+    const site = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(`<!doctype html>\n${html}`),
+    );
+    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => site.close(() => resolve())));
+    const { page, logs, pageErrors } = await openPage(t);
+    await page.goto(`http://127.0.0.1:${(site.address() as { port: number }).port}/`);
+    await channelsAt(gw.port, 1);
+    assert.equal((await api(gw.port, '/api/publish', { channel: 'public:demo', data: { text: 'cross-origin' } })).status, 200);
+    assert.match(await waitFor('the page to log', () => logs.find((l) => l.startsWith('page received 1'))), /cross-origin/);
+    assert.deepEqual(pageErrors, []);
+  },
+);
