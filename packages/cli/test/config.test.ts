@@ -42,11 +42,17 @@ test('the backbone mapping sets URLs, namespace and adapter sections', () => {
   );
   assert.deepEqual(config.backbone, ['jetstream://10.0.0.5:4222', 'jetstream://10.0.0.6:4222']);
   assert.equal(config.backboneNamespace, 'staging');
-  assert.deepEqual(config.backboneSettings, { nats: { pingIntervalMs: 5000 }, jetstream: { replicas: 3, storage: 'memory' }, kafka: { partitions: 16 } });
+  assert.deepEqual(config.backboneSettings, {
+    nats: { pingIntervalMs: 5000 },
+    jetstream: { replicas: 3, storage: 'memory' },
+    kafka: { partitions: 16 },
+  });
 });
 
 test('a plain backbone URL in the file still works, as one URL or a list', () => {
-  assert.deepEqual(loadStartConfig({ config: file('one.yaml', 'backbone: redis://10.0.0.5:6379\n') }, {}).backbone, ['redis://10.0.0.5:6379']);
+  assert.deepEqual(loadStartConfig({ config: file('one.yaml', 'backbone: redis://10.0.0.5:6379\n') }, {}).backbone, [
+    'redis://10.0.0.5:6379',
+  ]);
   const json = file('list.json', JSON.stringify({ backbone: ['redis://a:6379', 'redis://b:6379'], backboneNamespace: 'eu' }));
   const config = loadStartConfig({ config: json }, {});
   assert.deepEqual(config.backbone, ['redis://a:6379', 'redis://b:6379']);
@@ -68,19 +74,32 @@ test('file, environment and flags merge setting by setting; later sources win', 
 test('every backbone mistake names its key', () => {
   const cases: [string, RegExp][] = [
     ['backbone:\n  urll: redis://x:1\n', /unknown setting backbone\.urll \(known: url, namespace, redis, nats, jetstream, kafka\)/],
-    ['backbone:\n  url: jetstream://n:1\n  jetstream: { replicas: three }\n', /backbone\.jetstream\.replicas must be a whole number, got "three"/],
+    [
+      'backbone:\n  url: jetstream://n:1\n  jetstream: { replicas: three }\n',
+      /backbone\.jetstream\.replicas must be a whole number, got "three"/,
+    ],
     ['backbone:\n  url: kafka://k:1\n  kafka: { partitons: 3 }\n', /unknown setting backbone\.kafka\.partitons/],
     ['backbone:\n  url: redis://r:1\n  redis: 5\n', /backbone\.redis must be a mapping/],
     ['backbone:\n  url: carrier-pigeon://x\n', /"carrier-pigeon:\/\/x" is not supported/],
     ['backbone:\n  url: redis://r:1\n  namespace: Prod\n', /backbone-namespace must be/],
     ['backboneNamespace: a\nbackbone:\n  namespace: b\n', /backboneNamespace and backbone\.namespace both set/],
-    ['backbone:\n  url: redis://r:1\n  namespace: eu\n  redis: { keyPrefix: x }\n', /backbone\.redis\.keyPrefix and backbone-namespace both/],
+    [
+      'backbone:\n  url: redis://r:1\n  namespace: eu\n  redis: { keyPrefix: x }\n',
+      /backbone\.redis\.keyPrefix and backbone-namespace both/,
+    ],
   ];
   for (const [i, [text, message]] of cases.entries()) {
     const path = file(`bad-${i}.yaml`, text);
-    assert.throws(() => loadStartConfig({ config: path }, {}), (err: unknown) => err instanceof Error && message.test(err.message), text);
+    assert.throws(
+      () => loadStartConfig({ config: path }, {}),
+      (err: unknown) => err instanceof Error && message.test(err.message),
+      text,
+    );
   }
-  assert.throws(() => loadStartConfig({ 'backbone-option': ['jetstream.replicas'] }, {}), /backbone-option "jetstream\.replicas" must look like <section>\.<setting>=<value>/);
+  assert.throws(
+    () => loadStartConfig({ 'backbone-option': ['jetstream.replicas'] }, {}),
+    /backbone-option "jetstream\.replicas" must look like <section>\.<setting>=<value>/,
+  );
 });
 
 const skip = await serviceSkipReason('nats', 'CLI backbone settings on JetStream');
@@ -88,7 +107,10 @@ describe('a gateway started with JetStream settings', { skip: skip ?? false }, (
   test('creates its stream as the settings say', async () => {
     const run = randomBytes(3).toString('hex');
     const ns = `cfg${run}`;
-    const settings = file(`js-${run}.yaml`, `backbone:\n  url: jetstream://${SERVICES.nats.host}:${SERVICES.nats.port}\n  namespace: ${ns}\n  jetstream: { storage: memory }\n`);
+    const settings = file(
+      `js-${run}.yaml`,
+      `backbone:\n  url: jetstream://${SERVICES.nats.host}:${SERVICES.nats.port}\n  namespace: ${ns}\n  jetstream: { storage: memory }\n`,
+    );
     const { child } = await startChild(['--config', settings, '--backbone-option', 'jetstream.maxMsgsPerSubject=7']);
     try {
       const config = await streamConfig(`GATEHOUSE-${ns}`);

@@ -4,7 +4,9 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { SERVICES } from '@gatehouse/testkit';
 
 /** What the shared server says about stream `name`, or undefined when there is none. */
-export async function streamConfig(name: string): Promise<{ storage: string; max_msgs_per_subject: number; num_replicas: number } | undefined> {
+export async function streamConfig(
+  name: string,
+): Promise<{ storage: string; max_msgs_per_subject: number; num_replicas: number } | undefined> {
   const nc = await connect({ servers: `${SERVICES.nats.host}:${SERVICES.nats.port}` });
   try {
     const jsm = await jetstreamManager(nc);

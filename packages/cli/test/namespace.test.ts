@@ -32,7 +32,7 @@ const BACKBONES = [
 for (const b of BACKBONES) {
   const skip = await serviceSkipReason(b.service, `cli backbone-namespace on ${b.name}`);
   describe(`two fleets on one ${b.name} server`, { skip: skip ?? false }, () => {
-    test('keep their channels apart: each fleet\'s history of a channel holds only its own publications', async () => {
+    test("keep their channels apart: each fleet's history of a channel holds only its own publications", async () => {
       const run = randomBytes(3).toString('hex');
       const [nsA, nsB] = [`t${run}-a`, `t${run}-b`];
       const args = (ns: string) => ['--backbone', b.url, '--backbone-namespace', ns, '--api-key', KEY];
@@ -43,7 +43,11 @@ for (const b of BACKBONES) {
       });
       try {
         const channel = `public:ns-${run}`;
-        for (const [port, data] of [[a.port, 'a1'], [bb.port, 'b1'], [a.port, 'a2']] as const) {
+        for (const [port, data] of [
+          [a.port, 'a1'],
+          [bb.port, 'b1'],
+          [a.port, 'a2'],
+        ] as const) {
           assert.equal((await publish(port, channel, data)).status, 200);
         }
         assert.deepEqual(await historyOf(b.url, nsA, channel), ['"a1"', '"a2"'], 'fleet a holds only its own');

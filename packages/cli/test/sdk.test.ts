@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { SignJWT } from 'jose';
 import { pino } from 'pino';
 import { GatehouseClient } from '@gatehouse/client';
 import type { Publication } from '@gatehouse/client';
@@ -87,7 +86,10 @@ test('after a dropped connection the SDK recovers exactly the missed publication
   try {
     const got = collect(client, 'public:feed');
     client.connect();
-    await waitFor('subscribed', () => a.metrics && client.state === 'connected' && got.pubs.length === 0 && bus.subscribers.has('public:feed'));
+    await waitFor(
+      'subscribed',
+      () => a.metrics && client.state === 'connected' && got.pubs.length === 0 && bus.subscribers.has('public:feed'),
+    );
     for (let i = 1; i <= 5; i++) await publish(a, 'public:feed', i);
     await waitFor('5 live publications', () => got.pubs.length === 5);
     lb.cutAll();
@@ -96,8 +98,14 @@ test('after a dropped connection the SDK recovers exactly the missed publication
     await waitFor('reconnected', () => client.state === 'connected', 10_000);
     await publish(a, 'public:feed', 11);
     await waitFor('11 publications', () => got.pubs.length >= 11, 10_000);
-    assert.deepEqual(got.pubs.map((p) => p.data), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
-    assert.deepEqual(got.pubs.map((p) => p.offset), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    assert.deepEqual(
+      got.pubs.map((p) => p.data),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+    );
+    assert.deepEqual(
+      got.pubs.map((p) => p.offset),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+    );
     assert.equal(got.gaps.length, 0);
     const metrics = await (await fetch(`http://127.0.0.1:${a.port}/metrics`)).text();
     assert.match(metrics, /^gatehouse_reconnects_total\{[^}]*\} 1$/m);
@@ -135,7 +143,9 @@ test('when history cannot cover the outage the SDK reports a gap', async () => {
 
 test('terminal class: a refused token stops the client for good', async () => {
   const bus = new MemoryBus();
-  const a = await gateway(bus, { namespaces: { private: { anonymous: false, historySize: 10, historyTtlSeconds: 60, subscribe: 'claims' } } });
+  const a = await gateway(bus, {
+    namespaces: { private: { anonymous: false, historySize: 10, historyTtlSeconds: 60, subscribe: 'claims' } },
+  });
   const client = new GatehouseClient(`ws://127.0.0.1:${a.port}/ws`, { token: 'not-a-token', backoff: { minMs: 20, maxMs: 100 } });
   const disconnects: { code: number; class: string }[] = [];
   client.on('disconnected', (d) => disconnects.push(d));
@@ -200,7 +210,10 @@ test('reconnect class: a drained node hands its clients to another node without 
     await waitFor('reconnected to b', () => client.state === 'connected' && b.connections === 1, 10_000);
     await publish(b, 'public:moving', 7);
     await waitFor('7 publications', () => got.pubs.length >= 7, 10_000);
-    assert.deepEqual(got.pubs.map((p) => p.data), [1, 2, 3, 4, 5, 6, 7]);
+    assert.deepEqual(
+      got.pubs.map((p) => p.data),
+      [1, 2, 3, 4, 5, 6, 7],
+    );
     assert.equal(nodes.length, 2);
     assert.equal(nodes[0], a.options.nodeId);
     assert.equal(nodes[1], b.options.nodeId);
@@ -224,11 +237,16 @@ test('resumable class: a slow consumer is cut, reconnects and recovers what it m
     await waitFor('subscribed', () => client.state === 'connected' && bus.subscribers.has('public:burst'));
     // Ten publications in one tick overflow a five-message queue: the client is cut with 4300.
     const backbone = a.backbone;
-    await Promise.all(Array.from({ length: 10 }, (_, i) => backbone.publish('public:burst', String(i + 1), { historySize: 100, historyTtlSeconds: 60 })));
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) => backbone.publish('public:burst', String(i + 1), { historySize: 100, historyTtlSeconds: 60 })),
+    );
     await waitFor('the slow-consumer close', () => disconnects.some((d) => d.code === 4300));
     assert.equal(disconnects.find((d) => d.code === 4300)?.class, 'resumable');
     await waitFor('everything recovered', () => got.pubs.length >= 10, 10_000);
-    assert.deepEqual(got.pubs.map((p) => p.offset), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.deepEqual(
+      got.pubs.map((p) => p.offset),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    );
   } finally {
     client.close();
     await a.close();

@@ -38,7 +38,14 @@ test('--workers runs several nodes on one port, and a publication reaches subscr
         const p = mine.filter((f) => f.op === 'pub');
         return p.length >= 3 ? p : undefined;
       });
-      assert.deepEqual(pubs.map((p) => [p.offset, p.data]), [[1, 1], [2, 2], [3, 3]]);
+      assert.deepEqual(
+        pubs.map((p) => [p.offset, p.data]),
+        [
+          [1, 1],
+          [2, 2],
+          [3, 3],
+        ],
+      );
     }
   } finally {
     for (const ws of sockets) ws.terminate();
