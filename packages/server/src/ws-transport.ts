@@ -8,7 +8,7 @@
  * not (a future ws), every connection falls back to the public `send()`, one message per call.
  */
 import type { Duplex } from 'node:stream';
-import WebSocketClass from 'ws';
+import * as wsModule from 'ws';
 import type { RawData, WebSocket } from 'ws';
 import type { Framing, Transport, TransportListener } from './transport.js';
 
@@ -21,7 +21,8 @@ type RawSocket = Duplex & { writableLength: number };
 interface FrameBuilder {
   frame(data: Buffer, options: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1: boolean }): Buffer[];
 }
-const Sender = (WebSocketClass as unknown as { Sender?: Partial<FrameBuilder> }).Sender;
+// The ESM entry exports Sender by name (the default export is the WebSocket class alone).
+const Sender = (wsModule as unknown as { Sender?: Partial<FrameBuilder> }).Sender;
 
 /** One unmasked, final WebSocket frame of `opcode` carrying `payload`, in one buffer. */
 function buildFrame(opcode: number, payload: Buffer): Buffer {
@@ -57,7 +58,7 @@ let fastPath: boolean | undefined;
  */
 export function probeFastPath(sample?: WebSocket): boolean {
   if (fastPath !== undefined && sample === undefined) return fastPath;
-  let ok = false;
+  let ok: boolean;
   try {
     const f = WS_FRAMES.message('x');
     ok = typeof Sender?.frame === 'function' && f.length === 3 && f[0] === 0x81 && f[1] === 0x01 && f[2] === 0x78;
@@ -90,7 +91,7 @@ function closeWithReason(this: WebSocket, code?: number, reason?: string | Buffe
   }
   plainClose.call(this, code, reason);
 }
-const plainClose = (WebSocketClass as unknown as { prototype: { close(this: WebSocket, code?: number, reason?: string | Buffer): void } }).prototype.close;
+const plainClose = (wsModule.WebSocket as unknown as { prototype: { close(this: WebSocket, code?: number, reason?: string | Buffer): void } }).prototype.close;
 
 // One set of listener functions for every connection (ws calls them with `this` = the WebSocket),
 // so a connection costs no closures here.
@@ -149,6 +150,12 @@ export class WebSocketTransport implements Transport {
 
   get bufferedBytes(): number {
     return this.socket ? this.socket.writableLength : this.ws.bufferedAmount;
+  }
+
+  whenDrained(fn: () => void): boolean {
+    if (!this.socket) return false;
+    this.socket.once('drain', fn);
+    return true;
   }
 
   write(bytes: Buffer): void {
