@@ -104,10 +104,10 @@ export class ClientProtocol implements SessionHandler {
     }
   }
 
-  /** Closes `s` and drops it if the peer has not finished the close within a second. */
-  closeAndDrop(s: Session, code: number, reason: string, retryMs?: number, discard = false): void {
+  /** Closes `s` and drops it if the peer has not finished the close within `dropAfterMs`. */
+  closeAndDrop(s: Session, code: number, reason: string, retryMs?: number, discard = false, dropAfterMs = 1000): void {
     this.closeSession(s, code, reason, retryMs, discard);
-    const timer = setTimeout(() => s.transport.terminate(), Math.min(this.d.options.closeTimeoutMs, 1000));
+    const timer = setTimeout(() => s.transport.terminate(), Math.min(this.d.options.closeTimeoutMs, dropAfterMs));
     timer.unref();
   }
 
@@ -116,8 +116,10 @@ export class ClientProtocol implements SessionHandler {
     if (s.state === SessionState.Closing) return;
     this.d.metrics.slowConsumerDisconnects.inc();
     this.d.log.info({ client: s.id, pendingBytes: s.pendingBytes }, 'slow consumer disconnected');
-    // The close frame waits behind unsent data; do not hold the memory for the full close timeout.
-    this.closeAndDrop(s, CloseCode.SlowConsumer, 'slow consumer: outbound queue full', 500 + Math.floor(Math.random() * 1000), true);
+    // What waited in the queue is dropped; the close frame follows at most the transport's backlog
+    // (bounded by the hub's high-water mark), which a client that still reads gets through in a
+    // few seconds. One that does not read is dropped then.
+    this.closeAndDrop(s, CloseCode.SlowConsumer, 'slow consumer: outbound queue full', 500 + Math.floor(Math.random() * 1000), true, 5000);
   }
 
   // ---- transport events ----

@@ -63,6 +63,13 @@ export interface SubscribeResult {
 
 const MAX_RESYNC_BUFFER = 10_000;
 
+/**
+ * A connection whose transport holds more unsent bytes than this gets no more writes until it
+ * drains: what is queued meanwhile stays in the session's queue, where a slow-consumer cut can
+ * drop it, so the close frame that follows reaches a client that is still reading.
+ */
+export const HIGH_WATER_BYTES = 128 * 1024;
+
 /** Channel registry and fan-out. */
 export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChange'> {
   private readonly channels = new Map<string, Channel>();
@@ -307,7 +314,7 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
       this.o.onSlowConsumer(s);
       return;
     }
-    if (q.length === 0) {
+    if (q.length === 0 && !s.waitingDrain) {
       this.dirty.push(s);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -319,7 +326,10 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
     s.queuedBytes += frame.length;
   }
 
-  /** Writes everything queued in this tick: one write per socket. */
+  /**
+   * Writes everything queued in this tick: one write per connection, except to a connection whose
+   * transport is past the high-water mark, whose queue waits for the drain.
+   */
   flush(): void {
     this.flushScheduled = false;
     const dirty = this.dirty;
@@ -327,7 +337,13 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
     for (const s of dirty) {
       const q = s.queue;
       if (q.length === 0) continue;
-      if (s.state !== SessionState.Closing && s.transport.writable) s.transport.writeMany(q, s.queuedBytes);
+      if (s.state !== SessionState.Closing && s.transport.writable) {
+        if (s.socketBacklog > HIGH_WATER_BYTES && s.transport.bufferedBytes > HIGH_WATER_BYTES && s.transport.whenDrained(() => this.drained(s))) {
+          s.waitingDrain = true;
+          continue;
+        }
+        s.transport.writeMany(q, s.queuedBytes);
+      }
       q.length = 0;
       s.queuedBytes = 0;
     }
@@ -337,6 +353,18 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
       const now = nowMs();
       for (const ts of this.flushTs) this.o.metrics.publishDelivery.observe(Math.max(0, now - ts) / 1000);
       this.flushTs.length = 0;
+    }
+  }
+
+  /** `s`'s transport drained: its held queue goes out with the next flush. */
+  private drained(s: Session): void {
+    s.waitingDrain = false;
+    s.socketBacklog = s.transport.bufferedBytes;
+    if (s.state === SessionState.Closing || s.queue.length === 0) return;
+    this.dirty.push(s);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushBound);
     }
   }
 

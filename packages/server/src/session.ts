@@ -53,6 +53,8 @@ export class Session implements TransportListener {
   queuedBytes = 0;
   /** The transport's unsent bytes when this tick's first frame was queued. */
   socketBacklog = 0;
+  /** The queue is held until the transport drains (its backlog passed the hub's high-water mark). */
+  waitingDrain = false;
 
   // ---- liveness and limits (heartbeats and the protocol handler) ----
   /** Cleared by each heartbeat, set by any pong or message; a beat that finds it clear closes. */

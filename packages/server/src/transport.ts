@@ -45,6 +45,11 @@ export interface Transport {
   readonly bufferedBytes: number;
   /** Registers the one listener; events before this call are not lost (none are emitted yet). */
   listen(listener: TransportListener): void;
+  /**
+   * Calls `fn` once when the bytes waiting have been handed to the kernel. Returns false (and
+   * never calls `fn`) where the transport cannot tell; the caller then writes without waiting.
+   */
+  whenDrained(fn: () => void): boolean;
   /** Writes pre-framed bytes (built by `framing`). */
   write(bytes: Buffer): void;
   /** Writes several pre-framed chunks, `totalBytes` long together, as one write where possible. */

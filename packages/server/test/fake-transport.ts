@@ -51,6 +51,22 @@ export class FakeTransport implements Transport {
     this.listener = listener;
   }
 
+  /** Waiting for a drain (set by whenDrained, called by `drain()`). */
+  private onDrained: (() => void) | undefined;
+
+  whenDrained(fn: () => void): boolean {
+    this.onDrained = fn;
+    return true;
+  }
+
+  /** The kernel took everything: bufferedBytes drops to 0 and a waiting writer is told. */
+  drain(): void {
+    this.bufferedBytes = 0;
+    const fn = this.onDrained;
+    this.onDrained = undefined;
+    fn?.();
+  }
+
   write(bytes: Buffer): void {
     this.checkOpen();
     this.writes.push({ many: false, chunks: [bytes] });

@@ -20,7 +20,7 @@ import type {
   PublishOptions,
 } from '../src/backbone.js';
 import { BackboneUnavailableError } from '../src/backbone.js';
-import { Hub } from '../src/hub.js';
+import { HIGH_WATER_BYTES, Hub } from '../src/hub.js';
 import type { HubOptions } from '../src/hub.js';
 import { MemoryBackbone } from '../src/memory-backbone.js';
 import { GatewayMetrics } from '../src/metrics.js';
@@ -713,4 +713,23 @@ test('a replay that would not fit the outbound queue is refused with recovered: 
   const chunksY = y.t.writes.flatMap((w) => w.chunks);
   const chunksZ = z.t.writes.flatMap((w) => w.chunks);
   assert.ok(chunksY[1] !== undefined && chunksY[1] === chunksZ[1], 'the same Buffer for both recovering clients');
+});
+
+test('a connection past the high-water mark gets no writes until it drains; then one write carries what waited', async () => {
+  const { h, x } = await oneSubscriber(new MemoryBackbone());
+  x.t.bufferedBytes = HIGH_WATER_BYTES + 1;
+  x.t.writes.length = 0;
+  await h.publishMany(3);
+  await turn();
+  await turn();
+  assert.equal(x.t.writes.length, 0, 'held while the transport is past the mark');
+  assert.equal(x.s.queue.length, 3);
+  await h.publishMany(2);
+  await turn();
+  assert.equal(x.t.writes.length, 0);
+  x.t.drain();
+  await waitFor('the held queue to be written', () => x.t.writes.length > 0);
+  assert.equal(x.t.writes.length, 1, 'one write for everything that waited');
+  assert.equal(x.t.offsets(CH).length, 5);
+  assert.equal(x.s.queue.length, 0);
 });

@@ -169,3 +169,28 @@ test('a message over the payload limit closes with 1009 and a reason that names 
     await gw.close();
   }
 });
+
+test('a slow consumer that reads on after it was cut receives the 4300 close frame, not a bare TCP end', async () => {
+  const gw = await startGateway({ maxQueueBytes: 512 * 1024 });
+  try {
+    const slow = await RawClient.connect(gw.port);
+    await slow.request({ op: 'subscribe', channel: 'public:firehose' });
+    const socket = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    const blob = 'x'.repeat(30_000);
+    await waitFor('the slow consumer to be cut', async () => {
+      await api(gw.port, '/api/publish', { channel: 'public:firehose', data: { blob } });
+      const text = await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
+      return /gatehouse_slow_consumer_disconnects_total\{[^}]*\} 1/.test(text);
+    }, 30_000, 0);
+    // A slow reader: it takes two seconds to come back to the socket (the server used to drop the
+    // connection a second after the cut), then reads what is still held for it and the close frame.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    socket.resume();
+    const closed = await slow.waitClose(10_000);
+    assert.equal(closed.code, 4300);
+    assert.match(closed.reason, /slow consumer/);
+  } finally {
+    await gw.close();
+  }
+});
