@@ -51,12 +51,13 @@ export class ChildGateway {
       env: { ...process.env, GATEHOUSE_ABUSE_OPTIONS: JSON.stringify({ ...CHILD_DEFAULTS, ...options }) },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    let gw: ChildGateway | undefined;
+    // Set once the child listens; the stream handlers below run before and after that.
+    const ref: { gw?: ChildGateway } = {};
     const early: string[] = [];
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
-      if (gw) gw.stderr = stderr;
+      if (ref.gw) ref.gw.stderr = stderr;
     });
     const port = await withDeadline(
       'the child gateway to listen',
@@ -71,15 +72,15 @@ export class ChildGateway {
           }
           if (msg && 'harness' in msg) {
             if (msg['harness'] === 'ready') resolve(msg['port'] as number);
-            else gw?.replies.get(msg['harness'] as number)?.(msg);
+            else ref.gw?.replies.get(msg['harness'] as number)?.(msg);
             return;
           }
-          (gw ? gw.logs : early).push(line);
+          (ref.gw ? ref.gw.logs : early).push(line);
         });
       }),
       15_000,
     );
-    gw = new ChildGateway(child, port);
+    const gw = (ref.gw = new ChildGateway(child, port));
     gw.logs.push(...early);
     gw.stderr = stderr;
     return gw;
