@@ -7,12 +7,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { GatehouseClient, type Publication, type Subscription } from '@gatehouse/client';
 import { Gateway } from '@gatehouse/server';
-import { SERVICES, TcpRelay, serviceSkipReason, waitFor } from '@gatehouse/testkit';
+import { SERVICES, TcpRelay, binaryInstalled, serviceSkipReason, waitFor } from '@gatehouse/testkit';
 import { createBackbone } from '../src/index.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -71,22 +71,31 @@ class Setup {
   }
 }
 
+/** For the enclosing describe: a gateway on `urls` with a subscribed client, given to tests by the getter. */
+function gatewayOn(urls: string[]): () => Setup {
+  let s: Setup | undefined;
+  before(async () => {
+    s = await Setup.start(urls);
+  });
+  after(() => s?.close());
+  return () => s as Setup;
+}
+
 const redisUrl = `redis://${SERVICES.redis.host}:${SERVICES.redis.port}`;
 const redisSkip = await serviceSkipReason('redis', 'the Redis publishing recipe');
 
 describe('the redis-cli recipe', { skip: redisSkip ?? false }, () => {
-  let s: Setup;
-  before(async () => {
-    // The recipe writes the default prefix's keys of public:demo: start from none.
-    await run('redis-cli', ['-h', SERVICES.redis.host, '-p', String(SERVICES.redis.port), 'DEL', 'gh:{public:demo}:pos', 'gh:{public:demo}:log']);
-    s = await Setup.start([redisUrl]);
-  });
-  after(() => s?.close());
+  // The recipe writes the default prefix's keys of public:demo: start from none.
+  before(() =>
+    run('redis-cli', ['-h', SERVICES.redis.host, '-p', String(SERVICES.redis.port), 'DEL', 'gh:{public:demo}:pos', 'gh:{public:demo}:log']),
+  );
+  const setup = gatewayOn([redisUrl]);
 
   test('a client receives it at the offset the script printed, and recovers one it missed', async () => {
+    const s = setup();
     const [epoch, offset] = (await runRecipe('redis')).trim().split('\n');
     assert.equal(offset, '1', 'a new channel starts at offset 1');
-    const first = await s.next(0, 'the recipe\'s publication');
+    const first = await s.next(0, "the recipe's publication");
     assert.deepEqual([first.epoch, first.offset, first.data], [epoch, 1, { text: 'hello from redis-cli' }]);
 
     // A hand-made PUBLISH with a position of its own is dropped: no made-up epoch reaches the
@@ -105,5 +114,49 @@ describe('the redis-cli recipe', { skip: redisSkip ?? false }, () => {
     assert.deepEqual([recovered.epoch, recovered.offset, recovered.data], [epoch, 2, { text: 'hello from redis-cli' }]);
     assert.deepEqual(s.gaps, [], 'no gap: nothing was lost and no epoch changed');
     assert.equal(s.pubs.length, 2, 'the hand-made PUBLISH was not delivered');
+  });
+});
+
+const natsUrl = `${SERVICES.nats.host}:${SERVICES.nats.port}`;
+const natsSkip = await serviceSkipReason('nats', 'the NATS publishing recipes');
+
+describe('the bash recipe for NATS core', { skip: natsSkip ?? false }, () => {
+  const setup = gatewayOn([`nats://${natsUrl}`]);
+
+  test('a client receives what the recipe published, unsequenced', async () => {
+    const s = setup();
+    assert.equal((await runRecipe('nats')).trim(), 'published');
+    const got = await s.next(0, "the recipe's publication");
+    assert.deepEqual([got.epoch, got.offset, got.data], ['', 0, { text: 'hello from bash' }]);
+  });
+});
+
+describe('the bash recipe for JetStream', { skip: natsSkip ?? false }, () => {
+  const setup = gatewayOn([`jetstream://${natsUrl}`]);
+
+  test('a client receives it at the sequence the stream acknowledged', async () => {
+    const s = setup();
+    const ack = JSON.parse(await runRecipe('jetstream')) as { stream: string; seq: number };
+    assert.equal(ack.stream, 'GATEHOUSE');
+    const got = await s.next(0, "the recipe's publication");
+    assert.deepEqual([got.offset, got.data], [ack.seq, { text: 'hello from bash' }]);
+  });
+});
+
+const kafkaSkip = await serviceSkipReason(
+  'kafka',
+  'the Kafka publishing recipe',
+  async () => existsSync(`${ROOT}.services/kafka/lib`) && (await binaryInstalled('java')),
+);
+
+describe('the Java recipe for Kafka', { skip: kafkaSkip ?? false }, () => {
+  const setup = gatewayOn([`kafka://${SERVICES.kafka.host}:${SERVICES.kafka.port}`]);
+
+  test('a client receives it at the offset the producer printed', async () => {
+    const s = setup();
+    const [partition, offset] = (await runRecipe('kafka')).trim().split(' ').map(Number);
+    assert.ok(Number.isInteger(partition) && Number.isInteger(offset), 'the recipe printed "<partition> <offset>"');
+    const got = await s.next(0, "the recipe's publication");
+    assert.deepEqual([got.offset, got.data], [offset, { text: 'hello from Java' }]);
   });
 });
