@@ -18,9 +18,24 @@ export interface MetricsSource {
   backboneStats(): object | undefined;
 }
 
+/**
+ * A registry whose text exposition (what `GET /metrics` answers) can come from elsewhere: with
+ * `--workers`, each worker's scrape answers for every worker of the machine (the CLI's
+ * worker-metrics.ts), while the aggregation still reads each worker's own metrics through
+ * `getMetricsAsJSON`, which this leaves alone.
+ */
+class NodeRegistry extends Registry {
+  scrape: (() => Promise<string>) | undefined;
+
+  override metrics(): Promise<string> {
+    return this.scrape ? this.scrape() : super.metrics();
+  }
+}
+
 /** The gateway's metrics, registered in their own registry. */
 export class GatewayMetrics {
-  readonly registry = new Registry();
+  private readonly nodeRegistry = new NodeRegistry();
+  readonly registry: Registry = this.nodeRegistry;
   readonly connectsTotal: Counter;
   readonly reconnectsTotal: Counter;
   readonly disconnectsTotal: Counter<'code'>;
@@ -39,6 +54,14 @@ export class GatewayMetrics {
   readonly backboneTransit: Histogram;
   readonly drainClosed: Counter;
   readonly rebalanceClosed: Counter;
+
+  /**
+   * Makes `GET /metrics` answer with `scrape` instead of this node's own metrics (which
+   * `registry.getMetricsAsJSON()` still gives): the hook for aggregating cluster workers.
+   */
+  answerScrapesWith(scrape: () => Promise<string>): void {
+    this.nodeRegistry.scrape = scrape;
+  }
 
   constructor(nodeId: string, source: MetricsSource) {
     const registers = [this.registry];
