@@ -4,37 +4,37 @@
  */
 import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
-import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
 import { SignJWT } from 'jose';
-import { pino } from 'pino';
 import type { Logger } from 'pino';
-import { Gateway, IpcBackbone, IpcBackboneHost, MemoryBus, OptionsError } from '@gatehouse/server';
+import { DEFAULTS, Gateway, IpcBackbone, IpcBackboneHost, MemoryBus, OptionsError } from '@gatehouse/server';
 import type { Backbone } from '@gatehouse/server';
 import { backboneKindOf, createBackbone } from '@gatehouse/backbones';
-import { SETTINGS, loadStartConfig, startHelp } from './config.js';
+import { SETTINGS, environmentWarnings, loadStartConfig, startHelp } from './config.js';
 import type { StartConfig } from './config.js';
+import { UsageError, parse, suggestion } from './args.js';
+import { createLogger, startupSummary } from './logging.js';
+import { readData } from './publish-data.js';
+import { aggregateWorkerMetrics, shareWorkerMetrics } from './worker-metrics.js';
 
 const USAGE = `gatehouse <command> [options]
 
 Commands:
   start      start a gateway node (gatehouse start --help lists every option)
   token      print a development JWT:  gatehouse token --sub <id> --channels <pattern...> --secret <s> [--publish <pattern...>] [--ttl <seconds>]
-  publish    publish through the HTTP API:  gatehouse publish <channel> <json> [--url <http://host:port>] [--api-key <key>]
+  publish    publish through the HTTP API:  gatehouse publish <channel> <json | - | @file> [--url <http://host:port>] [--api-key <key>]
   bench      load-test a gateway: gatehouse bench <idle|fanout|channels|storm> [options] (--help lists them)
   capacity   memory math for sizing: gatehouse capacity --connections-per-node <n> ... (--help lists them)
 
-Run "gatehouse <command> --help" for a command's options.`;
+Run "gatehouse <command> --help" for a command's options, "gatehouse --version" for the version.`;
 
-/** Thrown for usage mistakes: printed without a stack, exit code 2. */
-class UsageError extends Error {}
+const COMMANDS = ['start', 'token', 'publish', 'bench', 'capacity', 'help', 'version'];
 
-function parse(argv: string[], options: ParseArgsConfig['options'], allowPositionals = false): { values: Record<string, unknown>; positionals: string[] } {
-  try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+/** This package's version, from its package.json (dist/src/main.js is two levels below it). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
 }
 
 async function start(argv: string[]): Promise<void> {
@@ -47,8 +47,11 @@ async function start(argv: string[]): Promise<void> {
     console.log(startHelp());
     return;
   }
+  // Before the checks, so a start that fails still shows a misspelt variable. Workers inherit
+  // the environment: the primary has already said it.
+  if (!cluster.isWorker) for (const warning of environmentWarnings(process.env)) console.error(`gatehouse start: warning: ${warning}`);
   const config = loadStartConfig(values, process.env);
-  const logger = pino({ level: config.logLevel, redact: { paths: ['token', '*.token', 'apiKey', '*.authorization'], censor: '[redacted]' } });
+  const logger = createLogger(config.logLevel, config.logFormat);
   const backboneOptions = { ...config.backboneSettings, namespace: config.backboneNamespace };
   if (config.workers > 1 && cluster.isPrimary) {
     // Only workers use the backbone. Creating one here (which opens nothing) runs the adapter's
@@ -67,7 +70,11 @@ async function start(argv: string[]): Promise<void> {
     gatewayOptions.nodeId = `${process.env['GATEHOUSE_NODE_BASE'] ?? base}-w${process.env['GATEHOUSE_WORKER_INDEX'] ?? cluster.worker?.id}`;
   }
   const gateway = new Gateway(gatewayOptions, { backbone, logger });
+  // Only under our own primary (runPrimary sets the index): another cluster primary (pm2's, say)
+  // would never answer the scrape requests.
+  if (cluster.isWorker && process.env['GATEHOUSE_WORKER_INDEX'] !== undefined) shareWorkerMetrics(gateway);
   await gateway.start();
+  if (!cluster.isWorker) logger.info(startupSummary(config, gateway.options.host, gateway.port), 'gatehouse ready');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -80,10 +87,13 @@ async function start(argv: string[]): Promise<void> {
     void gateway
       .drain()
       .then(() => gateway.close())
-      .then(() => process.exit(0), (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      });
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -92,7 +102,8 @@ async function start(argv: string[]): Promise<void> {
 /**
  * `--workers n`: n gateway processes share the port (the cluster module hands out connections);
  * each is a node of its own. On the memory backbone this process keeps the shared bus, so a
- * publication on any worker reaches subscribers on every worker. A worker that dies is replaced.
+ * publication on any worker reaches subscribers on every worker. A scrape of `/metrics` answers
+ * for every worker (worker-metrics.ts). A worker that dies is replaced.
  */
 function runPrimary(config: StartConfig, logger: Logger): void {
   const isMemory = backboneKindOf(config.backbone) === 'memory';
@@ -121,8 +132,12 @@ function runPrimary(config: StartConfig, logger: Logger): void {
       setTimeout(() => fork(index), 1000).unref();
     });
   };
+  aggregateWorkerMetrics();
   for (let i = 1; i <= config.workers; i++) fork(i);
-  logger.info({ workers: config.workers, backbone: config.backbone }, 'primary started');
+  logger.info(
+    startupSummary(config, config.gateway.host ?? DEFAULTS.host, config.gateway.port ?? DEFAULTS.port),
+    'gatehouse starting workers',
+  );
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
@@ -143,7 +158,9 @@ async function token(argv: string[]): Promise<void> {
     ttl: { type: 'string' },
   });
   if (values['help']) {
-    console.log('gatehouse token --sub <user> --channels <pattern...> --secret <secret> [--publish <pattern...>] [--ttl <seconds, default 3600>]\n\nPrints an HS256 development token as the last line. Patterns: an exact channel or a prefix ending in * (chat:*).\nThe secret may also come from GATEHOUSE_TOKEN_SECRET.');
+    console.log(
+      'gatehouse token --sub <user> --channels <pattern...> --secret <secret> [--publish <pattern...>] [--ttl <seconds, default 3600>]\n\nPrints an HS256 development token as the last line. Patterns: an exact channel or a prefix ending in * (chat:*).\nThe secret may also come from GATEHOUSE_TOKEN_SECRET.',
+    );
     return;
   }
   const sub = values['sub'] as string | undefined;
@@ -152,7 +169,11 @@ async function token(argv: string[]): Promise<void> {
   if (!secret) throw new UsageError('--secret <secret> (or GATEHOUSE_TOKEN_SECRET) is required');
   const ttl = Number((values['ttl'] as string | undefined) ?? 3600);
   if (!Number.isInteger(ttl) || ttl <= 0) throw new UsageError('--ttl must be a positive number of seconds');
-  const split = (v: unknown) => ((v as string[] | undefined) ?? []).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+  const split = (v: unknown) =>
+    ((v as string[] | undefined) ?? [])
+      .flatMap((x) => x.split(','))
+      .map((x) => x.trim())
+      .filter(Boolean);
   const jwt = await new SignJWT({ channels: split(values['channels']), publish: split(values['publish']) })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(sub)
@@ -165,17 +186,20 @@ async function token(argv: string[]): Promise<void> {
 async function publish(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, { url: { type: 'string' }, 'api-key': { type: 'string' } }, true);
   if (values['help']) {
-    console.log('gatehouse publish <channel> <json> [--url <http://127.0.0.1:8080>] [--api-key <key>]\n\nThe key may also come from GATEHOUSE_API_KEY. Prints {"channel","epoch","offset"}.');
+    console.log(
+      [
+        'gatehouse publish <channel> <json | - | @file> [--url <http://127.0.0.1:8080>] [--api-key <key>]',
+        '',
+        'The data is JSON: given inline, read from standard input with "-", or from a file with "@path".',
+        'The key may also come from GATEHOUSE_API_KEY, the URL from GATEHOUSE_URL. Prints {"channel","epoch","offset"}.',
+      ].join('\n'),
+    );
     return;
   }
-  const [channel, json] = positionals;
-  if (!channel || json === undefined || positionals.length !== 2) throw new UsageError('usage: gatehouse publish <channel> <json>');
-  let data: unknown;
-  try {
-    data = JSON.parse(json);
-  } catch {
-    throw new UsageError(`<json> is not valid JSON: ${json.slice(0, 80)}`);
-  }
+  const [channel, source] = positionals;
+  if (!channel || source === undefined || positionals.length !== 2)
+    throw new UsageError('usage: gatehouse publish <channel> <json | - | @file>');
+  const data = await readData(source, process.stdin);
   const url = ((values['url'] as string | undefined) ?? process.env['GATEHOUSE_URL'] ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
   const apiKey = (values['api-key'] as string | undefined) ?? process.env['GATEHOUSE_API_KEY'];
   if (!apiKey) throw new UsageError('--api-key <key> (or GATEHOUSE_API_KEY) is required');
@@ -207,6 +231,10 @@ export async function main(argv: string[]): Promise<number> {
         const { capacityMain } = await import('@gatehouse/bench');
         return await capacityMain(rest);
       }
+      case 'version':
+      case '--version':
+        console.log(version());
+        return 0;
       case undefined:
       case 'help':
       case '--help':
@@ -214,7 +242,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        console.error(`unknown command "${command}"\n\n${USAGE}`);
+        console.error(`unknown command "${command}"${suggestion(command, COMMANDS)}\n\n${USAGE}`);
         return 2;
     }
   } catch (err) {

@@ -13,7 +13,6 @@ import { waitFor } from '@gatehouse/testkit';
 import { SETTINGS } from '../src/config.js';
 import { BIN, ROOT, startChild } from './helpers.js';
 
-
 function run(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
 }
@@ -31,7 +30,13 @@ test('the README configuration table lists every setting', async () => {
   const { readFileSync } = await import('node:fs');
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   for (const s of SETTINGS) {
-    assert.match(readme, new RegExp(`\\| \`--${s.flag}\` \\| \`GATEHOUSE_${s.flag.toUpperCase().replace(/-/g, '_')}\` \\| ${s.defaultText.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\|`), s.flag);
+    assert.match(
+      readme,
+      new RegExp(
+        `\\| \`--${s.flag}\` \\| \`GATEHOUSE_${s.flag.toUpperCase().replace(/-/g, '_')}\` \\| ${s.defaultText.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\|`,
+      ),
+      s.flag,
+    );
   }
 });
 
@@ -40,14 +45,22 @@ test('bad configuration stops the start with a message naming the field', () => 
   const cases: [string[], Record<string, string>, RegExp][] = [
     [['--port', 'eighty'], {}, /port must be a whole number/],
     [['--heartbeat', '-1'], {}, /heartbeat/],
-    [['--tls-cert', '/x.pem'], {}, /tlsCert and tlsKey go together/],
+    [['--tls-cert', '/x.pem'], {}, /--tls-cert and --tls-key go together/],
     [['--bogus'], {}, /bogus/],
     [[], { GATEHOUSE_MAX_CONNECTIONS: 'many' }, /GATEHOUSE_MAX_CONNECTIONS/],
     [['--backbone', 'carrier-pigeon://x'], {}, /not supported/],
     [['--backbone-namespace', 'Prod.EU'], {}, /backbone-namespace must be/],
     [['--backbone-option', 'jetstream.replicas=three'], {}, /backbone\.jetstream\.replicas must be a whole number/],
-    [['--backbone', 'jetstream://127.0.0.1:4222', '--backbone-option', 'jetstream.replicas=9'], {}, /backbone\.jetstream\.replicas: .*from 1 to 5/],
-    [['--workers', '2', '--backbone', 'kafka://127.0.0.1:9092', '--backbone-option', 'kafka.partitions=0'], {}, /backbone\.kafka\.partitions: .*from 1 to/],
+    [
+      ['--backbone', 'jetstream://127.0.0.1:4222', '--backbone-option', 'jetstream.replicas=9'],
+      {},
+      /backbone\.jetstream\.replicas: .*from 1 to 5/,
+    ],
+    [
+      ['--workers', '2', '--backbone', 'kafka://127.0.0.1:9092', '--backbone-option', 'kafka.partitions=0'],
+      {},
+      /backbone\.kafka\.partitions: .*from 1 to/,
+    ],
     [[], { GATEHOUSE_BACKBONE_OPTION: 'kafka.partitons=3' }, /GATEHOUSE_BACKBONE_OPTION: unknown setting backbone\.kafka\.partitons/],
   ];
   writeFileSync(join(dir, 'backbone.yaml'), 'backbone:\n  url: jetstream://127.0.0.1:4222\n  jetstream: { storage: tape }\n');
@@ -64,7 +77,19 @@ test('bad configuration stops the start with a message naming the field', () => 
 });
 
 test('token prints a verifiable development JWT as its last line', async () => {
-  const out = run(['token', '--sub', 'alice', '--channels', 'private:alice:*', '--publish', 'private:alice:chat', '--secret', 'dev-secret-123', '--ttl', '60']);
+  const out = run([
+    'token',
+    '--sub',
+    'alice',
+    '--channels',
+    'private:alice:*',
+    '--publish',
+    'private:alice:chat',
+    '--secret',
+    'dev-secret-123',
+    '--ttl',
+    '60',
+  ]);
   assert.equal(out.status, 0, out.stderr);
   const jwt = out.stdout.trim().split('\n').pop() as string;
   const { payload } = await jwtVerify(jwt, new TextEncoder().encode('dev-secret-123'));
@@ -87,12 +112,20 @@ test('start, subscribe, publish with the CLI, then SIGTERM drains with the drain
     ws.send(JSON.stringify({ op: 'connect', id: 1, v: 1 }));
     ws.send(JSON.stringify({ op: 'subscribe', id: 2, channel: 'public:demo' }));
     await waitFor('subscribed', () => frames.find((f) => f.op === 'subscribed'));
-    const pub = spawnSync(process.execPath, [BIN, 'publish', 'public:demo', '{"text":"hello"}', '--url', `http://127.0.0.1:${port}`, '--api-key', 'dev-key-123'], { encoding: 'utf8', timeout: 20_000 });
+    const pub = spawnSync(
+      process.execPath,
+      [BIN, 'publish', 'public:demo', '{"text":"hello"}', '--url', `http://127.0.0.1:${port}`, '--api-key', 'dev-key-123'],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
     assert.equal(pub.status, 0, pub.stderr);
     assert.equal(JSON.parse(pub.stdout.trim()).offset, 1);
     const got = await waitFor('the publication', () => frames.find((f) => f.op === 'pub'));
     assert.deepEqual(got.data, { text: 'hello' });
-    const badKey = spawnSync(process.execPath, [BIN, 'publish', 'public:demo', '1', '--url', `http://127.0.0.1:${port}`, '--api-key', 'wrong-key-123'], { encoding: 'utf8', timeout: 20_000 });
+    const badKey = spawnSync(
+      process.execPath,
+      [BIN, 'publish', 'public:demo', '1', '--url', `http://127.0.0.1:${port}`, '--api-key', 'wrong-key-123'],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
     assert.notEqual(badKey.status, 0);
     assert.match(badKey.stderr, /unauthorized|401/);
 
@@ -100,20 +133,29 @@ test('start, subscribe, publish with the CLI, then SIGTERM drains with the drain
     // readiness can be observed while the node drains instead of racing its exit.
     const silent = connect(port, '127.0.0.1');
     silent.on('error', () => {});
-    silent.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    silent.write(
+      `GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
     await new Promise((r) => silent.once('data', r));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
-    const ready = await waitFor('readiness to drop', async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-      return res && res.status === 503 ? res : undefined;
-    }, 5000);
+    const ready = await waitFor(
+      'readiness to drop',
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+        return res && res.status === 503 ? res : undefined;
+      },
+      5000,
+    );
     assert.equal(ready.status, 503);
     const c = await waitFor('the drain close', () => closed, 10_000);
     assert.equal(c.code, 4200);
     assert.ok(parseRetryHint(c.reason) !== undefined, `retry hint in "${c.reason}"`);
     assert.equal(await exited, 0);
-    assert.ok(logs.some((l) => l.includes('drain finished')), 'drain logged');
+    assert.ok(
+      logs.some((l) => l.includes('drain finished')),
+      'drain logged',
+    );
     assert.ok(!logs.some((l) => l.includes('dev-key-123')), 'API key never logged');
   } finally {
     child.kill('SIGKILL');
