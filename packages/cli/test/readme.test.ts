@@ -22,7 +22,7 @@ test('the README quick start works as written: start, browser snippet, curl publ
   const chromium = '/usr/bin/chromium';
   const skip = await serviceSkipReason('chromium', 'README quick start in a browser', async () => existsSync(chromium));
   if (skip) return t.skip(skip);
-  const startLine = /^npx gatehouse (start .*)$/m.exec(readme);
+  const startLine = /^npm run gatehouse -- (start .*)$/m.exec(readme);
   assert.ok(startLine, 'README has the start command');
   const args = (startLine[1] as string).split(/\s+/).slice(1);
   const { child, port } = await startChild(args);
@@ -32,7 +32,15 @@ test('the README quick start works as written: start, browser snippet, curl publ
   try {
     browser = await pw.launch({
       executablePath: chromium,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
     });
     const page = await browser.newPage();
     const logs: string[] = [];
