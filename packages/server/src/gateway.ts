@@ -281,7 +281,8 @@ export class Gateway {
   private announcement() {
     let pending = 0;
     for (const s of this.registry) pending += s.pendingBytes;
-    this.pendingTotal = pending;
+    // Replayed frames count too: a recovery storm after a deploy is when admission must hold.
+    this.pendingTotal = pending + this.hub.replayBytes;
     return {
       connections: this.registry.size,
       lagMs: Math.round(this.lag.lagMs * 10) / 10,

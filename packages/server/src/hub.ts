@@ -89,6 +89,11 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
     this.replays = new ReplayCache(o.replayCacheBytes);
   }
 
+  /** Bytes of replayed frames the node holds for recovering clients (shared, bounded). */
+  get replayBytes(): number {
+    return this.replays.size;
+  }
+
   /** Number of channels with local subscribers. */
   get channelCount(): number {
     return this.channels.size;
