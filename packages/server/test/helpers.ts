@@ -79,6 +79,14 @@ export class RawClient {
     this.ws.send(JSON.stringify(frame));
   }
 
+  /** Sends `frames` in one TCP write, as a client that does not wait for replies does. */
+  sendTogether(frames: Frame[]): void {
+    const socket = (this.ws as unknown as { _socket: { cork(): void; uncork(): void } })._socket;
+    socket.cork();
+    for (const f of frames) this.send(f);
+    socket.uncork();
+  }
+
   /** Sends a request and waits for the reply with the same id. */
   async request(frame: Frame, timeoutMs = 5000): Promise<Frame> {
     const id = this.nextId++;

@@ -1,19 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { waitFor } from '@gatehouse/testkit';
-import { MemoryBackbone, MemoryBus } from '../src/index.js';
-import { FleetView } from '../src/fleet.js';
-import { API_KEY, RawClient, api, startGateway } from './helpers.js';
-import type { Frame } from './helpers.js';
+import { MemoryBackbone, MemoryBus } from '../../src/index.js';
+import { FleetView } from '../../src/fleet.js';
+import { API_KEY, RawClient, api, startGateway } from '../helpers.js';
+import type { Frame } from '../helpers.js';
 
-function sendTogether(c: RawClient, frames: Frame[]): void {
-  const socket = (c.ws as unknown as { _socket: Duplex })._socket;
-  socket.cork();
-  for (const f of frames) c.send(f);
-  socket.uncork();
-}
 
 test('past the hard rate limit, replies to processed frames and the rate_limited errors go out before the 1008 close', async () => {
   const gw = await startGateway({ maxMessagesPerSecond: 100 });
@@ -21,7 +14,7 @@ test('past the hard rate limit, replies to processed frames and the rate_limited
     const c = await RawClient.connect(gw.port);
     const frames: Frame[] = [];
     for (let i = 0; i < 300; i++) frames.push({ op: 'subscribe', id: 100 + i, channel: `public:r${i}` });
-    sendTogether(c, frames);
+    c.sendTogether(frames);
     const closed = await c.waitClose();
     assert.equal(closed.code, 1008);
     // connect counted one message in this second: 99 more are processed, 100 throttled, then the close.

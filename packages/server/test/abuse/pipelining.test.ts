@@ -1,24 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Duplex } from 'node:stream';
 import { waitFor } from '@gatehouse/testkit';
-import { RawClient, api, startGateway, token } from './helpers.js';
-import type { Frame } from './helpers.js';
+import { RawClient, api, startGateway, token } from '../helpers.js';
+import type { Frame } from '../helpers.js';
 
-/** Sends `frames` in one TCP write, as a client that does not wait for replies does. */
-function sendTogether(c: RawClient, frames: Frame[]): void {
-  const socket = (c.ws as unknown as { _socket: Duplex })._socket;
-  socket.cork();
-  for (const f of frames) c.send(f);
-  socket.uncork();
-}
 
 test('frames sent right after connect wait for it and are answered in order', async () => {
   const gw = await startGateway();
   try {
     const tok = await token('alice', { channels: ['private:alice:*'] });
     const c = await RawClient.open(gw.port);
-    sendTogether(c, [
+    c.sendTogether([
       { op: 'connect', id: 1, v: 1, token: tok },
       { op: 'subscribe', id: 2, channel: 'private:alice:inbox' },
       { op: 'subscribe', id: 3, channel: 'public:news' },
@@ -54,7 +46,7 @@ test('an expired token sent with pipelined frames is refused with its own code, 
   try {
     const expired = await token('bob', { channels: ['private:bob:*'] }, -60);
     const c = await RawClient.open(gw.port);
-    sendTogether(c, [
+    c.sendTogether([
       { op: 'connect', id: 1, v: 1, token: expired },
       { op: 'subscribe', id: 2, channel: 'private:bob:inbox' },
     ]);
@@ -74,7 +66,7 @@ test('more frames before connected than the bound closes the connection with 100
     const c = await RawClient.open(gw.port);
     const frames: Frame[] = [{ op: 'connect', id: 1, v: 1, token: tok }];
     for (let i = 0; i < 65; i++) frames.push({ op: 'subscribe', id: 2 + i, channel: `private:carol:${i}` });
-    sendTogether(c, frames);
+    c.sendTogether(frames);
     const closed = await c.waitClose();
     assert.equal(closed.code, 1008);
     assert.match(closed.reason, /before connected/);
