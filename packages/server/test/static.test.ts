@@ -25,16 +25,14 @@ function readmeBlock(name: string, readmePath = 'README.md'): string {
   return m[1] as string;
 }
 
-/** Waits until the gateway has `n` channels with subscribers (the page's subscribe arrived). */
-async function channelsAt(port: number, n: number): Promise<void> {
-  await waitFor(`${n} channel(s) subscribed`, async () => {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    return new RegExp(`^gatehouse_channels\\{[^}]*\\} ${n}$`, 'm').test(text) || undefined;
-  });
-}
-
-/** A page in a fresh headless Chromium, with its console lines and uncaught errors recorded. */
-async function openPage(t: TestContext): Promise<{ page: Page; logs: string[]; pageErrors: string[] }> {
+/**
+ * A page in a fresh headless Chromium, with its console lines, uncaught errors and every frame its
+ * WebSockets receive recorded. `subscribed(n)` waits for the gateway's n-th `subscribed` reply to
+ * the page: only then is a publication certain to reach it.
+ */
+async function openPage(
+  t: TestContext,
+): Promise<{ page: Page; logs: string[]; pageErrors: string[]; subscribed: (n: number) => Promise<void> }> {
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -53,7 +51,16 @@ async function openPage(t: TestContext): Promise<{ page: Page; logs: string[]; p
   const pageErrors: string[] = [];
   page.on('console', (msg) => logs.push(msg.text()));
   page.on('pageerror', (e) => pageErrors.push(e.message));
-  return { page, logs, pageErrors };
+  let replies = 0;
+  page.on('websocket', (ws) =>
+    ws.on('framereceived', (f) => {
+      if (/"op"\s*:\s*"subscribed"/.test(String(f.payload))) replies++;
+    }),
+  );
+  const subscribed = async (n: number): Promise<void> => {
+    await waitFor(`${n} subscribed repl${n === 1 ? 'y' : 'ies'} in the page`, () => replies >= n);
+  };
+  return { page, logs, pageErrors, subscribed };
 }
 
 test('GET /sdk/gatehouse.js serves the single-file ESM build with caching headers and an ETag', async (t) => {
@@ -123,7 +130,7 @@ test('in Chromium, the README snippets run in the demo page and receive publicat
   if (skip) return t.skip(skip);
   const gw = await startGateway();
   t.after(() => gw.close());
-  const { page, logs, pageErrors } = await openPage(t);
+  const { page, logs, pageErrors, subscribed } = await openPage(t);
   await page.goto(`http://localhost:${gw.port}${DEMO_PATH}`);
   // The page's own module script imports the SDK through its import map.
   await page.waitForFunction('typeof window.GatehouseClient === "function"', null, { timeout: 30_000 });
@@ -131,7 +138,7 @@ test('in Chromium, the README snippets run in the demo page and receive publicat
 
   const port = (code: string): string => code.replaceAll('localhost:8080', `localhost:${gw.port}`);
   await page.evaluate(port(readmeBlock('browser')));
-  await channelsAt(gw.port, 1);
+  await subscribed(1);
   assert.equal((await api(gw.port, '/api/publish', { channel: 'public:demo', data: { text: 'hello' } })).status, 200);
   assert.match(await waitFor('the raw snippet to log', () => logs.find((l) => l.startsWith('received 1'))), /hello/);
 
@@ -162,9 +169,9 @@ test(
     );
     await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
     t.after(() => new Promise<void>((resolve) => site.close(() => resolve())));
-    const { page, logs, pageErrors } = await openPage(t);
+    const { page, logs, pageErrors, subscribed } = await openPage(t);
     await page.goto(`http://127.0.0.1:${(site.address() as { port: number }).port}/`);
-    await channelsAt(gw.port, 1);
+    await subscribed(1);
     assert.equal((await api(gw.port, '/api/publish', { channel: 'public:demo', data: { text: 'cross-origin' } })).status, 200);
     assert.match(await waitFor('the page to log', () => logs.find((l) => l.startsWith('page received 1'))), /cross-origin/);
     assert.deepEqual(pageErrors, []);
