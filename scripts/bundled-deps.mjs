@@ -38,9 +38,14 @@ for (const name of bundled) {
   if (!existsSync(hoisted)) fail(`${name} is not installed at the repository root; run npm ci`);
   const target = realpathSync(hoisted);
   const sibling = JSON.parse(readFileSync(join(target, 'package.json'), 'utf8'));
-  // npm would bundle the sibling's own dependencies from wherever it resolves them; none of ours
-  // has any, and keeping it that way keeps the tarball's contents obvious.
-  if (Object.keys(sibling.dependencies ?? {}).length > 0) fail(`${name} has dependencies of its own; bundle them explicitly or drop it`);
+  // npm also packs a bundled sibling's own dependencies, from wherever it resolves them. Siblings
+  // bundled next to it are found by Node from there (they sit in the same node_modules); anything
+  // else (a registry package) would be copied in from the workspace, so it is refused.
+  const unbundled = Object.keys(sibling.dependencies ?? {}).filter((dep) => !bundled.includes(dep));
+  if (unbundled.length > 0)
+    fail(
+      `${name} depends on ${unbundled.join(', ')}, which this package does not bundle; bundle only siblings whose @gatehouse dependencies are bundled too and that have no others`,
+    );
   if (!existsSync(join(target, sibling.main ?? 'index.js'))) fail(`${name} is not built (${sibling.main} missing); run npx tsc -b`);
   const present = lstatSync(local, { throwIfNoEntry: false });
   if (present) {
