@@ -35,7 +35,9 @@ interface ScrapeAnswer {
 }
 
 function isMessage<T extends { type: string; id: number }>(msg: unknown, type: T['type']): msg is T {
-  return typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === type && typeof (msg as { id?: unknown }).id === 'number';
+  return (
+    typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === type && typeof (msg as { id?: unknown }).id === 'number'
+  );
 }
 
 /**
@@ -84,10 +86,12 @@ export function shareWorkerMetrics(gateway: Gateway): void {
           waiting.delete(id);
           reject(new Error(`metrics aggregation: no answer from the primary within ${SCRAPE_DEADLINE_MS} ms`));
         }, SCRAPE_DEADLINE_MS);
-        const settle = <T>(fn: (v: T) => void) => (v: T) => {
-          clearTimeout(timer);
-          fn(v);
-        };
+        const settle =
+          <T>(fn: (v: T) => void) =>
+          (v: T) => {
+            clearTimeout(timer);
+            fn(v);
+          };
         waiting.set(id, { resolve: settle(resolve), reject: settle(reject) });
         // A primary that is gone (the channel closed) fails the scrape at once.
         process.send?.({ type: SCRAPE_REQUEST, id } satisfies ScrapeRequest, undefined, undefined, (err: Error | null) => {
