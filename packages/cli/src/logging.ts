@@ -5,7 +5,8 @@
  */
 import { pino } from 'pino';
 import type { DestinationStream, Logger } from 'pino';
-import type { LogFormat, StartConfig } from './config.js';
+import type { StartConfig } from './config.js';
+import type { LogFormat } from './settings.js';
 
 /** Where logs go: stdout, or a stand-in in tests. */
 export interface LogOutput {

@@ -10,7 +10,7 @@ import { jwtVerify } from 'jose';
 import { WebSocket } from 'ws';
 import { parseRetryHint } from '@gatehouse/protocol';
 import { waitFor } from '@gatehouse/testkit';
-import { SETTINGS } from '../src/config.js';
+import { SETTINGS } from '../src/settings.js';
 import { BIN, ROOT, startChild } from './helpers.js';
 
 function run(args: string[], env: Record<string, string> = {}) {

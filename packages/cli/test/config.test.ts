@@ -81,7 +81,7 @@ test('every backbone mistake names its key', () => {
     ['backbone:\n  url: kafka://k:1\n  kafka: { partitons: 3 }\n', /unknown setting backbone\.kafka\.partitons/],
     ['backbone:\n  url: redis://r:1\n  redis: 5\n', /backbone\.redis must be a mapping/],
     ['backbone:\n  url: carrier-pigeon://x\n', /"carrier-pigeon:\/\/x" is not supported/],
-    ['backbone:\n  url: redis://r:1\n  namespace: Prod\n', /backbone-namespace must be/],
+    ['backbone:\n  url: redis://r:1\n  namespace: Prod\n', /^config file .*: backbone\.namespace must be 1-32 characters/],
     ['backboneNamespace: a\nbackbone:\n  namespace: b\n', /backboneNamespace and backbone\.namespace both set/],
     [
       'backbone:\n  url: redis://r:1\n  namespace: eu\n  redis: { keyPrefix: x }\n',
@@ -98,7 +98,7 @@ test('every backbone mistake names its key', () => {
   }
   assert.throws(
     () => loadStartConfig({ 'backbone-option': ['jetstream.replicas'] }, {}),
-    /backbone-option "jetstream\.replicas" must look like <section>\.<setting>=<value>/,
+    /--backbone-option: "jetstream\.replicas" must look like <section>\.<setting>=<value>/,
   );
 });
 

@@ -50,6 +50,12 @@ test('each start-up mistake exits 2 naming what the user typed, never an interna
     [['--api-key', 'dev-key-123', '--api-key', 'short'], {}, /^gatehouse start: --api-key #2 must be at least 8 characters$/],
     [['--config', file('prot.yaml', 'prot: 80\n')], {}, /config file .*prot\.yaml: unknown setting "prot"; did you mean port\?$/],
     [
+      ['--backbone-option', 'jetstream.replicas=three'],
+      {},
+      /^gatehouse start: --backbone-option: backbone\.jetstream\.replicas must be a whole number, got "three"$/,
+    ],
+    [[], { GATEHOUSE_BACKBONE_NAMESPACE: 'Prod.EU' }, /^gatehouse start: GATEHOUSE_BACKBONE_NAMESPACE must be 1-32 characters/],
+    [
       ['--config', file('ns.yaml', 'namespaces:\n  chat: { historySize: -3 }\n')],
       {},
       /config file .*ns\.yaml: namespaces\.chat\.historySize must be/,
