@@ -137,6 +137,11 @@ export interface BackboneCapabilities {
  * - Self-delivery: the publishing node receives its own publications through `onPublication`.
  * - `subscribe` and `unsubscribe` are idempotent; `subscribe` resolves once publications on the
  *   channel published after it resolves will be delivered.
+ * - History is a barrier: on a node where `channel` is subscribed (its `subscribe` resolved), once
+ *   `history(channel, ...)` resolves, `onPublication` is never again called for a publication of
+ *   that channel at or below the position it answered (same epoch): each was delivered before the
+ *   read resolved or never will be. The core answers a client's subscribe with that position and
+ *   forwards what follows, so a later one would reach the client twice.
  * - While unreachable: `publish` rejects (it never silently drops); the adapter reconnects by
  *   itself, re-establishes every subscription, and reports state through `onStateChange`.
  * - Offsets are assigned by the backbone atomically with the publish, so two publishers on two

@@ -204,6 +204,11 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
         this.o.metrics.recoveries.inc({ outcome });
       }
       this.send(s, encodeServerFrame({ op: 'subscribed', id: requestId, channel, ...result }));
+      if (hist.epoch !== '' && (ch.resync !== undefined || hist.epoch !== ch.epoch || hist.offset > ch.offset)) {
+        // The reply's position is ahead of what this node delivered: what the hub still delivers
+        // up to it (a fill, a lagging channel) was covered by the reply or the replay.
+        (s.floors ??= new Map()).set(channel, { epoch: hist.epoch, offset: hist.offset });
+      }
       const waiting = s.recovering?.get(channel) ?? [];
       s.recovering?.delete(channel);
       if (s.recovering?.size === 0) s.recovering = undefined;
@@ -250,6 +255,7 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
     const i = s.channels.indexOf(channel);
     if (i >= 0) s.channels.splice(i, 1);
     if (s.recovering?.delete(channel) && s.recovering.size === 0) s.recovering = undefined;
+    if (s.floors?.delete(channel) && s.floors.size === 0) s.floors = undefined;
     const ch = this.channels.get(channel);
     if (!ch || !ch.subs.delete(s) || ch.subs.size > 0) return;
     // The last local subscriber left: keep the backbone subscription briefly to absorb churn.
@@ -289,6 +295,7 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
         if (waiting.length > this.o.maxQueueMessages) this.o.onSlowConsumer(s);
         continue;
       }
+      if (s.floors !== undefined && this.belowFloor(s, ch.name, pub)) continue;
       const framing = s.transport.framing;
       this.enqueue(s, (frames[framing.id] ??= framing.message(json)));
       n++;
@@ -298,6 +305,17 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
       this.o.metrics.deliveries.inc(n);
       this.flushTs.push(pub.ts);
     }
+  }
+
+  /** True when `pub` is at or below `s`'s floor on `channel`; a floor that `pub` passes goes. */
+  private belowFloor(s: Session, channel: string, pub: Publication): boolean {
+    const floors = s.floors as Map<string, { epoch: string; offset: number }>;
+    const floor = floors.get(channel);
+    if (floor === undefined) return false;
+    if (pub.offset !== 0 && pub.epoch === floor.epoch && pub.offset <= floor.offset) return true;
+    floors.delete(channel);
+    if (floors.size === 0) s.floors = undefined;
+    return false;
   }
 
   /** Sends one non-hot frame (replies, errors) to one session, in order with its publications. */

@@ -48,6 +48,12 @@ export class Session implements TransportListener {
    * and are merged after the replay (recovery.ts). Allocated only while recovering.
    */
   recovering: Map<string, Publication[]> | undefined;
+  /**
+   * Channels whose `subscribed` reply named a position this node's hub had not delivered yet (a fill
+   * from history was running, or the channel lagged): publications at or below it are skipped for
+   * this session. Allocated only then; an entry goes once a publication passes it.
+   */
+  floors: Map<string, { epoch: string; offset: number }> | undefined;
   /** Frames queued since the last flush, and their total size. */
   readonly queue: Buffer[] = [];
   queuedBytes = 0;

@@ -733,3 +733,26 @@ test('a connection past the high-water mark gets no writes until it drains; then
   assert.equal(x.t.offsets(CH).length, 5);
   assert.equal(x.s.queue.length, 0);
 });
+
+test('a session that subscribes while a fill from history runs gets nothing at or below its subscribed position', async () => {
+  const { h, x, bb } = await oneSubscriber(new ScriptedBackbone());
+  const first = await firstDelivered(h, x);
+  bb.lose = (p) => p.offset === first.offset + 1;
+  const fill = gate();
+  bb.hold = fill.promise;
+  const reads = bb.historyReads;
+  await h.publishMany(1);
+  await h.publishMany(1);
+  await waitFor('the fill to start', () => bb.historyReads > reads);
+  // The newcomer's own read is answered at once, ahead of what the hub delivered.
+  bb.hold = undefined;
+  const y = h.session();
+  const reply = await h.subscribe(y);
+  assert.equal(reply['offset'], first.offset + 2);
+  fill.open();
+  await waitFor('the fill to reach the first subscriber', () => x.t.offsets(CH).length === 3);
+  await h.publishMany(1);
+  await waitFor('the next publication', () => y.t.offsets(CH).length > 0);
+  assert.deepEqual(y.t.offsets(CH), [first.offset + 3], 'nothing at or below the subscribed position follows the reply');
+  assert.deepEqual(x.t.offsets(CH), range(first.offset, first.offset + 3));
+});
