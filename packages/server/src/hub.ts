@@ -14,9 +14,9 @@
 import { encodePub, encodeServerFrame } from '@gatehouse/protocol';
 import type { GapReason, StreamPosition } from '@gatehouse/protocol';
 import type { Backbone, BackboneHandler, BackboneState, Publication } from './backbone.js';
-import { nowMs } from './backbone.js';
-import type { GatewayMetrics } from './metrics.js';
 import { mergeRecovery } from './recovery.js';
+import { Outbound } from './outbound.js';
+import type { OutboundOptions } from './outbound.js';
 import { ReplayCache, replayBytes } from './replay-cache.js';
 import { Session, SessionState } from './session.js';
 import type { Logger } from 'pino';
@@ -36,22 +36,15 @@ interface Channel {
   fillOnUp: boolean;
 }
 
-/** What the hub needs from the gateway. */
-export interface HubOptions {
+/** What the hub needs from the gateway (besides what its outbound queues need). */
+export interface HubOptions extends OutboundOptions {
   backbone: Backbone;
-  metrics: GatewayMetrics;
   log: Logger;
-  maxQueueBytes: number;
-  maxQueueMessages: number;
   channelLingerMs: number;
-  /** Hold each flush this many ms so publications arriving meanwhile share one write (0: next tick). */
-  coalesceMs: number;
   /** Bytes of encoded replay frames shared between recovering clients. */
   replayCacheBytes: number;
   /** History limit for one recovery or resync read of `channel`. */
   historyLimit(channel: string): number;
-  /** Called when a session's queue hits the cap. */
-  onSlowConsumer(session: Session): void;
 }
 
 /** Outcome of a subscription request. */
@@ -63,23 +56,11 @@ export interface SubscribeResult {
 
 const MAX_RESYNC_BUFFER = 10_000;
 
-/**
- * A connection whose transport holds more unsent bytes than this gets no more writes until it
- * drains: what is queued meanwhile stays in the session's queue, where a slow-consumer cut can
- * drop it, so the close frame that follows reaches a client that is still reading.
- */
-export const HIGH_WATER_BYTES = 128 * 1024;
-
 /** Channel registry and fan-out. */
 export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChange'> {
   private readonly channels = new Map<string, Channel>();
-  private dirty: Session[] = [];
-  private spare: Session[] = [];
-  private flushScheduled = false;
-  /** Accept times of publications fanned out since the last flush (one per publication). */
-  private readonly flushTs: number[] = [];
+  private readonly out: Outbound;
   private wasDown = false;
-  private readonly flushBound = () => this.flush();
   /** One fan-out's frames by framing id: built on first use, cleared after the fan-out. */
   private readonly frames: (Buffer | undefined)[] = [];
   /** Replayed publications' frames, shared by every client recovering the same channel. */
@@ -87,6 +68,7 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
 
   constructor(private readonly o: HubOptions) {
     this.replays = new ReplayCache(o.replayCacheBytes);
+    this.out = new Outbound(o);
   }
 
   /** Bytes of replayed frames the node holds for recovering clients (shared, bounded). */
@@ -303,7 +285,7 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
     frames.length = 0;
     if (n > 0) {
       this.o.metrics.deliveries.inc(n);
-      this.flushTs.push(pub.ts);
+      this.out.delivered(pub.ts);
     }
   }
 
@@ -320,75 +302,17 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
 
   /** Sends one non-hot frame (replies, errors) to one session, in order with its publications. */
   send(s: Session, json: string): void {
-    this.enqueue(s, s.transport.framing.message(json));
+    this.out.enqueue(s, s.transport.framing.message(json));
   }
 
-  /**
-   * Queues bytes for `s`; closes it as a slow consumer when its queue would pass the cap (bytes
-   * always; messages unless `countMessage` is false, for history replays).
-   */
+  /** Queues bytes for `s` (outbound.ts: the caps, one write per flush). */
   enqueue(s: Session, frame: Buffer, countMessage = true): void {
-    if (s.state === SessionState.Closing) return;
-    const q = s.queue;
-    // What the socket still holds cannot change before this tick's flush, so it is read once,
-    // with the first frame queued, not once per delivery.
-    if (q.length === 0) s.socketBacklog = s.transport.bufferedBytes;
-    if ((countMessage && q.length >= this.o.maxQueueMessages) || s.queuedBytes + frame.length + s.socketBacklog > this.o.maxQueueBytes) {
-      this.o.onSlowConsumer(s);
-      return;
-    }
-    if (q.length === 0 && !s.waitingDrain) {
-      this.dirty.push(s);
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        if (this.o.coalesceMs > 0) setTimeout(this.flushBound, this.o.coalesceMs);
-        else setImmediate(this.flushBound);
-      }
-    }
-    q.push(frame);
-    s.queuedBytes += frame.length;
+    this.out.enqueue(s, frame, countMessage);
   }
 
-  /**
-   * Writes everything queued in this tick: one write per connection, except to a connection whose
-   * transport is past the high-water mark, whose queue waits for the drain.
-   */
+  /** Writes everything queued in this tick (what the scheduled flush does; tests call it). */
   flush(): void {
-    this.flushScheduled = false;
-    const dirty = this.dirty;
-    this.dirty = this.spare;
-    for (const s of dirty) {
-      const q = s.queue;
-      if (q.length === 0) continue;
-      if (s.state !== SessionState.Closing && s.transport.writable) {
-        if (s.socketBacklog > HIGH_WATER_BYTES && s.transport.bufferedBytes > HIGH_WATER_BYTES && s.transport.whenDrained(() => this.drained(s))) {
-          s.waitingDrain = true;
-          continue;
-        }
-        s.transport.writeMany(q, s.queuedBytes);
-      }
-      q.length = 0;
-      s.queuedBytes = 0;
-    }
-    dirty.length = 0;
-    this.spare = dirty;
-    if (this.flushTs.length > 0) {
-      const now = nowMs();
-      for (const ts of this.flushTs) this.o.metrics.publishDelivery.observe(Math.max(0, now - ts) / 1000);
-      this.flushTs.length = 0;
-    }
-  }
-
-  /** `s`'s transport drained: its held queue goes out with the next flush. */
-  private drained(s: Session): void {
-    s.waitingDrain = false;
-    s.socketBacklog = s.transport.bufferedBytes;
-    if (s.state === SessionState.Closing || s.queue.length === 0) return;
-    this.dirty.push(s);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushBound);
-    }
+    this.out.flush();
   }
 
   private gap(ch: Channel, reason: GapReason): void {

@@ -20,7 +20,8 @@ import type {
   PublishOptions,
 } from '../src/backbone.js';
 import { BackboneUnavailableError } from '../src/backbone.js';
-import { HIGH_WATER_BYTES, Hub } from '../src/hub.js';
+import { Hub } from '../src/hub.js';
+import { HIGH_WATER_BYTES } from '../src/outbound.js';
 import type { HubOptions } from '../src/hub.js';
 import { MemoryBackbone } from '../src/memory-backbone.js';
 import { GatewayMetrics } from '../src/metrics.js';
