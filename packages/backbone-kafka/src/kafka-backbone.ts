@@ -37,6 +37,7 @@ import {
   type PublishOptions,
   nowMs,
 } from '@gatehouse/backbone-kit';
+import { LiveBarriers } from './barrier.js';
 import { KafkaControlPlane, type KafkaControlStats } from './control.js';
 import { HistoryReader, type PartitionLog } from './history.js';
 import { planPartition } from './plan.js';
@@ -57,7 +58,7 @@ import { resolveOptions, type KafkaBackboneOptions, type ResolvedKafkaOptions } 
 
 /** Records per produce request at most; the byte bound usually comes first. */
 const MAX_BATCH_RECORDS = 500;
-/** History reads waiting for a free slot at most; more reject. */
+/** History reads waiting for a free slot at most, and for the live reader at most; more reject. */
 const MAX_HISTORY_WAITERS = 10_000;
 
 const CAPABILITIES: BackboneCapabilities = {
@@ -149,6 +150,8 @@ export class KafkaBackbone implements Backbone {
   private readonly historyReader: HistoryReader;
   private historyRunning = 0;
   private readonly historyWaiters: (() => void)[] = [];
+  /** History reads of subscribed channels waiting for the live reader to pass their position. */
+  private readonly barriers: LiveBarriers;
   private control: KafkaControlPlane | undefined;
   /** The control plane's own clients (see KafkaControlPlane), closed with the others. */
   private controlClients: (Consumer | Producer)[] = [];
@@ -173,6 +176,10 @@ export class KafkaBackbone implements Backbone {
       { scanRecords: this.options.historyScanRecords, timeoutMs: this.options.historyTimeoutMs, cacheSize: this.options.positionCacheSize },
       (reason, channel) => this.malformed(reason, channel),
     );
+    this.barriers = new LiveBarriers((partition, epoch, through) => this.livePassed(partition, epoch, through), {
+      timeoutMs: this.options.requestTimeoutMs,
+      maxWaiting: MAX_HISTORY_WAITERS,
+    });
   }
 
   get state(): BackboneState {
@@ -300,19 +307,28 @@ export class KafkaBackbone implements Backbone {
     if (after !== undefined && (typeof after?.epoch !== 'string' || !Number.isSafeInteger(after.offset) || after.offset < 0)) {
       throw new TypeError('history "after" must be {epoch: string, offset: integer >= 0}');
     }
+    let partition: number;
+    let answer: HistoryResult;
     await this.historySlot();
     try {
       const topic = this.topic;
       if (this.closed() || !topic) throw new BackboneUnavailableError(`kafka backbone is ${this.state}`);
-      const partition = partitionFor(channel, topic.partitions);
+      partition = partitionFor(channel, topic.partitions);
       // A position in an epoch this node left (a reset) answers complete: false: a gap.
-      return await this.historyReader.read({ channel, partition, epoch: this.epochFor(topic, partition) }, after, limit);
+      answer = await this.historyReader.read({ channel, partition, epoch: this.epochFor(topic, partition) }, after, limit);
     } catch (err) {
       if (err instanceof BackboneUnavailableError) throw err;
       throw new BackboneUnavailableError(`kafka history read for ${channel} failed: ${errorText(err)}`, { cause: err });
     } finally {
       this.releaseHistorySlot();
     }
+    // The barrier: the history reader may have seen the log further than the live reader has
+    // fetched; what lies between would be delivered after this answer, inside the position it
+    // gives (see barrier.ts). Waited for outside the slot: it needs no request of its own.
+    if (answer.offset > 0 && this.channels.has(channel)) {
+      await this.barriers.wait(partition, answer.epoch, BigInt(answer.offset), `the history position of ${channel}`);
+    }
+    return answer;
   }
 
   async sendControl(msg: ControlMessage): Promise<void> {
@@ -357,6 +373,7 @@ export class KafkaBackbone implements Backbone {
     const waiters = this.historyWaiters.splice(0);
     this.historyRunning += waiters.length;
     for (const wake of waiters) wake();
+    this.barriers.rejectAll(closed);
     await Promise.allSettled([
       this.live?.close(true),
       this.reader?.close(true),
@@ -417,6 +434,8 @@ export class KafkaBackbone implements Backbone {
       return plan.position;
     });
     this.topic = info;
+    // Positions jumped (retention skipped records) or epochs changed: reads waiting on them are done.
+    this.barriers.settleAll();
     // The broker rebuilt its idempotence state from the cut log: the sequence numbers this
     // producer id continues with now look out of order, and every publish would fail.
     if (reset) this.retireProducer();
@@ -561,6 +580,8 @@ export class KafkaBackbone implements Backbone {
         const end = part.lastStableOffset >= 0n ? part.lastStableOffset : part.highWatermark;
         const seen = this.seenEnds[p] ?? -1n;
         this.seenEnds[p] = end > seen ? end : seen;
+        // After the deliveries above: a history read waiting on them resolves behind them.
+        this.barriers.settle(p);
       }
     }
   }
@@ -688,6 +709,17 @@ export class KafkaBackbone implements Backbone {
     const next = this.historyWaiters.shift();
     if (next) next();
     else this.historyRunning--;
+  }
+
+  /**
+   * True when nothing of `partition` at Kafka offsets below `through` can still be delivered in
+   * `epoch`: the live reader is past it, or the partition's history moved on (a reset or a new
+   * topic: every later delivery carries another epoch, and `consume` reads the epoch afresh).
+   */
+  private livePassed(partition: number, epoch: string, through: bigint): boolean {
+    const topic = this.topic;
+    if (!topic || partition >= topic.partitions || this.epochFor(topic, partition) !== epoch) return true;
+    return (this.positions[partition] ?? -1n) >= through;
   }
 
   // ---------------------------------------------------------------- small helpers
