@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -186,3 +186,12 @@ test(
     assert.match(out, /^received \{"from":"tarball"\}$/m);
   },
 );
+
+test('every package not marked private is one the tarball test installs', async () => {
+  const published: string[] = [];
+  for (const dir of await readdir(join(ROOT, 'packages'))) {
+    const manifest = JSON.parse(await readFile(join(ROOT, 'packages', dir, 'package.json'), 'utf8')) as { private?: boolean };
+    if (manifest.private !== true) published.push(dir);
+  }
+  assert.deepEqual(published.sort(), [...PACKAGES].sort(), 'a public package must install from its tarball alone: add it to PACKAGES, or mark it private');
+});
