@@ -75,11 +75,13 @@ const counts = { connects: 0, closes: 0, moves: 0, published: 0, publishErrors: 
 
 /**
  * One client: subscribes to two channels. A slow one subscribes to every channel (up to 100) and
- * stops reading a second later, so its queue fills and the gateway cuts it, again and again.
+ * stops reading a second later: the gateway cuts it (queue full, or heartbeats unanswered). A
+ * paused socket never sees that close, so the soak replaces each slow client after SLOW_LIFE_MS.
  */
+const SLOW_LIFE_MS = 70_000;
 function client(slow = false) {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
-  const c = { ws, subs: new Set(), nextId: 1, open: false };
+  const c = { ws, subs: new Set(), nextId: 1, open: false, born: Date.now() };
   ws.on('open', () => {
     c.open = true;
     counts.connects++;
@@ -132,6 +134,7 @@ async function metrics() {
     heap: read('nodejs_heap_size_used_bytes'),
     connections: read('gatehouse_connections'),
     slowConsumerCuts: read('gatehouse_slow_consumer_disconnects_total'),
+    heartbeatCuts: read('gatehouse_disconnects_total\\{code="4301"[^}]*\\}'),
   };
 }
 
@@ -168,8 +171,12 @@ while (Date.now() < endAt) {
   }
   // Subscription moves.
   for (let i = 0; i < moves; i++) move(pool[Math.floor(Math.random() * pool.length)]);
-  // Slow consumers that were cut come back (and stop reading again).
-  slow = slow.map((c) => (c.open || c.ws.readyState === WebSocket.CONNECTING ? c : client(true)));
+  // Slow consumers come back after their life (and stop reading again).
+  slow = slow.map((c) => {
+    if (Date.now() - c.born < SLOW_LIFE_MS) return c;
+    c.ws.terminate();
+    return client(true);
+  });
   pool = pool.map((c) => (c.open || c.ws.readyState === WebSocket.CONNECTING ? c : client()));
   if (Date.now() >= nextSample) {
     nextSample += sampleSeconds * 1000;
@@ -194,6 +201,7 @@ const summary = {
   params: { connections, channels, rate, churn, moves, slow: slowCount, backbone: v.backbone },
   counts,
   slowConsumerCuts: samples[samples.length - 1]?.slowConsumerCuts,
+  heartbeatCuts: samples[samples.length - 1]?.heartbeatCuts,
   heapMiB: { early: +(min(first, 'heap') / 2 ** 20).toFixed(1), late: +(min(last, 'heap') / 2 ** 20).toFixed(1) },
   rssMiB: { early: +(min(first, 'rss') / 2 ** 20).toFixed(1), late: +(min(last, 'rss') / 2 ** 20).toFixed(1) },
 };
