@@ -371,15 +371,24 @@ export class RedisBackbone implements Backbone {
     this.checkOpen();
     checkControlMessage(msg);
     const preferred = this.shards[this.ring.indexOf(this.control)] as Shard;
-    const shard = preferred.pubReady ? preferred : this.shards.find((s) => s.pubReady);
-    if (!shard) throw new BackboneUnavailableError(`redis ${preferred.id} is unreachable`, { cause: preferred.lastError });
-    const conn = shard.pub as Connection;
+    // The preferred server first, then any other that is up: a server can be gone a moment before
+    // its connection says so, and every node listens for control on every server. Only a message
+    // that was never sent is tried again (at most once: one that may have gone out is not).
+    const candidates = [preferred, ...this.shards.filter((s) => s !== preferred)].filter((s) => s.pubReady);
+    if (candidates.length === 0) throw new BackboneUnavailableError(`redis ${preferred.id} is unreachable`, { cause: preferred.lastError });
     const text = encodeControl(msg);
-    try {
-      await (this.options.sharded ? conn.spublish(this.control, text) : conn.publish(this.control, text));
-    } catch (err) {
-      throw this.translate(shard, err);
+    let failure: Error | undefined;
+    for (const shard of candidates) {
+      const conn = shard.pub as Connection;
+      try {
+        await (this.options.sharded ? conn.spublish(this.control, text) : conn.publish(this.control, text));
+        return;
+      } catch (err) {
+        failure = this.translate(shard, err);
+        if (!(err instanceof Error && err.message.includes("isn't writeable"))) break;
+      }
     }
+    throw failure as Error;
   }
 
   async putRecord(kind: string, record: ControlRecord): Promise<void> {
