@@ -110,8 +110,10 @@ describe('decodeClientFrame: each malformed field is refused with the right code
 
   test('op missing or not a string', () => {
     refuses('{}', 'bad_request', /"op"/);
-    refuses('{"op":1,"id":1}', 'bad_request', /"op"/);
-    refuses('{"op":["connect"],"id":1}', 'bad_request', /"op"/);
+    // A valid id is echoed even when the op is not a string.
+    refuses('{"op":1,"id":1}', 'bad_request', /"op"/, 1);
+    refuses('{"op":["connect"],"id":1}', 'bad_request', /"op"/, 1);
+    refuses('{"op":1,"id":0}', 'bad_request', /"op"/);
   });
 
   test('id missing, zero, negative, fractional, a string or beyond 2^53', () => {
@@ -133,9 +135,13 @@ describe('decodeClientFrame: each malformed field is refused with the right code
   test('channel: missing or not a string is bad_request; a malformed name is invalid_channel', () => {
     refuses('{"op":"subscribe","id":2}', 'bad_request', /"channel"/, 2);
     refuses('{"op":"subscribe","id":2,"channel":5}', 'bad_request', /"channel"/, 2);
-    for (const ch of ['nocolon', ':x', 'a:', 'a b:c', 'a:b c', 'a:b\\u0000', 'a:é', `${'n'.repeat(65)}:x`, `a:${'x'.repeat(191)}`, '']) {
+    for (const ch of ['nocolon', ':x', 'a:', 'a b:c', 'a:b c', 'a:b\\u0000', 'a:é', `${'n'.repeat(65)}:x`, `a:${'x'.repeat(254)}`, '']) {
       refuses(`{"op":"subscribe","id":3,"channel":"${ch}"}`, 'invalid_channel', /namespace:name/, 3);
     }
+    // 255 characters in all is the limit, whatever the namespace's share.
+    assert.equal(isValidChannel(`a:${'x'.repeat(253)}`), true);
+    assert.equal(isValidChannel(`${'n'.repeat(64)}:${'x'.repeat(190)}`), true);
+    assert.equal(isValidChannel(`${'n'.repeat(64)}:${'x'.repeat(191)}`), false);
   });
 
   test('since: anything but {epoch: string up to 64, offset: integer >= 0}', () => {
