@@ -51,8 +51,24 @@ const API_KEY = 'soak-api-key-0123';
 const bin = fileURLToPath(new URL('../packages/cli/bin/gatehouse.js', import.meta.url));
 const gateway = spawn(
   process.execPath,
-  [bin, 'start', '--host', '127.0.0.1', '--port', String(port), '--api-key', API_KEY, '--backbone', v.backbone,
-    '--connect-rate', '5000', '--connect-rate-per-address', '5000', '--max-queue-bytes', '262144'],
+  [
+    bin,
+    'start',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--api-key',
+    API_KEY,
+    '--backbone',
+    v.backbone,
+    '--connect-rate',
+    '5000',
+    '--connect-rate-per-address',
+    '5000',
+    '--max-queue-bytes',
+    '262144',
+  ],
   { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, GATEHOUSE_LOG_LEVEL: 'warn' } },
 );
 let stopping = false;
@@ -65,7 +81,10 @@ gateway.on('exit', (code) => {
 const base = `http://127.0.0.1:${port}`;
 for (let i = 0; ; i++) {
   if (i > 100) throw new Error('gateway did not become ready');
-  const ok = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
+  const ok = await fetch(`${base}/readyz`).then(
+    (r) => r.ok,
+    () => false,
+  );
   if (ok) break;
   await sleep(100);
 }
@@ -151,9 +170,16 @@ while (Date.now() < endAt) {
     const n = Math.round(rate / 10);
     const batch = [];
     for (let i = 0; i < n; i++) {
-      const body = JSON.stringify({ channel: channel(Math.floor(Math.random() * channels)), data: JSON.parse(i % 10 === 0 ? big : payload) });
+      const body = JSON.stringify({
+        channel: channel(Math.floor(Math.random() * channels)),
+        data: JSON.parse(i % 10 === 0 ? big : payload),
+      });
       batch.push(
-        fetch(`${base}/api/publish`, { method: 'POST', headers: { authorization: `apikey ${API_KEY}`, 'content-type': 'application/json' }, body }).then(
+        fetch(`${base}/api/publish`, {
+          method: 'POST',
+          headers: { authorization: `apikey ${API_KEY}`, 'content-type': 'application/json' },
+          body,
+        }).then(
           (r) => (r.ok ? counts.published++ : counts.publishErrors++),
           () => counts.publishErrors++,
         ),

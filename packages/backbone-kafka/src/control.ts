@@ -39,7 +39,17 @@ import {
 import type { LogRecord } from './history.js';
 import type { ResolvedKafkaOptions } from './options.js';
 import { controlTopicName, recordsTopicName } from './options.js';
-import { describeTopic, fetchedPartition, partitionBounds, partitionRecords, readChunk, READ_COMMITTED, type FetchResult, type TopicInfo, type TopicSpec } from './topics.js';
+import {
+  describeTopic,
+  fetchedPartition,
+  partitionBounds,
+  partitionRecords,
+  readChunk,
+  READ_COMMITTED,
+  type FetchResult,
+  type TopicInfo,
+  type TopicSpec,
+} from './topics.js';
 
 /** How long the control topic keeps messages: what a node back from an outage can still catch up on. */
 export const CONTROL_RETENTION_MS = 10 * 60_000;
@@ -228,11 +238,15 @@ export class KafkaControlPlane {
   private async write(topic: string, key: string | null, value: string): Promise<void> {
     try {
       await this.deps.producer.send({
-        messages: [{ topic, partition: PARTITION, ...(key === null ? {} : { key: Buffer.from(key, 'utf8') }), value: Buffer.from(value, 'utf8') }],
+        messages: [
+          { topic, partition: PARTITION, ...(key === null ? {} : { key: Buffer.from(key, 'utf8') }), value: Buffer.from(value, 'utf8') },
+        ],
       });
     } catch (err) {
       this.counters.controlErrors++;
-      throw new BackboneUnavailableError(`kafka write to ${topic} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new BackboneUnavailableError(`kafka write to ${topic} failed: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
     }
   }
 
@@ -242,7 +256,13 @@ export class KafkaControlPlane {
    */
   private async readRetention(): Promise<void> {
     const [desc] = await this.deps.admin.describeConfigs({
-      resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: this.recordsSpec.name, configurationKeys: ['cleanup.policy', 'retention.ms'] }],
+      resources: [
+        {
+          resourceType: ConfigResourceTypes.TOPIC,
+          resourceName: this.recordsSpec.name,
+          configurationKeys: ['cleanup.policy', 'retention.ms'],
+        },
+      ],
     });
     const value = (name: string) => desc?.configs.find((c) => c.name === name)?.value ?? undefined;
     const policy = value('cleanup.policy') ?? 'delete';
@@ -299,7 +319,9 @@ export class KafkaControlPlane {
       topics: [
         {
           topicId: topic.id,
-          partitions: [{ partition: PARTITION, fetchOffset: this.position, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: maxBytes }],
+          partitions: [
+            { partition: PARTITION, fetchOffset: this.position, currentLeaderEpoch: -1, lastFetchedEpoch: -1, partitionMaxBytes: maxBytes },
+          ],
         },
       ],
     });
@@ -361,9 +383,13 @@ export class KafkaControlPlane {
     const deadline = Date.now() + options.historyTimeoutMs;
     const maxBytes = Math.min(1024 * 1024, options.fetchMaxBytes);
     while (this.viewAt < bounds.end) {
-      if (Date.now() > deadline) throw new BackboneUnavailableError(`reading ${this.recordsSpec.name} took longer than historyTimeoutMs (${options.historyTimeoutMs} ms)`);
+      if (Date.now() > deadline)
+        throw new BackboneUnavailableError(
+          `reading ${this.recordsSpec.name} took longer than historyTimeoutMs (${options.historyTimeoutMs} ms)`,
+        );
       const { records, next } = await readChunk(reader, topic, PARTITION, this.viewAt, maxBytes);
-      if (next <= this.viewAt) throw new BackboneUnavailableError(`reading ${this.recordsSpec.name} made no progress at offset ${this.viewAt}`);
+      if (next <= this.viewAt)
+        throw new BackboneUnavailableError(`reading ${this.recordsSpec.name} made no progress at offset ${this.viewAt}`);
       const now = Date.now();
       for (const rec of records) if (rec.offset >= this.viewAt) this.apply(rec, now);
       this.viewAt = next;

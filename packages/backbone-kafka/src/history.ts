@@ -214,7 +214,14 @@ export class HistoryReader {
    * Calls `visit` for each record with `key` at offsets [from, until), oldest first, until it
    * returns false ('stopped'), the range is done ('end'), or the budget is spent ('exhausted').
    */
-  private async walk(partition: number, from: bigint, until: bigint, key: Buffer, budget: Budget, visit: (r: LogRecord) => boolean): Promise<WalkEnd> {
+  private async walk(
+    partition: number,
+    from: bigint,
+    until: bigint,
+    key: Buffer,
+    budget: Budget,
+    visit: (r: LogRecord) => boolean,
+  ): Promise<WalkEnd> {
     let next = from;
     while (next < until) {
       if (budget.records <= 0 || this.now() > budget.deadline) return 'exhausted';

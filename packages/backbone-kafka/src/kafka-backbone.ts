@@ -423,7 +423,12 @@ export class KafkaBackbone implements Backbone {
     }
     let reset = false;
     this.positions = ends.map((end, p) => {
-      const plan = planPartition({ at: sameTopic ? this.positions[p] : undefined, seen: this.seenEnds[p] ?? -1n, start: starts[p] as bigint, end });
+      const plan = planPartition({
+        at: sameTopic ? this.positions[p] : undefined,
+        seen: this.seenEnds[p] ?? -1n,
+        start: starts[p] as bigint,
+        end,
+      });
       this.counters.skipped += plan.skipped;
       if (plan.reset) {
         this.resets[p] = info.leaderEpochs[p] as number;
@@ -586,7 +591,15 @@ export class KafkaBackbone implements Backbone {
     }
   }
 
-  private deliver(topic: TopicInfo, p: number, epoch: string, channel: string, offset: bigint, value: Buffer | null, recordTs: number): void {
+  private deliver(
+    topic: TopicInfo,
+    p: number,
+    epoch: string,
+    channel: string,
+    offset: bigint,
+    value: Buffer | null,
+    recordTs: number,
+  ): void {
     if (partitionFor(channel, topic.partitions) !== p) {
       this.counters.misrouted++;
       return;
@@ -637,19 +650,17 @@ export class KafkaBackbone implements Backbone {
       .send({
         messages: batch.map((i) => ({ topic: name, partition, key: i.key, value: i.value, timestamp: BigInt(Math.floor(i.ts)) })),
       })
-      .then(
-        (res) => {
-          const base = res.offsets?.find((o) => o.topic === name && o.partition === partition)?.offset;
-          if (base === undefined) throw new Error(`the broker did not report an offset for ${name}/${partition}`);
-          // Taken on the answer, not on the send: a reset found meanwhile applies to these offsets.
-          const epoch = this.epochFor(topic, partition);
-          // One produce request makes one record batch per partition: consecutive offsets in call order.
-          batch.forEach((item, i) => {
-            this.counters.published++;
-            item.resolve({ channel: item.channel, epoch, offset: Number(base) + i + 1, ts: item.ts, data: item.data });
-          });
-        },
-      )
+      .then((res) => {
+        const base = res.offsets?.find((o) => o.topic === name && o.partition === partition)?.offset;
+        if (base === undefined) throw new Error(`the broker did not report an offset for ${name}/${partition}`);
+        // Taken on the answer, not on the send: a reset found meanwhile applies to these offsets.
+        const epoch = this.epochFor(topic, partition);
+        // One produce request makes one record batch per partition: consecutive offsets in call order.
+        batch.forEach((item, i) => {
+          this.counters.published++;
+          item.resolve({ channel: item.channel, epoch, offset: Number(base) + i + 1, ts: item.ts, data: item.data });
+        });
+      })
       .catch((err: unknown) => {
         // A failed request may still have been written (the answer was lost with the broker), and
         // the client library does not advance its sequence number on a failure: the next batch

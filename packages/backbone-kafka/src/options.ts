@@ -121,13 +121,16 @@ export function resolveOptions(opts: KafkaBackboneOptions): ResolvedKafkaOptions
     }
   }
   if (typeof o.topic !== 'string' || !TOPIC_RE.test(o.topic) || o.topic === '.' || o.topic === '..') {
-    throw new TypeError(`KafkaBackbone option "topic" must be 1-241 characters of [A-Za-z0-9._-] (the control-plane topics add 8), got ${JSON.stringify(o.topic)}`);
+    throw new TypeError(
+      `KafkaBackbone option "topic" must be 1-241 characters of [A-Za-z0-9._-] (the control-plane topics add 8), got ${JSON.stringify(o.topic)}`,
+    );
   }
   if (typeof o.clientId !== 'string' || !CLIENT_ID_RE.test(o.clientId)) {
     throw new TypeError(`KafkaBackbone option "clientId" must be 1-100 characters of [A-Za-z0-9._-], got ${JSON.stringify(o.clientId)}`);
   }
   if (typeof o.createTopic !== 'boolean') throw new TypeError('KafkaBackbone option "createTopic" must be a boolean');
-  if (o.onMalformed !== undefined && typeof o.onMalformed !== 'function') throw new TypeError('KafkaBackbone option "onMalformed" must be a function');
+  if (o.onMalformed !== undefined && typeof o.onMalformed !== 'function')
+    throw new TypeError('KafkaBackbone option "onMalformed" must be a function');
   int('partitions', o.partitions, 1, 10_000);
   if (o.replicationFactor !== -1) int('replicationFactor', o.replicationFactor, 1, 32);
   int('requestTimeoutMs', o.requestTimeoutMs, 100, 600_000);
@@ -146,10 +149,14 @@ export function resolveOptions(opts: KafkaBackboneOptions): ResolvedKafkaOptions
     throw new TypeError(`KafkaBackbone option "reconnectMaxMs" (${o.reconnectMaxMs}) is below "reconnectMinMs" (${o.reconnectMinMs})`);
   }
   if (o.fetchMaxWaitMs >= o.requestTimeoutMs) {
-    throw new TypeError(`KafkaBackbone option "fetchMaxWaitMs" (${o.fetchMaxWaitMs}) must be below "requestTimeoutMs" (${o.requestTimeoutMs}): a long poll would time out`);
+    throw new TypeError(
+      `KafkaBackbone option "fetchMaxWaitMs" (${o.fetchMaxWaitMs}) must be below "requestTimeoutMs" (${o.requestTimeoutMs}): a long poll would time out`,
+    );
   }
   if (o.maxMessageBytes > o.fetchMaxBytes) {
-    throw new TypeError(`KafkaBackbone option "maxMessageBytes" (${o.maxMessageBytes}) exceeds "fetchMaxBytes" (${o.fetchMaxBytes}): one record would break the bound on fetch memory`);
+    throw new TypeError(
+      `KafkaBackbone option "maxMessageBytes" (${o.maxMessageBytes}) exceeds "fetchMaxBytes" (${o.fetchMaxBytes}): one record would break the bound on fetch memory`,
+    );
   }
   return { ...o, brokers: [...o.brokers] };
 }

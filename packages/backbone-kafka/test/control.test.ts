@@ -10,7 +10,14 @@ import { after, before, describe, test } from 'node:test';
 import { Admin, ConfigResourceTypes, Producer } from '@platformatic/kafka';
 import { BackboneInputError, CONTROL_MAX_BYTES, type ControlMessage } from '@gatehouse/backbone-kit';
 import { serviceSkipReason, waitFor, withDeadline } from '@gatehouse/testkit';
-import { CONTROL_RETENTION_MS, controlTopicName, createKafkaBackbone, RECORDS_RETENTION_MS, recordsTopicName, type KafkaBackbone } from '../src/index.js';
+import {
+  CONTROL_RETENTION_MS,
+  controlTopicName,
+  createKafkaBackbone,
+  RECORDS_RETENTION_MS,
+  recordsTopicName,
+  type KafkaBackbone,
+} from '../src/index.js';
 import { BROKERS, deleteTopics, Recorder, uniqueTopic, WAIT } from './support.js';
 
 const skip = await serviceSkipReason('kafka', 'backbone-kafka: control.test');
@@ -91,7 +98,10 @@ describe('KafkaBackbone control plane on the real broker', { skip: skip ?? false
     await a.sendControl(good);
     await waitFor('the valid message after the garbage at node b', () => copies(recB, good).length === 1, WAIT);
     assert.equal(b.stats().controlMalformed - before, bad.length, 'each invalid message was counted');
-    assert.ok(recB.controls.every((m) => m.type !== 'ok' && m.type !== 'x'), 'none of them reached the handler');
+    assert.ok(
+      recB.controls.every((m) => m.type !== 'ok' && m.type !== 'x'),
+      'none of them reached the handler',
+    );
     assert.equal(b.state, 'up');
   });
 
@@ -127,7 +137,7 @@ describe('KafkaBackbone control plane on the real broker', { skip: skip ?? false
     assert.equal(kb.state, 'up');
   });
 
-  test('records: outside garbage is counted and skipped, an operator\'s tombstone deletes, an expired write replaces', async () => {
+  test("records: outside garbage is counted and skipped, an operator's tombstone deletes, an expired write replaces", async () => {
     const kind = `test.outside.${randomBytes(3).toString('hex')}`;
     const later = Date.now() + 600_000;
     await a.putRecord(kind, { key: 'tombstoned', value: '1', expiresAt: later });
@@ -141,7 +151,12 @@ describe('KafkaBackbone control plane on the real broker', { skip: skip ?? false
       messages: [
         { topic: name, partition: 0, key: Buffer.from(`${kind}/garbage`), value: Buffer.from('not json') },
         { topic: name, partition: 0, key: Buffer.from('no-kind-separator'), value: Buffer.from('{}') },
-        { topic: name, partition: 0, key: Buffer.from(`${kind}/other-key`), value: Buffer.from(JSON.stringify({ v: 1, key: 'kept', value: 9, expiresAt: later })) },
+        {
+          topic: name,
+          partition: 0,
+          key: Buffer.from(`${kind}/other-key`),
+          value: Buffer.from(JSON.stringify({ v: 1, key: 'kept', value: 9, expiresAt: later })),
+        },
         // A tombstone: what an operator's delete (or kafka-console-producer with a null value) leaves.
         { topic: name, partition: 0, key: Buffer.from(`${kind}/tombstoned`) },
       ],
@@ -195,7 +210,10 @@ describe('KafkaBackbone control plane on the real broker', { skip: skip ?? false
       const kb = await node(new Recorder(), { topic: short });
       await assert.rejects(kb.putRecord(kind, { key: 'k', value: '1', expiresAt: Date.now() + 10 * 3_600_000 }), /retention\.ms=36000000/);
       await kb.putRecord(kind, { key: 'k', value: '1', expiresAt: Date.now() + 8 * 3_600_000 });
-      assert.deepEqual((await kb.records(kind)).map((r) => r.key), ['k']);
+      assert.deepEqual(
+        (await kb.records(kind)).map((r) => r.key),
+        ['k'],
+      );
     } finally {
       await deleteTopics(BROKERS, [short]);
     }

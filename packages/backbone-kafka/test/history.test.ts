@@ -18,7 +18,12 @@ class FakeLog implements PartitionLog {
 
   append(channel: string, data: string, ts = 1_000, keep: [number, number] = [100, 0]): number {
     const offset = BigInt(this.records.length);
-    this.records.push({ offset, key: Buffer.from(channel), value: Buffer.from(encodeEnvelope({ channel, ts, data, historySize: keep[0], historyTtlSeconds: keep[1] })), timestamp: ts });
+    this.records.push({
+      offset,
+      key: Buffer.from(channel),
+      value: Buffer.from(encodeEnvelope({ channel, ts, data, historySize: keep[0], historyTtlSeconds: keep[1] })),
+      timestamp: ts,
+    });
     return Number(offset) + 1;
   }
 
@@ -45,7 +50,7 @@ function reader(
 
 const loc = (channel: string) => ({ channel, partition: 0, epoch: EPOCH });
 
-test('recovers exactly one channel\'s publications out of a shared log', async () => {
+test("recovers exactly one channel's publications out of a shared log", async () => {
   const log = new FakeLog();
   const mine: number[] = [];
   for (let i = 0; i < 12; i++) {
@@ -54,13 +59,19 @@ test('recovers exactly one channel\'s publications out of a shared log', async (
   }
   const h = await reader(log).read(loc('a:mine'), { epoch: EPOCH, offset: mine[3] as number }, 100);
   assert.equal(h.complete, true);
-  assert.deepEqual(h.publications.map((p) => p.offset), mine.slice(4));
-  assert.deepEqual(h.publications.map((p) => JSON.parse(p.data).i), [4, 5, 6, 7, 8, 9, 10, 11]);
+  assert.deepEqual(
+    h.publications.map((p) => p.offset),
+    mine.slice(4),
+  );
+  assert.deepEqual(
+    h.publications.map((p) => JSON.parse(p.data).i),
+    [4, 5, 6, 7, 8, 9, 10, 11],
+  );
   assert.equal(h.offset, mine.at(-1));
   assert.ok(h.publications.every((p) => p.channel === 'a:mine' && p.epoch === EPOCH && p.ts === 1_000));
 });
 
-test('nothing missed is complete and keeps the caller\'s position', async () => {
+test("nothing missed is complete and keeps the caller's position", async () => {
   const log = new FakeLog();
   const last = log.append('a:x', '1');
   log.append('a:y', '2');
@@ -76,7 +87,7 @@ test('more missed publications than the limit is incomplete', async () => {
   assert.equal((await reader(log).read(loc('a:x'), { epoch: EPOCH, offset: 0 }, 5)).complete, true);
 });
 
-test('the newest publication\'s historySize and TTL bound what may be recovered', async () => {
+test("the newest publication's historySize and TTL bound what may be recovered", async () => {
   const log = new FakeLog();
   for (let i = 0; i < 5; i++) log.append('a:x', String(i), 1_000, [3, 0]);
   assert.equal((await reader(log).read(loc('a:x'), { epoch: EPOCH, offset: 1 }, 100)).complete, false, 'four missed, three kept');
@@ -86,7 +97,11 @@ test('the newest publication\'s historySize and TTL bound what may be recovered'
   ttl.append('a:t', '1', 1_000, [100, 2]);
   ttl.append('a:t', '2', 2_500, [100, 2]);
   assert.equal((await reader(ttl, {}, () => 2_900).read(loc('a:t'), { epoch: EPOCH, offset: 0 }, 100)).complete, true);
-  assert.equal((await reader(ttl, {}, () => 3_100).read(loc('a:t'), { epoch: EPOCH, offset: 0 }, 100)).complete, false, 'the first is older than 2 s');
+  assert.equal(
+    (await reader(ttl, {}, () => 3_100).read(loc('a:t'), { epoch: EPOCH, offset: 0 }, 100)).complete,
+    false,
+    'the first is older than 2 s',
+  );
   assert.equal((await reader(ttl, {}, () => 3_100).read(loc('a:t'), { epoch: EPOCH, offset: 1 }, 100)).complete, true, 'the second is not');
 });
 
@@ -120,7 +135,10 @@ test('malformed records of the channel are skipped and counted', async () => {
   const seen: string[] = [];
   const r = reader(log, {}, undefined, (reason, channel) => seen.push(`${channel}: ${reason}`));
   const h = await r.read(loc('a:x'), { epoch: EPOCH, offset: 0 }, 100);
-  assert.deepEqual(h.publications.map((p) => p.offset), [1, 3]);
+  assert.deepEqual(
+    h.publications.map((p) => p.offset),
+    [1, 3],
+  );
   assert.deepEqual(seen, ['a:x: not JSON']);
 });
 

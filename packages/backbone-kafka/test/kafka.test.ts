@@ -37,7 +37,12 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
   const malformedSeen: string[] = [];
 
   before(async () => {
-    a = createKafkaBackbone(BROKERS, { topic, partitions: PARTITIONS, fetchMaxWaitMs: 200, onMalformed: (why, key) => malformedSeen.push(`${key}: ${why}`) });
+    a = createKafkaBackbone(BROKERS, {
+      topic,
+      partitions: PARTITIONS,
+      fetchMaxWaitMs: 200,
+      onMalformed: (why, key) => malformedSeen.push(`${key}: ${why}`),
+    });
     b = createKafkaBackbone(BROKERS, { topic, partitions: PARTITIONS, fetchMaxWaitMs: 200 });
     await Promise.all([a.start(recA), b.start(recB)]);
     outside = new Producer({ clientId: 'gatehouse-test-outside', bootstrapBrokers: BROKERS, acks: -1 });
@@ -50,7 +55,14 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
 
   test('declares a durable, shared, sequenced backbone with non-contiguous offsets and durable records', () => {
     assert.equal(a.kind, 'kafka');
-    assert.deepEqual(a.capabilities, { sequenced: true, history: true, contiguousOffsets: false, durable: true, shared: true, durableRecords: true });
+    assert.deepEqual(a.capabilities, {
+      sequenced: true,
+      history: true,
+      contiguousOffsets: false,
+      durable: true,
+      shared: true,
+      durableRecords: true,
+    });
     assert.equal(a.state, 'up');
     assert.deepEqual(recA.states, ['up']);
   });
@@ -61,7 +73,10 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     const sent = await a.publish(ch, '{"hello":"kafka"}', KEEP);
     assert.ok(sent.offset >= 1, 'offsets start at 1');
     assert.match(sent.epoch, /^[0-9a-f-]{36}:\d+$/, 'epoch is topic id and partition');
-    for (const [who, rec] of [['a', recA], ['b', recB]] as const) {
+    for (const [who, rec] of [
+      ['a', recA],
+      ['b', recB],
+    ] as const) {
       const [got] = await rec.waitCount(ch, 1, who, WAIT);
       assert.deepEqual(got, sent, `node ${who} received exactly what publish returned`);
     }
@@ -78,11 +93,18 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     const sent = await Promise.all(calls);
     for (const c of channels) {
       const mine = sent.filter((p) => p.channel === c);
-      for (const [who, rec] of [['a', recA], ['b', recB]] as const) {
+      for (const [who, rec] of [
+        ['a', recA],
+        ['b', recB],
+      ] as const) {
         const got = await rec.waitCount(c, n, who, WAIT);
         assert.equal(got.length, n, `node ${who} got no duplicates on ${c}`);
         const offsets = got.map((p) => p.offset);
-        assert.deepEqual(offsets, [...offsets].sort((x, y) => x - y), `node ${who} got ${c} in offset order`);
+        assert.deepEqual(
+          offsets,
+          [...offsets].sort((x, y) => x - y),
+          `node ${who} got ${c} in offset order`,
+        );
         assert.deepEqual(
           got.map((p) => [p.offset, p.data]),
           [...mine].sort((x, y) => x.offset - y.offset).map((p) => [p.offset, p.data]),
@@ -92,7 +114,11 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
       // Calls from one node resolve in call order, so each node's own publications rise.
       for (const node of [0, 1]) {
         const own = mine.filter((p) => (JSON.parse(p.data) as { i: number }).i % 2 === node).map((p) => p.offset);
-        assert.deepEqual(own, [...own].sort((x, y) => x - y), 'one node\'s publishes keep their call order');
+        assert.deepEqual(
+          own,
+          [...own].sort((x, y) => x - y),
+          "one node's publishes keep their call order",
+        );
       }
     }
   });
@@ -111,7 +137,11 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     assert.deepEqual([h.epoch, h.offset], [seen.epoch, (sent[7] as Publication).offset]);
 
     const pos = await a.history(ch, undefined, 100);
-    assert.deepEqual([pos.epoch, pos.offset, pos.complete], [seen.epoch, (sent[7] as Publication).offset, true], 'position is the channel\'s newest offset, not the partition\'s');
+    assert.deepEqual(
+      [pos.epoch, pos.offset, pos.complete],
+      [seen.epoch, (sent[7] as Publication).offset, true],
+      "position is the channel's newest offset, not the partition's",
+    );
 
     const tooMany = await b.history(ch, { epoch: seen.epoch, offset: (sent[0] as Publication).offset }, 3);
     assert.equal(tooMany.complete, false, 'seven missed publications do not fit a limit of 3');
@@ -134,7 +164,10 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     const res = await outside.send({ messages: [{ topic, partition, key: Buffer.from(ch), value: Buffer.from(value) }] });
     const kafkaOffset = res.offsets?.[0]?.offset;
     assert.ok(kafkaOffset !== undefined);
-    for (const [who, rec] of [['a', recA], ['b', recB]] as const) {
+    for (const [who, rec] of [
+      ['a', recA],
+      ['b', recB],
+    ] as const) {
       const [got] = await rec.waitCount(ch, 1, who, WAIT);
       assert.deepEqual(got, {
         channel: ch,
@@ -164,18 +197,32 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
     ];
     await outside.send({ messages: bad.map((v) => ({ topic, partition, key: Buffer.from(ch), value: Buffer.from(v) })) });
     await outside.send({
-      messages: [{ topic, partition: wrong, key: Buffer.from(ch), value: Buffer.from(JSON.stringify({ v: 1, channel: ch, data: 'misrouted' })) }],
+      messages: [
+        { topic, partition: wrong, key: Buffer.from(ch), value: Buffer.from(JSON.stringify({ v: 1, channel: ch, data: 'misrouted' })) },
+      ],
     });
     // No ts: the record's own timestamp stands in.
-    await outside.send({ messages: [{ topic, partition, key: Buffer.from(ch), value: Buffer.from(JSON.stringify({ v: 1, channel: ch, data: 'good' })) }] });
+    await outside.send({
+      messages: [{ topic, partition, key: Buffer.from(ch), value: Buffer.from(JSON.stringify({ v: 1, channel: ch, data: 'good' })) }],
+    });
     const [got] = await recA.waitCount(ch, 1, 'a', WAIT);
     assert.equal(got?.data, '"good"');
     assert.ok(got && Math.abs(got.ts - Date.now()) < 600_000, 'ts falls back to the record timestamp');
-    await waitFor('the malformed and misrouted counters', () => a.stats().malformed - before.malformed === bad.length && a.stats().misrouted - before.misrouted === 1);
+    await waitFor(
+      'the malformed and misrouted counters',
+      () => a.stats().malformed - before.malformed === bad.length && a.stats().misrouted - before.misrouted === 1,
+    );
     assert.equal(recA.of(ch).length, 1, 'nothing but the good record was delivered');
     assert.deepEqual(
       malformedSeen.filter((m) => m.startsWith(`${ch}: `)).map((m) => m.slice(ch.length + 2)),
-      ['not JSON', 'not a JSON object', 'unsupported envelope version 2', '"channel" does not match where the envelope arrived', '"data" is missing', '"ts" must be a number of ms since the Unix epoch'],
+      [
+        'not JSON',
+        'not a JSON object',
+        'unsupported envelope version 2',
+        '"channel" does not match where the envelope arrived',
+        '"data" is missing',
+        '"ts" must be a number of ms since the Unix epoch',
+      ],
       'onMalformed heard why each record was dropped, in log order',
     );
   });
@@ -252,7 +299,11 @@ describe('KafkaBackbone on a real broker', { skip: skip ?? false }, () => {
         30_000,
         200,
       );
-      await waitFor('delivery from the recreated topic', () => rec.of(ch).some((p) => p.epoch === second.epoch && p.offset === second.offset), 30_000);
+      await waitFor(
+        'delivery from the recreated topic',
+        () => rec.of(ch).some((p) => p.epoch === second.epoch && p.offset === second.offset),
+        30_000,
+      );
       const h = await kb.history(ch, { epoch: first.epoch, offset: first.offset }, 10);
       assert.equal(h.complete, false, 'recovery from the old epoch is a reported gap');
       assert.equal(h.epoch, second.epoch);

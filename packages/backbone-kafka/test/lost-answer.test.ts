@@ -14,7 +14,9 @@ import { serviceSkipReason, TcpRelay, withDeadline } from '@gatehouse/testkit';
 import { BrokerRig, privateBrokerAvailable } from './private-broker.js';
 import { uniqueChannel, uniqueTopic, WAIT } from './support.js';
 
-const skip = await serviceSkipReason('kafka', 'backbone-kafka: lost-answer.test (needs Java and .services/kafka/lib)', async () => privateBrokerAvailable());
+const skip = await serviceSkipReason('kafka', 'backbone-kafka: lost-answer.test (needs Java and .services/kafka/lib)', async () =>
+  privateBrokerAvailable(),
+);
 const KEEP: PublishOptions = { historySize: 100, historyTtlSeconds: 3600 };
 
 describe('KafkaBackbone when a produce answer is lost', { skip: skip ?? false }, () => {
@@ -47,7 +49,11 @@ describe('KafkaBackbone when a produce answer is lost', { skip: skip ?? false },
 
     const third = await pub.publish(ch, '"third"', KEEP);
     const got = await recSub.waitCount(ch, 3, 'subscriber', WAIT);
-    assert.deepEqual(got.map((p) => p.data), ['"first"', '"unanswered"', '"third"'], 'the unanswered one was written; the next one too');
+    assert.deepEqual(
+      got.map((p) => p.data),
+      ['"first"', '"unanswered"', '"third"'],
+      'the unanswered one was written; the next one too',
+    );
     assert.equal(got[2]?.offset, third.offset, 'the acknowledged offset is the one delivered');
     assert.ok(third.offset > (got[1]?.offset ?? Infinity) && (got[1]?.offset ?? 0) > first.offset);
   });

@@ -37,7 +37,11 @@ test('rejects bad options with a TypeError naming the field', () => {
     [{ brokers: ['h:1'], clientId: 'sp ace' }, /"clientId"/],
   ];
   for (const [opts, why] of cases) {
-    assert.throws(() => new KafkaBackbone(opts as never), (e: unknown) => e instanceof TypeError && why.test(e.message), JSON.stringify(opts));
+    assert.throws(
+      () => new KafkaBackbone(opts as never),
+      (e: unknown) => e instanceof TypeError && why.test(e.message),
+      JSON.stringify(opts),
+    );
   }
 });
 
@@ -47,7 +51,13 @@ test('start rejects with BackboneUnavailableError when no broker answers in time
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
   try {
-    const kb = createKafkaBackbone([`127.0.0.1:${port}`], { startTimeoutMs: 700, requestTimeoutMs: 600, fetchMaxWaitMs: 100, reconnectMinMs: 50, reconnectMaxMs: 100 });
+    const kb = createKafkaBackbone([`127.0.0.1:${port}`], {
+      startTimeoutMs: 700,
+      requestTimeoutMs: 600,
+      fetchMaxWaitMs: 100,
+      reconnectMinMs: 50,
+      reconnectMaxMs: 100,
+    });
     const states: string[] = [];
     await assert.rejects(
       kb.start({ onPublication: () => {}, onStateChange: (s) => states.push(s), onControl: () => {} }),

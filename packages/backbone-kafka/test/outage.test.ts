@@ -13,7 +13,9 @@ import { createKafkaBackbone } from '../src/index.js';
 import { BrokerRig, privateBrokerAvailable } from './private-broker.js';
 import { Recorder, uniqueChannel, uniqueTopic, WAIT } from './support.js';
 
-const skip = await serviceSkipReason('kafka', 'backbone-kafka: outage.test (needs Java and .services/kafka/lib)', async () => privateBrokerAvailable());
+const skip = await serviceSkipReason('kafka', 'backbone-kafka: outage.test (needs Java and .services/kafka/lib)', async () =>
+  privateBrokerAvailable(),
+);
 const KEEP: PublishOptions = { historySize: 100, historyTtlSeconds: 3600 };
 
 describe('KafkaBackbone when the broker dies and returns', { skip: skip ?? false }, () => {
@@ -79,13 +81,20 @@ describe('KafkaBackbone when the broker dies and returns', { skip: skip ?? false
     assert.equal(second.epoch, first.epoch, 'same topic, same data: same epoch');
     assert.ok(second.offset > first.offset);
     const got = await recSub.waitCount(ch, 2, 'subscriber', WAIT);
-    assert.deepEqual(got.map((p) => p.data), ['"before"', '"after"'], 'nothing lost, nothing doubled, the rejected one never appeared');
+    assert.deepEqual(
+      got.map((p) => p.data),
+      ['"before"', '"after"'],
+      'nothing lost, nothing doubled, the rejected one never appeared',
+    );
 
     assertDownThenUp(recSub.states, 'subscriber');
     assertDownThenUp(recPub.states, 'publisher');
 
     const h = await sub.history(ch, { epoch: first.epoch, offset: 0 }, 10);
     assert.equal(h.complete, true, 'history written before the crash survived it');
-    assert.deepEqual(h.publications.map((p) => p.data), ['"before"', '"after"']);
+    assert.deepEqual(
+      h.publications.map((p) => p.data),
+      ['"before"', '"after"'],
+    );
   });
 });

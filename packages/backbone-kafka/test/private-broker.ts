@@ -14,7 +14,13 @@ export function privateBrokerAvailable(): boolean {
 
 /** True once the broker at `address` answers a metadata request. */
 async function answers(address: string): Promise<boolean> {
-  const admin = new Admin({ clientId: 'gatehouse-test-ready', bootstrapBrokers: [address], retries: 0, timeout: 2000, connectTimeout: 1000 });
+  const admin = new Admin({
+    clientId: 'gatehouse-test-ready',
+    bootstrapBrokers: [address],
+    retries: 0,
+    timeout: 2000,
+    connectTimeout: 1000,
+  });
   try {
     return (await admin.metadata({ topics: [] })).brokers.size > 0;
   } catch {

@@ -32,7 +32,12 @@ export function uniqueChannel(label: string): string {
 export class Recorder extends RecordingHandler {
   /** Resolves once the last reported state is `state`. */
   async state(state: BackboneState, who: string, timeoutMs = 30_000): Promise<void> {
-    await waitFor(`${who} to report '${state}' (saw ${this.states.join(' -> ') || 'nothing'})`, () => this.states.at(-1) === state, timeoutMs, 10);
+    await waitFor(
+      `${who} to report '${state}' (saw ${this.states.join(' -> ') || 'nothing'})`,
+      () => this.states.at(-1) === state,
+      timeoutMs,
+      10,
+    );
   }
 }
 

@@ -15,7 +15,9 @@ import { serviceSkipReason, waitFor } from '@gatehouse/testkit';
 import { BrokerRig, privateBrokerAvailable } from './private-broker.js';
 import { uniqueChannel, uniqueTopic, WAIT } from './support.js';
 
-const skip = await serviceSkipReason('kafka', 'backbone-kafka: truncation.test (needs Java and .services/kafka/lib)', async () => privateBrokerAvailable());
+const skip = await serviceSkipReason('kafka', 'backbone-kafka: truncation.test (needs Java and .services/kafka/lib)', async () =>
+  privateBrokerAvailable(),
+);
 const KEEP: PublishOptions = { historySize: 100, historyTtlSeconds: 3600 };
 
 describe('KafkaBackbone when the broker restarts with a truncated log', { skip: skip ?? false }, () => {
@@ -40,7 +42,10 @@ describe('KafkaBackbone when the broker restarts with a truncated log', { skip: 
     for (const d of ['"b1"', '"b2"', '"b3"']) lost.push(await pub.publish(ch, d, KEEP));
     await recSub.waitCount(ch, 6, 'subscriber', WAIT);
     const old = (kept[0] as { epoch: string }).epoch;
-    assert.deepEqual(recSub.of(ch).map((p) => [p.epoch, p.offset]), [...kept, ...lost].map((p) => [old, p.offset]));
+    assert.deepEqual(
+      recSub.of(ch).map((p) => [p.epoch, p.offset]),
+      [...kept, ...lost].map((p) => [old, p.offset]),
+    );
     assert.ok(statSync(segment).size > keptBytes);
 
     await broker.kill('SIGKILL');
@@ -69,10 +74,17 @@ describe('KafkaBackbone when the broker restarts with a truncated log', { skip: 
     for (const p of got.slice(0, 6)) assert.equal(p.epoch, old, 'only what was delivered before carries the old epoch');
 
     const h = await sub.history(ch, { epoch: old, offset: (lost[2] as { offset: number }).offset }, 10);
-    assert.deepEqual([h.complete, h.epoch, h.offset], [false, next.epoch, next.offset], 'a position in the old epoch cannot be recovered: a gap');
+    assert.deepEqual(
+      [h.complete, h.epoch, h.offset],
+      [false, next.epoch, next.offset],
+      'a position in the old epoch cannot be recovered: a gap',
+    );
     const h2 = await sub.history(ch, { epoch: next.epoch, offset: next.offset - 1 }, 10);
     assert.equal(h2.complete, true);
-    assert.deepEqual(h2.publications.map((p) => [p.epoch, p.offset, p.data]), [[next.epoch, next.offset, '"c1"']]);
+    assert.deepEqual(
+      h2.publications.map((p) => [p.epoch, p.offset, p.data]),
+      [[next.epoch, next.offset, '"c1"']],
+    );
     console.log(JSON.stringify({ oldEpoch: old, newEpoch: next.epoch, reusedOffset: next.offset }));
   });
 });

@@ -31,7 +31,13 @@ test('partitionFor clears the sign bit before the modulo, like the Java default 
 test('records are written in the v1 envelope, byte for byte as before, and read back', () => {
   // What this adapter wrote before the kit's codec replaced its own: readers of old logs and
   // outside consumers depend on it.
-  const text = encodeEnvelope({ channel: 'chat:1', ts: 1_700_000_000_123, data: '{"a":[1,"x"]}', historySize: 100, historyTtlSeconds: 300 });
+  const text = encodeEnvelope({
+    channel: 'chat:1',
+    ts: 1_700_000_000_123,
+    data: '{"a":[1,"x"]}',
+    historySize: 100,
+    historyTtlSeconds: 300,
+  });
   assert.equal(text, '{"v":1,"channel":"chat:1","ts":1700000000123,"historySize":100,"historyTtlSeconds":300,"data":{"a":[1,"x"]}}');
   assert.deepEqual(decodePublication('chat:1', Buffer.from(text), 5), {
     channel: 'chat:1',
@@ -70,5 +76,5 @@ test('decodePublication says what is wrong with a malformed record, and never th
 test('epochs differ per topic id and per partition', () => {
   assert.notEqual(epochOf('t1', 0), epochOf('t2', 0));
   assert.notEqual(epochOf('t1', 0), epochOf('t1', 1));
-  assert.ok(epochOf('c7f6746d-ada3-4b07-88dd-7ff8df61bbca', 9999).length <= 64, 'fits the protocol\'s 64-character epoch');
+  assert.ok(epochOf('c7f6746d-ada3-4b07-88dd-7ff8df61bbca', 9999).length <= 64, "fits the protocol's 64-character epoch");
 });

@@ -47,11 +47,7 @@ export interface RetryOptions {
  * when `giveUp(error)` says so, when `signal` aborts, or when the next try would start at or after
  * `deadline` (ms since the Unix epoch). `attempt` gets the try number, starting at 1.
  */
-export async function retryUntilDeadline<T>(
-  deadline: number,
-  attempt: (n: number) => Promise<T>,
-  options: RetryOptions = {},
-): Promise<T> {
+export async function retryUntilDeadline<T>(deadline: number, attempt: (n: number) => Promise<T>, options: RetryOptions = {}): Promise<T> {
   const { giveUp, floorMs = 100, capMs = 2_000, signal, random = Math.random } = options;
   for (let n = 1; ; n++) {
     try {

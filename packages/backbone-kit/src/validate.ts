@@ -8,12 +8,7 @@ import { CONTROL_MAX_BYTES, type ControlMessage, type ControlRecord, type Publis
 
 /** What was wrong with the input; stable, so callers and metrics can branch on it. */
 export type BackboneInputCode =
-  | 'invalid_channel'
-  | 'invalid_data'
-  | 'data_too_large'
-  | 'invalid_publish_options'
-  | 'invalid_control'
-  | 'invalid_record';
+  'invalid_channel' | 'invalid_data' | 'data_too_large' | 'invalid_publish_options' | 'invalid_control' | 'invalid_record';
 
 /**
  * A call to a backbone with input it can never accept (retrying will not help). It is a
@@ -64,7 +59,13 @@ export function checkChannel(channel: unknown): asserts channel is string {
  * Throws unless `text` is JSON text of at most `maxBytes` UTF-8 bytes. `what` names it in the
  * message ("publish data", "control data").
  */
-function checkJsonText(text: unknown, what: string, maxBytes: number, code: BackboneInputCode, tooLarge: BackboneInputCode): asserts text is string {
+function checkJsonText(
+  text: unknown,
+  what: string,
+  maxBytes: number,
+  code: BackboneInputCode,
+  tooLarge: BackboneInputCode,
+): asserts text is string {
   if (typeof text !== 'string') throw new BackboneInputError(code, `${what} must be JSON text (a string), got ${typeof text}`);
   if (text.length === 0) throw new BackboneInputError(code, `${what} is empty; it must be JSON text`);
   // text.length is a lower bound of the byte length: skip counting bytes when it already fails.
@@ -107,10 +108,16 @@ export function checkControlMessage(msg: unknown): asserts msg is ControlMessage
     throw new BackboneInputError('invalid_control', `control message type ${show(m['type'])} must be 1-64 characters of a-z 0-9 . _ -`);
   }
   if (!isValidNodeId(m['from'])) {
-    throw new BackboneInputError('invalid_control', `control message from ${show(m['from'])} must be a node id (1-64 characters of A-Z a-z 0-9 _ . -)`);
+    throw new BackboneInputError(
+      'invalid_control',
+      `control message from ${show(m['from'])} must be a node id (1-64 characters of A-Z a-z 0-9 _ . -)`,
+    );
   }
   if (m['to'] !== undefined && !isValidNodeId(m['to'])) {
-    throw new BackboneInputError('invalid_control', `control message to ${show(m['to'])} must be absent or a node id (1-64 characters of A-Z a-z 0-9 _ . -)`);
+    throw new BackboneInputError(
+      'invalid_control',
+      `control message to ${show(m['to'])} must be absent or a node id (1-64 characters of A-Z a-z 0-9 _ . -)`,
+    );
   }
   checkJsonText(m['data'], 'control message data', CONTROL_MAX_BYTES, 'invalid_control', 'data_too_large');
 }
@@ -137,6 +144,9 @@ export function checkRecord(kind: unknown, record: unknown): asserts record is C
   checkJsonText(r['value'], 'record value', CONTROL_MAX_BYTES, 'invalid_record', 'data_too_large');
   const expiresAt = r['expiresAt'];
   if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt) || expiresAt < 0) {
-    throw new BackboneInputError('invalid_record', `record expiresAt ${show(expiresAt)} must be ms since the Unix epoch (a finite number >= 0)`);
+    throw new BackboneInputError(
+      'invalid_record',
+      `record expiresAt ${show(expiresAt)} must be ms since the Unix epoch (a finite number >= 0)`,
+    );
   }
 }

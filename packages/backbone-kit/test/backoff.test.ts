@@ -5,13 +5,19 @@ import { backoffDelay, retryUntilDeadline } from '../src/backoff.js';
 
 test('backoffDelay doubles from the floor and stops at the cap', () => {
   const top = () => 1;
-  assert.deepEqual([1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelay(n, 100, 2_000, top)), [100, 200, 400, 800, 1600, 2000, 2000]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelay(n, 100, 2_000, top)),
+    [100, 200, 400, 800, 1600, 2000, 2000],
+  );
   assert.equal(backoffDelay(1_000_000, 100, 2_000, top), 2_000, 'a huge attempt number still ends at the cap');
 });
 
 test('backoffDelay never goes below half the floor', () => {
   const bottom = () => 0;
-  assert.deepEqual([1, 5, 50].map((n) => backoffDelay(n, 100, 5_000, bottom)), [50, 50, 50]);
+  assert.deepEqual(
+    [1, 5, 50].map((n) => backoffDelay(n, 100, 5_000, bottom)),
+    [50, 50, 50],
+  );
 });
 
 test('backoffDelay stays inside [floor/2, min(cap, floor * 2^(attempt-1))] for any input', () => {
@@ -45,7 +51,11 @@ test('backoffDelay turns nonsense into a usable delay instead of throwing', () =
     const d = backoffDelay(attempt, floor, cap, () => r);
     assert.ok(Number.isFinite(d) && d >= 0, `backoffDelay(${attempt}, ${floor}, ${cap}, ${r}) = ${d}`);
   }
-  assert.equal(backoffDelay(3, 100, 10, () => 1), 100, 'a cap below the floor counts as the floor');
+  assert.equal(
+    backoffDelay(3, 100, 10, () => 1),
+    100,
+    'a cap below the floor counts as the floor',
+  );
 });
 
 test('retryUntilDeadline retries until the attempt succeeds', async () => {
@@ -67,10 +77,14 @@ test('retryUntilDeadline rethrows a final error at once', async () => {
   let tries = 0;
   const final = new Error('bad password');
   await assert.rejects(
-    retryUntilDeadline(Date.now() + 10_000, async () => {
-      tries++;
-      throw final;
-    }, { giveUp: (err) => err === final }),
+    retryUntilDeadline(
+      Date.now() + 10_000,
+      async () => {
+        tries++;
+        throw final;
+      },
+      { giveUp: (err) => err === final },
+    ),
     (err) => err === final,
   );
   assert.equal(tries, 1);
@@ -79,10 +93,14 @@ test('retryUntilDeadline rethrows a final error at once', async () => {
 test('retryUntilDeadline rethrows the last error when the deadline would pass', async () => {
   let tries = 0;
   await assert.rejects(
-    retryUntilDeadline(Date.now() + 50, async (n) => {
-      tries = n;
-      throw new Error(`try ${n}`);
-    }, { floorMs: 1_000, capMs: 1_000 }),
+    retryUntilDeadline(
+      Date.now() + 50,
+      async (n) => {
+        tries = n;
+        throw new Error(`try ${n}`);
+      },
+      { floorMs: 1_000, capMs: 1_000 },
+    ),
     /try 1/,
   );
   assert.equal(tries, 1, 'a wait that would end past the deadline is not started');
@@ -90,9 +108,13 @@ test('retryUntilDeadline rethrows the last error when the deadline would pass', 
 
 test('retryUntilDeadline stops waiting when aborted', async () => {
   const stop = new AbortController();
-  const pending = retryUntilDeadline(Date.now() + 60_000, async (n) => {
-    if (n === 1) queueMicrotask(() => stop.abort());
-    throw new Error(`try ${n}`);
-  }, { floorMs: 30_000, capMs: 30_000, signal: stop.signal });
+  const pending = retryUntilDeadline(
+    Date.now() + 60_000,
+    async (n) => {
+      if (n === 1) queueMicrotask(() => stop.abort());
+      throw new Error(`try ${n}`);
+    },
+    { floorMs: 30_000, capMs: 30_000, signal: stop.signal },
+  );
   await assert.rejects(pending, /try 1/);
 });

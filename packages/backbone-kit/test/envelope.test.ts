@@ -38,7 +38,9 @@ test('every form the adapters write decodes to the same publication, data re-ser
       assert.equal(kafka.historySize, historySize);
       assert.equal(kafka.historyTtlSeconds, historyTtlSeconds);
       assert.equal(kafka.data, canonical);
-      const redis = decoded(decodeEnvelope(encodeEnvelope({ channel, ts, data, epoch: 'e1', offset: 7 }), channel, { requirePosition: true }));
+      const redis = decoded(
+        decodeEnvelope(encodeEnvelope({ channel, ts, data, epoch: 'e1', offset: 7 }), channel, { requirePosition: true }),
+      );
       assert.equal(redis.epoch, 'e1');
       assert.equal(redis.offset, 7);
     }),
@@ -121,12 +123,18 @@ test('requirePosition demands a real position; without it the position is not re
 
 test('control messages survive the wire, with and without a recipient', () => {
   fc.assert(
-    fc.property(fc.stringMatching(/^[a-z0-9._-]{1,64}$/), nodeArb, fc.option(nodeArb, { nil: undefined }), dataArb, (type, from, to, data) => {
-      const msg = to === undefined ? { type, from, data } : { type, from, to, data };
-      const back = decodeControl(encodeControl(msg));
-      assert.deepEqual(back, { ...msg, data: JSON.stringify(JSON.parse(data)) });
-      assert.deepEqual(decodeControl(Buffer.from(encodeControl(msg))), back);
-    }),
+    fc.property(
+      fc.stringMatching(/^[a-z0-9._-]{1,64}$/),
+      nodeArb,
+      fc.option(nodeArb, { nil: undefined }),
+      dataArb,
+      (type, from, to, data) => {
+        const msg = to === undefined ? { type, from, data } : { type, from, to, data };
+        const back = decodeControl(encodeControl(msg));
+        assert.deepEqual(back, { ...msg, data: JSON.stringify(JSON.parse(data)) });
+        assert.deepEqual(decodeControl(Buffer.from(encodeControl(msg))), back);
+      },
+    ),
   );
 });
 
@@ -145,10 +153,15 @@ test('bad control messages on the wire are reasons, never exceptions', () => {
 
 test('records survive storage; bad stored records are reasons', () => {
   fc.assert(
-    fc.property(fc.string({ minLength: 1, maxLength: 40 }).filter((k) => !/[\u0000-\u001f\u007f]|\p{Surrogate}/u.test(k)), dataArb, tsArb, (key, value, expiresAt) => {
-      const back = decodeRecord('token.revoked', encodeRecord({ key, value, expiresAt }));
-      assert.deepEqual(back, { key, value: JSON.stringify(JSON.parse(value)), expiresAt });
-    }),
+    fc.property(
+      fc.string({ minLength: 1, maxLength: 40 }).filter((k) => !/[\u0000-\u001f\u007f]|\p{Surrogate}/u.test(k)),
+      dataArb,
+      tsArb,
+      (key, value, expiresAt) => {
+        const back = decodeRecord('token.revoked', encodeRecord({ key, value, expiresAt }));
+        assert.deepEqual(back, { key, value: JSON.stringify(JSON.parse(value)), expiresAt });
+      },
+    ),
   );
   assert.match(decodeRecord('token.revoked', '{"v":1,"key":"","expiresAt":1,"value":1}') as string, /record key ""/);
   assert.match(decodeRecord('token.revoked', '{"v":1,"key":"k","expiresAt":"soon","value":1}') as string, /expiresAt/);

@@ -41,7 +41,7 @@ test('gives stable answers across processes (fixed expectations)', () => {
   assert.deepEqual(got, PINNED);
 });
 
-test('spreads keys evenly and moves only the removed node\'s keys', () => {
+test("spreads keys evenly and moves only the removed node's keys", () => {
   const nodes = ['a:1/0', 'b:1/0', 'c:1/0', 'd:1/0', 'e:1/0'];
   const all = new RendezvousHash(nodes);
   const fewer = new RendezvousHash(nodes.filter((n) => n !== 'c:1/0'));

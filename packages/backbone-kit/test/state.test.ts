@@ -19,7 +19,11 @@ test('starts connecting (or as told) and reports only real changes', () => {
   assert.equal(m.set('down', lost), true);
   assert.equal(m.set('down', new Error('again')), false);
   assert.equal(m.set('up'), true);
-  assert.deepEqual(r.seen, [['up', undefined], ['down', lost], ['up', undefined]]);
+  assert.deepEqual(r.seen, [
+    ['up', undefined],
+    ['down', lost],
+    ['up', undefined],
+  ]);
   assert.equal(m.state, 'up');
   assert.equal(new BackboneStateMachine({ initial: 'down' }).state, 'down');
 });
@@ -41,7 +45,10 @@ test('never leaves closed, and says nothing after it', () => {
   assert.equal(m.set('closed'), true);
   for (const s of ['up', 'down', 'connecting', 'closed'] as const) assert.equal(m.set(s), false);
   assert.equal(m.state, 'closed');
-  assert.deepEqual(r.seen.map(([s]) => s), ['up', 'closed']);
+  assert.deepEqual(
+    r.seen.map(([s]) => s),
+    ['up', 'closed'],
+  );
 });
 
 test('a throwing listener is reported, not propagated, and the state still changes', () => {

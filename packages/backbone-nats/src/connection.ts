@@ -43,7 +43,14 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
 /** The connection plus the state both NATS backbones report. */
 export class NatsLink {
   nc: NatsConnection | undefined;
-  readonly stats: NatsBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0, controlMalformed: 0, recordsMalformed: 0, handlerErrors: 0 };
+  readonly stats: NatsBackboneStats = {
+    reconnects: 0,
+    publishErrors: 0,
+    malformed: 0,
+    controlMalformed: 0,
+    recordsMalformed: 0,
+    handlerErrors: 0,
+  };
   private readonly machine = new BackboneStateMachine({ onListenerError: () => this.stats.handlerErrors++ });
   private handler: BackboneHandler | undefined;
   lastError: Error | undefined;
@@ -90,7 +97,9 @@ export class NatsLink {
       this.nc = await retryUntilDeadline(deadline, attempt, { giveUp: () => this.closedNow() });
     } catch (err) {
       this.machine.set('closed');
-      throw new BackboneUnavailableError(`${this.kind}: cannot connect to ${o.servers.join(', ')}: ${(err as Error).message}`, { cause: err });
+      throw new BackboneUnavailableError(`${this.kind}: cannot connect to ${o.servers.join(', ')}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     if (this.closedNow()) {
       // Closed while connecting.

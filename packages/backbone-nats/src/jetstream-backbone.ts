@@ -56,7 +56,14 @@ import { JetStreamRecords } from './records.js';
 import { resolveJetStreamOptions, type JetStreamBackboneOptions, type ResolvedJetStreamOptions } from './options.js';
 import { channelToSubject } from './subject.js';
 
-const CAPABILITIES: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: false, durable: true, shared: true, durableRecords: true };
+const CAPABILITIES: BackboneCapabilities = {
+  sequenced: true,
+  history: true,
+  contiguousOffsets: false,
+  durable: true,
+  shared: true,
+  durableRecords: true,
+};
 
 /** Header carrying the namespace's history size with each publication. */
 export const HISTORY_SIZE_HEADER = 'Gatehouse-History-Size';
@@ -153,7 +160,9 @@ export class JetStreamBackbone implements Backbone {
       await this.control.listen(nc);
     } catch (err) {
       await this.link.close();
-      throw err instanceof BackboneUnavailableError ? err : new BackboneUnavailableError(`jetstream: ${(err as Error).message}`, { cause: err });
+      throw err instanceof BackboneUnavailableError
+        ? err
+        : new BackboneUnavailableError(`jetstream: ${(err as Error).message}`, { cause: err });
     }
     this.link.ready();
   }
@@ -179,7 +188,8 @@ export class JetStreamBackbone implements Backbone {
       } catch (err) {
         throw new BackboneUnavailableError(`jetstream publish: ${(err as Error).message}`, { cause: err });
       }
-      if (ack.stream !== this.options.stream) throw new Error(`subject of ${channel} is stored by stream ${ack.stream}, not ${this.options.stream}`);
+      if (ack.stream !== this.options.stream)
+        throw new Error(`subject of ${channel} is stored by stream ${ack.stream}, not ${this.options.stream}`);
       return { channel, epoch, offset: ack.seq, ts, data };
     } catch (err) {
       this.link.stats.publishErrors++;
@@ -430,7 +440,11 @@ export class JetStreamBackbone implements Backbone {
    * readers on the new stream.
    */
   private async streamInfo(): Promise<StreamInfo> {
-    const info = await within((this.jsm as JetStreamManager).streams.info(this.options.stream), this.options.timeoutMs, 'jetstream stream info');
+    const info = await within(
+      (this.jsm as JetStreamManager).streams.info(this.options.stream),
+      this.options.timeoutMs,
+      'jetstream stream info',
+    );
     const epoch = streamEpoch(info);
     if (epoch !== this.epoch) {
       this.epoch = epoch;
@@ -522,7 +536,13 @@ export class JetStreamBackbone implements Backbone {
 function isTransient(err: unknown): boolean {
   if (err instanceof BackboneUnavailableError) return true;
   const e = err as { name?: string; code?: string | number; message?: string };
-  return e?.name === 'TimeoutError' || e?.name === 'NoRespondersError' || e?.code === '503' || e?.code === 503 || /timeout|no responders|jetstream not enabled/i.test(e?.message ?? '');
+  return (
+    e?.name === 'TimeoutError' ||
+    e?.name === 'NoRespondersError' ||
+    e?.code === '503' ||
+    e?.code === 503 ||
+    /timeout|no responders|jetstream not enabled/i.test(e?.message ?? '')
+  );
 }
 
 function isNotFound(err: unknown): boolean {
@@ -538,6 +558,9 @@ function headerInt(msg: StoredMsg | null, name: string): number | undefined {
 }
 
 /** Creates a JetStreamBackbone on `jetstream://host:port` or `nats://host:port` (not started). */
-export function createJetStreamBackbone(url: string | readonly string[], options: Omit<JetStreamBackboneOptions, 'servers'> = {}): JetStreamBackbone {
+export function createJetStreamBackbone(
+  url: string | readonly string[],
+  options: Omit<JetStreamBackboneOptions, 'servers'> = {},
+): JetStreamBackbone {
   return new JetStreamBackbone({ ...options, servers: typeof url === 'string' ? [url] : url });
 }

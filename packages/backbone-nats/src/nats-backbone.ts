@@ -32,7 +32,14 @@ import { NatsControl } from './control.js';
 import { resolveNatsOptions, type NatsBackboneOptions, type ResolvedNatsOptions } from './options.js';
 import { channelToSubject } from './subject.js';
 
-const CAPABILITIES: BackboneCapabilities = { sequenced: false, history: false, contiguousOffsets: false, durable: false, shared: true, durableRecords: false };
+const CAPABILITIES: BackboneCapabilities = {
+  sequenced: false,
+  history: false,
+  contiguousOffsets: false,
+  durable: false,
+  shared: true,
+  durableRecords: false,
+};
 
 /** A Backbone on NATS core subjects (see the module comment for what it cannot promise). */
 export class NatsBackbone implements Backbone {

@@ -139,11 +139,15 @@ export function resolveNatsOptions(o: NatsConnectionOptions, owner = 'NatsBackbo
   if (new Set(parsed.map((p) => p.tls)).size > 1) throw new TypeError(`${owner} option "servers" mixes tls:// with plain URLs`);
   const subjectPrefix = o.subjectPrefix ?? NATS_DEFAULTS.subjectPrefix;
   if (!isValidSubjectPrefix(subjectPrefix)) {
-    throw new TypeError(`${owner} option "subjectPrefix" must be dot-separated tokens of A-Z a-z 0-9 _ - (got ${JSON.stringify(subjectPrefix)})`);
+    throw new TypeError(
+      `${owner} option "subjectPrefix" must be dot-separated tokens of A-Z a-z 0-9 _ - (got ${JSON.stringify(subjectPrefix)})`,
+    );
   }
   const name = o.name ?? NATS_DEFAULTS.name;
-  if (typeof name !== 'string' || name.length === 0 || name.length > 128) throw new TypeError(`${owner} option "name" must be 1-128 characters`);
-  if (o.onMalformed !== undefined && typeof o.onMalformed !== 'function') throw new TypeError(`${owner} option "onMalformed" must be a function`);
+  if (typeof name !== 'string' || name.length === 0 || name.length > 128)
+    throw new TypeError(`${owner} option "name" must be 1-128 characters`);
+  if (o.onMalformed !== undefined && typeof o.onMalformed !== 'function')
+    throw new TypeError(`${owner} option "onMalformed" must be a function`);
   return {
     servers: parsed.map((p) => p.hostport),
     tls: parsed[0]?.tls ?? false,
@@ -170,12 +174,30 @@ export function resolveJetStreamOptions(o: JetStreamBackboneOptions): ResolvedJe
     ...base,
     stream,
     maxAgeSeconds: int('JetStreamBackbone', 'maxAgeSeconds', o.maxAgeSeconds ?? JETSTREAM_DEFAULTS.maxAgeSeconds, 0, 10 * 365 * 86_400),
-    maxMsgsPerSubject: int('JetStreamBackbone', 'maxMsgsPerSubject', o.maxMsgsPerSubject ?? JETSTREAM_DEFAULTS.maxMsgsPerSubject, 0, 2 ** 31 - 1),
+    maxMsgsPerSubject: int(
+      'JetStreamBackbone',
+      'maxMsgsPerSubject',
+      o.maxMsgsPerSubject ?? JETSTREAM_DEFAULTS.maxMsgsPerSubject,
+      0,
+      2 ** 31 - 1,
+    ),
     maxBytes: int('JetStreamBackbone', 'maxBytes', o.maxBytes ?? JETSTREAM_DEFAULTS.maxBytes, 0, Number.MAX_SAFE_INTEGER),
     storage,
     replicas: int('JetStreamBackbone', 'replicas', o.replicas ?? JETSTREAM_DEFAULTS.replicas, 1, 5),
-    recordsMaxAgeSeconds: int('JetStreamBackbone', 'recordsMaxAgeSeconds', o.recordsMaxAgeSeconds ?? JETSTREAM_DEFAULTS.recordsMaxAgeSeconds, 0, 10 * 365 * 86_400),
+    recordsMaxAgeSeconds: int(
+      'JetStreamBackbone',
+      'recordsMaxAgeSeconds',
+      o.recordsMaxAgeSeconds ?? JETSTREAM_DEFAULTS.recordsMaxAgeSeconds,
+      0,
+      10 * 365 * 86_400,
+    ),
     // At least one largest record (a 64 KiB value with its key and envelope) must fit.
-    recordsMaxBytes: int('JetStreamBackbone', 'recordsMaxBytes', o.recordsMaxBytes ?? JETSTREAM_DEFAULTS.recordsMaxBytes, 1024 ** 2, Number.MAX_SAFE_INTEGER),
+    recordsMaxBytes: int(
+      'JetStreamBackbone',
+      'recordsMaxBytes',
+      o.recordsMaxBytes ?? JETSTREAM_DEFAULTS.recordsMaxBytes,
+      1024 ** 2,
+      Number.MAX_SAFE_INTEGER,
+    ),
   };
 }

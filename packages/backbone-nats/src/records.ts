@@ -121,7 +121,12 @@ export class JetStreamRecords {
   private decode(kind: string, entry: KvEntry): ControlRecord | undefined {
     if (entry.operation !== 'PUT') return undefined;
     const record = decodeRecord(kind, entry.value);
-    const reason = typeof record === 'string' ? record : recordKvKey(kind, record.key) === entry.key ? undefined : 'key does not match the KV key it is stored under';
+    const reason =
+      typeof record === 'string'
+        ? record
+        : recordKvKey(kind, record.key) === entry.key
+          ? undefined
+          : 'key does not match the KV key it is stored under';
     if (reason === undefined) return record as ControlRecord;
     this.link.stats.recordsMalformed++;
     this.options.onMalformed?.(`record: ${reason}`, `$KV.${recordsBucket(this.options.stream)}.${entry.key}`);

@@ -47,7 +47,8 @@ export function isValidSubjectPrefix(prefix: string): boolean {
 /** The subject of `channel` under `prefix`. The channel must contain a ':' (namespace:rest). */
 export function channelToSubject(prefix: string, channel: string): string {
   const colon = channel.indexOf(':');
-  if (colon <= 0 || colon === channel.length - 1) throw new TypeError(`channel ${JSON.stringify(channel.slice(0, 80))} is not "namespace:name"`);
+  if (colon <= 0 || colon === channel.length - 1)
+    throw new TypeError(`channel ${JSON.stringify(channel.slice(0, 80))} is not "namespace:name"`);
   return `${prefix}.${encodeToken(channel.slice(0, colon))}.${encodeToken(channel.slice(colon + 1))}`;
 }
 

@@ -74,7 +74,10 @@ describe('nats control plane on the server', { skip: skip ?? false }, () => {
       assert.deepEqual(got, { type: 'test.good', from: 'outside', to: 'n2', data: '{"ok":true}' });
       await waitFor('every hostile message counted', () => core.stats().controlMalformed === hostile.length);
       assert.equal(reasons.length, hostile.length);
-      assert.ok(reasons.every((r) => r.startsWith('control message: ')), reasons.join('; '));
+      assert.ok(
+        reasons.every((r) => r.startsWith('control message: ')),
+        reasons.join('; '),
+      );
       assert.equal(rec.controls.length, 1, 'nothing malformed reached the handler');
       assert.equal(core.stats().malformed, 0, 'data-plane counter untouched');
     } finally {
@@ -101,8 +104,14 @@ describe('nats control plane on the server', { skip: skip ?? false }, () => {
       await inner.sendControl({ type: 'test.nested', from: 'inner', data: '4' });
       await ro.waitControl('the outer sync', (m) => m.data === '3', 10_000);
       await ri.waitControl('the inner sync', (m) => m.data === '4', 10_000);
-      assert.deepEqual(ro.controls.map((m) => m.from), ['outer', 'outer']);
-      assert.deepEqual(ri.controls.map((m) => m.from), ['inner', 'inner']);
+      assert.deepEqual(
+        ro.controls.map((m) => m.from),
+        ['outer', 'outer'],
+      );
+      assert.deepEqual(
+        ri.controls.map((m) => m.from),
+        ['inner', 'inner'],
+      );
       assert.deepEqual(ro.of('inner:control'), [], 'control traffic never arrives as a publication');
       assert.equal(outer.stats().malformed, 0, 'nor on a data subject at all (it would be counted there)');
     } finally {
@@ -112,7 +121,13 @@ describe('nats control plane on the server', { skip: skip ?? false }, () => {
 
   test('records: expired ones are purged from the bucket as they are read; junk in the bucket is skipped and counted', async () => {
     const reasons: string[] = [];
-    const js = new JetStreamBackbone({ servers: [url], stream, subjectPrefix: prefix, storage: 'memory', onMalformed: (r) => reasons.push(r) });
+    const js = new JetStreamBackbone({
+      servers: [url],
+      stream,
+      subjectPrefix: prefix,
+      storage: 'memory',
+      onMalformed: (r) => reasons.push(r),
+    });
     await js.start(new RecordingHandler());
     try {
       const kind = 'test.purge';
@@ -128,7 +143,10 @@ describe('nats control plane on the server', { skip: skip ?? false }, () => {
       // Written by a stranger: not a record envelope; and a record filed under another key's name.
       await kv.put(recordKvKey(kind, 'junk'), 'not json');
       await kv.put(recordKvKey(kind, 'moved'), encodeRecord({ key: 'other', value: '3', expiresAt: Date.now() + 300_000 }));
-      assert.deepEqual(await listed(), [recordKvKey(kind, 'gone'), recordKvKey(kind, 'junk'), recordKvKey(kind, 'live'), recordKvKey(kind, 'moved')].sort());
+      assert.deepEqual(
+        await listed(),
+        [recordKvKey(kind, 'gone'), recordKvKey(kind, 'junk'), recordKvKey(kind, 'live'), recordKvKey(kind, 'moved')].sort(),
+      );
 
       assert.deepEqual(await js.records(kind), [live]);
       assert.equal(js.stats().recordsMalformed, 2);
@@ -164,7 +182,10 @@ describe('nats control plane on the server', { skip: skip ?? false }, () => {
 
 test('records options are checked at construction, naming the field', () => {
   assert.throws(() => new JetStreamBackbone({ servers: ['nats://x'], recordsMaxAgeSeconds: -1 }), /"recordsMaxAgeSeconds"/);
-  assert.throws(() => new JetStreamBackbone({ servers: ['nats://x'], recordsMaxBytes: 1000 }), /"recordsMaxBytes" must be an integer from 1048576/);
+  assert.throws(
+    () => new JetStreamBackbone({ servers: ['nats://x'], recordsMaxBytes: 1000 }),
+    /"recordsMaxBytes" must be an integer from 1048576/,
+  );
   const js = new JetStreamBackbone({ servers: ['nats://x'] });
   assert.deepEqual([js.options.recordsMaxAgeSeconds, js.options.recordsMaxBytes], [30 * 86_400, 64 * 1024 ** 2]);
   assert.equal(recordsBucket(js.options.stream), 'GATEHOUSE_records');

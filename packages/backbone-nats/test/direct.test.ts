@@ -95,7 +95,13 @@ describe('publishing straight into NATS', { skip: skip ?? false }, () => {
       for (const text of HOSTILE(ch)) await js.publish(subject, text);
       const ack = await js.publish(subject, JSON.stringify({ v: 1, channel: ch, ts: Date.now(), data: { from: 'service' } }));
       const got = await rec.waitCount(ch, 2, 'the gateway', 10_000);
-      assert.deepEqual(got.map((p) => [p.offset, JSON.parse(p.data).from]), [[own.offset, 'gateway'], [ack.seq, 'service']]);
+      assert.deepEqual(
+        got.map((p) => [p.offset, JSON.parse(p.data).from]),
+        [
+          [own.offset, 'gateway'],
+          [ack.seq, 'service'],
+        ],
+      );
       assert.ok(got.every((p) => p.epoch === gw.currentEpoch && p.epoch.length > 0));
       await waitFor('every hostile message counted', () => gw.stats().malformed === HOSTILE(ch).length);
 
@@ -104,7 +110,11 @@ describe('publishing straight into NATS', { skip: skip ?? false }, () => {
       const h = await gw.history(ch, { epoch: own.epoch, offset: own.offset }, 100);
       assert.equal(h.complete, true);
       assert.equal(h.offset, ack.seq);
-      assert.deepEqual(h.publications.map((p) => p.offset), [ack.seq], 'hostile messages are skipped in history as well');
+      assert.deepEqual(
+        h.publications.map((p) => p.offset),
+        [ack.seq],
+        'hostile messages are skipped in history as well',
+      );
     } finally {
       await gw.close();
     }

@@ -38,7 +38,10 @@ test('a recreated stream means a new epoch, an outage report, and readers on the
 
     // The next stream read (here: subscribing another channel) notices.
     await gw.subscribe('epoch:other').catch(() => {});
-    await waitFor('the new epoch adopted and the backbone up again', () => gw.currentEpoch !== before.epoch && gw.state === 'up' && rec.states.length >= 3);
+    await waitFor(
+      'the new epoch adopted and the backbone up again',
+      () => gw.currentEpoch !== before.epoch && gw.state === 'up' && rec.states.length >= 3,
+    );
     assertDownThenUp(rec.states, 'gateway');
 
     const after = await gw.publish(ch, '{"n":2}', KEEP);

@@ -71,9 +71,20 @@ describe('jetstream readers across a server SIGKILL', { skip: skip ?? false }, (
       // Anything extra (a duplicate) would arrive with the rest: give it a moment to show.
       await publish(ch, ++n).then((o) => sent.push(o));
       const got = await rr.waitCount(ch, sent.length, 'reader, last one', 30_000);
-      assert.deepEqual(got.map((p) => JSON.parse(p.data).n), sent.map((_, i) => i + 1), 'every publication once, in order');
-      assert.deepEqual(got.map((p) => p.offset), sent, 'offsets are the stream sequences');
-      assert.deepEqual(rr.of(quiet).map((p) => p.offset), [quietOffset]);
+      assert.deepEqual(
+        got.map((p) => JSON.parse(p.data).n),
+        sent.map((_, i) => i + 1),
+        'every publication once, in order',
+      );
+      assert.deepEqual(
+        got.map((p) => p.offset),
+        sent,
+        'offsets are the stream sequences',
+      );
+      assert.deepEqual(
+        rr.of(quiet).map((p) => p.offset),
+        [quietOffset],
+      );
     } finally {
       await Promise.all([reader.close(), publisher.close()]);
     }
@@ -96,7 +107,10 @@ describe('jetstream readers across a server SIGKILL', { skip: skip ?? false }, (
       const first = await publisher.publish(ch, '{"n":1}', KEEP);
       await rr.waitCount(ch, 1, 'reader', 10_000);
 
-      const inside = reader as unknown as { link: { set(s: string): void }; readers: Map<string, { messages?: { stop(): void; closed(): Promise<unknown> } }> };
+      const inside = reader as unknown as {
+        link: { set(s: string): void };
+        readers: Map<string, { messages?: { stop(): void; closed(): Promise<unknown> } }>;
+      };
       inside.link.set('down');
       const messages = inside.readers.get(ch)?.messages;
       assert.ok(messages, 'the channel has a consumer');
@@ -108,7 +122,11 @@ describe('jetstream readers across a server SIGKILL', { skip: skip ?? false }, (
 
       const after = await publisher.publish(ch, '{"n":3}', KEEP);
       const got = await rr.waitCount(ch, 3, 'reader after up', 15_000);
-      assert.deepEqual(got.map((p) => p.offset), [first.offset, meanwhile.offset, after.offset], 'nothing lost, nothing twice, in order');
+      assert.deepEqual(
+        got.map((p) => p.offset),
+        [first.offset, meanwhile.offset, after.offset],
+        'nothing lost, nothing twice, in order',
+      );
     } finally {
       await Promise.all([reader.close(), publisher.close()]);
     }

@@ -42,7 +42,10 @@ describe('nats backbones across a server restart', { skip: skip ?? false }, () =
       await waitFor("both nodes report 'down'", () => a.state === 'down' && b.state === 'down');
       await withDeadline('publish while down to reject', assert.rejects(a.publish(ch, '{"n":2}', KEEP), BackboneUnavailableError));
       await withDeadline('subscribe while down to reject', assert.rejects(a.subscribe('restart:other'), BackboneUnavailableError));
-      await withDeadline('sendControl while down to reject', assert.rejects(a.sendControl({ type: 'restart.lost', from: 'a', data: '0' }), BackboneUnavailableError));
+      await withDeadline(
+        'sendControl while down to reject',
+        assert.rejects(a.sendControl({ type: 'restart.lost', from: 'a', data: '0' }), BackboneUnavailableError),
+      );
 
       await server.restart();
       await waitFor("both nodes report 'up' again", () => a.state === 'up' && b.state === 'up', 20_000);
@@ -53,14 +56,22 @@ describe('nats backbones across a server restart', { skip: skip ?? false }, () =
       await b.publish(ch, '{"n":3}', KEEP);
       await ra.waitCount(ch, 2, 'node a', 10_000);
       await rb.waitCount(ch, 2, 'node b', 10_000);
-      assert.deepEqual(ra.of(ch).map((p) => JSON.parse(p.data).n), [1, 3], 'the rejected publication never travelled');
+      assert.deepEqual(
+        ra.of(ch).map((p) => JSON.parse(p.data).n),
+        [1, 3],
+        'the rejected publication never travelled',
+      );
       assert.ok(a.stats().reconnects >= 1 && a.stats().publishErrors >= 1);
 
       // Both nodes listen on the control subject again: each hears the other and itself.
       await b.sendControl({ type: 'restart.back', from: 'b', data: '"from b"' });
       await a.sendControl({ type: 'restart.back', from: 'a', data: '"from a"' });
-      for (const [who, rec] of [['node a', ra], ['node b', rb]] as const) {
-        for (const from of ['a', 'b']) await rec.waitControl(`${who} hears ${from} after the restart`, (m) => m.type === 'restart.back' && m.from === from, 10_000);
+      for (const [who, rec] of [
+        ['node a', ra],
+        ['node b', rb],
+      ] as const) {
+        for (const from of ['a', 'b'])
+          await rec.waitControl(`${who} hears ${from} after the restart`, (m) => m.type === 'restart.back' && m.from === from, 10_000);
       }
       assert.ok(![...ra.controls, ...rb.controls].some((m) => m.type === 'restart.lost'), 'the rejected control message never travelled');
     } finally {
@@ -90,7 +101,10 @@ describe('nats backbones across a server restart', { skip: skip ?? false }, () =
       await withDeadline('publish while down to reject', assert.rejects(a.publish(ch, '{"n":0}', KEEP), BackboneUnavailableError));
       await withDeadline('history while down to reject', assert.rejects(a.history(ch, undefined, 10), BackboneUnavailableError));
       await withDeadline('records while down to reject', assert.rejects(a.records('restart.revoke'), BackboneUnavailableError));
-      await withDeadline('sendControl while down to reject', assert.rejects(a.sendControl({ type: 'restart.lost', from: 'a', data: '0' }), BackboneUnavailableError));
+      await withDeadline(
+        'sendControl while down to reject',
+        assert.rejects(a.sendControl({ type: 'restart.lost', from: 'a', data: '0' }), BackboneUnavailableError),
+      );
 
       await server.restart();
       await waitFor("both nodes report 'up' again", () => a.state === 'up' && b.state === 'up', 30_000);
@@ -103,11 +117,21 @@ describe('nats backbones across a server restart', { skip: skip ?? false }, () =
 
       for (let n = 4; n <= 5; n++) sent.push(await a.publish(ch, JSON.stringify({ n }), KEEP));
       const got = await rb.waitCount(ch, 5, 'node b', 30_000);
-      assert.deepEqual(got.map((p) => JSON.parse(p.data).n), [1, 2, 3, 4, 5], 'in order, nothing twice');
-      assert.deepEqual(got.map((p) => p.offset), sent.map((p) => p.offset));
+      assert.deepEqual(
+        got.map((p) => JSON.parse(p.data).n),
+        [1, 2, 3, 4, 5],
+        'in order, nothing twice',
+      );
+      assert.deepEqual(
+        got.map((p) => p.offset),
+        sent.map((p) => p.offset),
+      );
       const h = await b.history(ch, { epoch, offset: sent[0]!.offset }, 100);
       assert.equal(h.complete, true);
-      assert.deepEqual(h.publications.map((p) => p.offset), sent.slice(1).map((p) => p.offset));
+      assert.deepEqual(
+        h.publications.map((p) => p.offset),
+        sent.slice(1).map((p) => p.offset),
+      );
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
@@ -133,7 +157,13 @@ describe('nats backbones across a server restart', { skip: skip ?? false }, () =
   test('start keeps trying until a server that was down answers', async () => {
     await server.kill();
     const core = new NatsBackbone({ servers: [server.url], timeoutMs: 500, startTimeoutMs: 60_000 });
-    const js = new JetStreamBackbone({ servers: [server.url], stream: 'LATE', subjectPrefix: 'late', timeoutMs: 500, startTimeoutMs: 60_000 });
+    const js = new JetStreamBackbone({
+      servers: [server.url],
+      stream: 'LATE',
+      subjectPrefix: 'late',
+      timeoutMs: 500,
+      startTimeoutMs: 60_000,
+    });
     const rc = new RecordingHandler();
     const starting = Promise.all([core.start(rc), js.start(new RecordingHandler())]);
     try {

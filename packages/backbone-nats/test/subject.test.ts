@@ -36,13 +36,17 @@ test('subject tokens never hold ".", "*", ">" or whitespace, and the mapping is 
 test('every valid channel name round-trips', () => {
   const chars = 'abcXYZ019_.:@=/+-';
   fc.assert(
-    fc.property(fc.string({ minLength: 1, maxLength: 30, unit: fc.constantFrom(...'abcXYZ019_-') }), fc.string({ minLength: 1, maxLength: 60, unit: fc.constantFrom(...chars) }), (ns, rest) => {
-      const channel = `${ns}:${rest}`;
-      fc.pre(isValidChannel(channel));
-      const subject = channelToSubject('gh', channel);
-      assert.equal(subject.split('.').length, 3, `${subject} has exactly prefix, namespace and name tokens`);
-      assert.equal(subjectToChannel('gh', subject), channel);
-    }),
+    fc.property(
+      fc.string({ minLength: 1, maxLength: 30, unit: fc.constantFrom(...'abcXYZ019_-') }),
+      fc.string({ minLength: 1, maxLength: 60, unit: fc.constantFrom(...chars) }),
+      (ns, rest) => {
+        const channel = `${ns}:${rest}`;
+        fc.pre(isValidChannel(channel));
+        const subject = channelToSubject('gh', channel);
+        assert.equal(subject.split('.').length, 3, `${subject} has exactly prefix, namespace and name tokens`);
+        assert.equal(subjectToChannel('gh', subject), channel);
+      },
+    ),
     { numRuns: 2000 },
   );
 });

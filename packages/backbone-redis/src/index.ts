@@ -3,8 +3,21 @@
  * channel sharding over several servers by rendezvous hashing, and the pieces outside services
  * need to publish straight into Redis.
  */
-export { RedisBackbone, createRedisBackbone, connectRedisPublisher, REDIS_MAX_RECORDS_PER_KIND, type RedisBackboneStats } from './redis-backbone.js';
-export { REDIS_DEFAULTS, resolveRedisOptions, parseRedisUrl, type RedisBackboneOptions, type ResolvedRedisOptions, type RedisServer } from './options.js';
+export {
+  RedisBackbone,
+  createRedisBackbone,
+  connectRedisPublisher,
+  REDIS_MAX_RECORDS_PER_KIND,
+  type RedisBackboneStats,
+} from './redis-backbone.js';
+export {
+  REDIS_DEFAULTS,
+  resolveRedisOptions,
+  parseRedisUrl,
+  type RedisBackboneOptions,
+  type ResolvedRedisOptions,
+  type RedisServer,
+} from './options.js';
 export {
   channelKeys,
   controlChannel,

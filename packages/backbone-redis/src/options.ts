@@ -84,7 +84,9 @@ export function resolveRedisOptions(o: RedisBackboneOptions): ResolvedRedisOptio
     throw new TypeError('RedisBackbone option "urls" mixes redis+cluster:// seed nodes with plain redis:// servers; give one kind only');
   }
   if (cluster && o.sharded === false) {
-    throw new TypeError('RedisBackbone option "sharded" cannot be false with redis+cluster:// URLs: cluster mode always uses sharded pub/sub');
+    throw new TypeError(
+      'RedisBackbone option "sharded" cannot be false with redis+cluster:// URLs: cluster mode always uses sharded pub/sub',
+    );
   }
   const keyPrefix = o.keyPrefix ?? REDIS_DEFAULTS.keyPrefix;
   if (typeof keyPrefix !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(keyPrefix)) {
@@ -133,7 +135,9 @@ export function parseRedisUrl(url: string): RedisServer {
   try {
     u = new URL(url);
   } catch {
-    throw new TypeError(`not a URL: ${JSON.stringify(String(url).slice(0, 200))} (expected redis://host:port or redis+cluster://host:port)`);
+    throw new TypeError(
+      `not a URL: ${JSON.stringify(String(url).slice(0, 200))} (expected redis://host:port or redis+cluster://host:port)`,
+    );
   }
   const cluster = u.protocol === 'redis+cluster:';
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:' && !cluster) {
@@ -142,7 +146,8 @@ export function parseRedisUrl(url: string): RedisServer {
   if (!u.hostname) throw new TypeError('redis URL has no host');
   const db = u.pathname.replace(/^\//, '') || '0';
   if (!/^\d{1,2}$/.test(db)) throw new TypeError(`redis URL database must be a number, got "${db}"`);
-  if (cluster && db !== '0') throw new TypeError(`redis+cluster:// URL ${u.host} names database ${db}: a Redis Cluster has database 0 only`);
+  if (cluster && db !== '0')
+    throw new TypeError(`redis+cluster:// URL ${u.host} names database ${db}: a Redis Cluster has database 0 only`);
   const port = u.port || '6379';
   const host = u.hostname.startsWith('[') ? u.hostname : u.hostname.toLowerCase();
   return {

@@ -65,7 +65,14 @@ import {
   type LoadedScript,
 } from './scripts.js';
 
-const CAPABILITIES: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: true, durable: true, shared: true, durableRecords: true };
+const CAPABILITIES: BackboneCapabilities = {
+  sequenced: true,
+  history: true,
+  contiguousOffsets: true,
+  durable: true,
+  shared: true,
+  durableRecords: true,
+};
 
 /** Counters for metrics and /readyz. */
 export interface RedisBackboneStats {
@@ -137,7 +144,11 @@ class Shard {
   everReady = { pub: false, sub: false };
 
   /** `seeds` only in cluster mode: the Cluster client's startup nodes. */
-  constructor(readonly url: string, readonly id: string, readonly seeds?: readonly RedisServer[]) {}
+  constructor(
+    readonly url: string,
+    readonly id: string,
+    readonly seeds?: readonly RedisServer[],
+  ) {}
 
   ready(kind: Kind): boolean {
     return kind === 'pub' ? this.pubReady : this.subReady;
@@ -159,7 +170,14 @@ export class RedisBackbone implements Backbone {
   private live = false;
   private readonly waiters = new Set<() => void>();
   private readonly nonce = randomBytes(3).toString('base64url');
-  private readonly counters: RedisBackboneStats = { reconnects: 0, publishErrors: 0, malformed: 0, controlMalformed: 0, handlerErrors: 0, recordsMalformed: 0 };
+  private readonly counters: RedisBackboneStats = {
+    reconnects: 0,
+    publishErrors: 0,
+    malformed: 0,
+    controlMalformed: 0,
+    handlerErrors: 0,
+    recordsMalformed: 0,
+  };
   /** The control plane's pub/sub channel (per key prefix, so per fleet). */
   private readonly control: string;
 
@@ -222,16 +240,12 @@ export class RedisBackbone implements Backbone {
     const keys = channelKeys(this.options.keyPrefix, channel);
     const ts = nowMs();
     try {
-      const [epoch, offset] = (await this.evalScript(shard, PUBLISH_SCRIPT, [keys.pos, keys.log], [
-        channel,
-        data,
-        ts,
-        historySize,
-        historyTtlSeconds,
-        this.options.idleTtlSeconds,
-        this.nonce,
-        this.options.sharded ? '1' : '0',
-      ])) as [string, number];
+      const [epoch, offset] = (await this.evalScript(
+        shard,
+        PUBLISH_SCRIPT,
+        [keys.pos, keys.log],
+        [channel, data, ts, historySize, historyTtlSeconds, this.options.idleTtlSeconds, this.nonce, this.options.sharded ? '1' : '0'],
+      )) as [string, number];
       return { channel, epoch, offset, ts, data };
     } catch (err) {
       throw this.translate(shard, err);
@@ -295,13 +309,12 @@ export class RedisBackbone implements Backbone {
     const keys = channelKeys(this.options.keyPrefix, channel);
     let reply: [string, number, number, [string, string[]][] | null];
     try {
-      reply = (await this.evalScript(shard, READ_SCRIPT, [keys.pos, keys.log], [
-        after ? after.epoch : '',
-        after ? after.offset : 0,
-        limit,
-        this.options.idleTtlSeconds,
-        this.nonce,
-      ])) as typeof reply;
+      reply = (await this.evalScript(
+        shard,
+        READ_SCRIPT,
+        [keys.pos, keys.log],
+        [after ? after.epoch : '', after ? after.offset : 0, limit, this.options.idleTtlSeconds, this.nonce],
+      )) as typeof reply;
     } catch (err) {
       throw this.translate(shard, err);
     }
@@ -397,14 +410,12 @@ export class RedisBackbone implements Backbone {
     const { shard, keys } = this.recordsHome(kind);
     let kept: number;
     try {
-      kept = (await this.evalScript(shard, PUT_RECORD_SCRIPT, [keys.values, keys.expiry], [
-        Date.now(),
-        record.key,
-        encodeRecord(record),
-        record.expiresAt,
-        REDIS_MAX_RECORDS_PER_KIND,
-        RECORD_KEY_SLACK_MS,
-      ])) as number;
+      kept = (await this.evalScript(
+        shard,
+        PUT_RECORD_SCRIPT,
+        [keys.values, keys.expiry],
+        [Date.now(), record.key, encodeRecord(record), record.expiresAt, REDIS_MAX_RECORDS_PER_KIND, RECORD_KEY_SLACK_MS],
+      )) as number;
     } catch (err) {
       throw this.translate(shard, err);
     }
@@ -481,7 +492,12 @@ export class RedisBackbone implements Backbone {
     return { shard, keys };
   }
 
-  private async evalScript(shard: Shard, script: LoadedScript, keys: readonly [string, string], args: (string | number)[]): Promise<unknown> {
+  private async evalScript(
+    shard: Shard,
+    script: LoadedScript,
+    keys: readonly [string, string],
+    args: (string | number)[],
+  ): Promise<unknown> {
     // A Cluster client routes both by the first key's slot. A node that never saw the script (or
     // restarted) answers NOSCRIPT like a single server, and EVAL loads it there.
     const conn = shard.pub as Connection;
@@ -635,7 +651,8 @@ export class RedisBackbone implements Backbone {
         this.setReady(shard, kind, true);
         return;
       }
-      if (ok) attempt = 0; // something changed while checking: at once again
+      if (ok)
+        attempt = 0; // something changed while checking: at once again
       else await this.pause(shard, kind, this.backoff(attempt));
     }
   }
@@ -710,7 +727,11 @@ export class RedisBackbone implements Backbone {
     if (ready()) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        done(new BackboneUnavailableError(`redis ${shard.id} did not answer within ${this.options.connectTimeoutMs} ms`, { cause: shard.lastError }));
+        done(
+          new BackboneUnavailableError(`redis ${shard.id} did not answer within ${this.options.connectTimeoutMs} ms`, {
+            cause: shard.lastError,
+          }),
+        );
       }, this.options.connectTimeoutMs);
       const onEnd = () => done(new BackboneUnavailableError(`redis ${shard.id}: connection closed`, { cause: shard.lastError }));
       const check = () => {
@@ -820,7 +841,10 @@ export function createRedisBackbone(urls: readonly string[], options: Omit<Redis
  * subscriber connection is opened and incoming publications are ignored. Offsets still come from
  * the publish script, so these publications are ordered with the gateways' own.
  */
-export async function connectRedisPublisher(urls: readonly string[], options: Omit<RedisBackboneOptions, 'urls'> = {}): Promise<RedisBackbone> {
+export async function connectRedisPublisher(
+  urls: readonly string[],
+  options: Omit<RedisBackboneOptions, 'urls'> = {},
+): Promise<RedisBackbone> {
   const backbone = createRedisBackbone(urls, options);
   publisherOnly.add(backbone);
   await backbone.start({ onPublication: () => {}, onStateChange: () => {}, onControl: () => {} });

@@ -81,12 +81,22 @@ describe('redis cluster mode', { skip: skip ?? false }, () => {
     for (const ch of channels) {
       const sent = [];
       for (let n = 1; n <= 3; n++) sent.push(await a.publish(ch, JSON.stringify({ ch, n }), KEEP));
-      assert.deepEqual(sent.map((p) => p.offset), [1, 2, 3], `${ch}: offsets from the script`);
+      assert.deepEqual(
+        sent.map((p) => p.offset),
+        [1, 2, 3],
+        `${ch}: offsets from the script`,
+      );
       const got = await rb.waitCount(ch, 3, `node b on ${ch}`, 10_000);
-      assert.deepEqual(got.map((p) => [p.epoch, p.offset, JSON.parse(p.data).n]), sent.map((p, i) => [p.epoch, p.offset, i + 1]));
+      assert.deepEqual(
+        got.map((p) => [p.epoch, p.offset, JSON.parse(p.data).n]),
+        sent.map((p, i) => [p.epoch, p.offset, i + 1]),
+      );
       const h = await b.history(ch, { epoch: (sent[0] as { epoch: string }).epoch, offset: 1 }, 10);
       assert.equal(h.complete, true, `${ch}: history after offset 1 is complete`);
-      assert.deepEqual(h.publications.map((p) => p.offset), [2, 3]);
+      assert.deepEqual(
+        h.publications.map((p) => p.offset),
+        [2, 3],
+      );
     }
     assert.equal(a.stats().publishErrors, 0);
     assert.equal(b.stats().malformed, 0);
@@ -108,7 +118,11 @@ describe('redis cluster mode', { skip: skip ?? false }, () => {
     await waitFor("node a reports 'down'", () => a.state === 'down');
     await waitFor("node b reports 'down'", () => b.state === 'down');
     await withDeadline('publish while down to reject', assert.rejects(a.publish(lost, '{"n":3}', KEEP), BackboneUnavailableError), 1_000);
-    await withDeadline('sendControl while down to reject', assert.rejects(a.sendControl({ type: 'test.lost', from: 'node-a', data: '1' }), BackboneUnavailableError), 1_000);
+    await withDeadline(
+      'sendControl while down to reject',
+      assert.rejects(a.sendControl({ type: 'test.lost', from: 'node-a', data: '1' }), BackboneUnavailableError),
+      1_000,
+    );
 
     await victim.restart();
     await waitFor("node a reports 'up' again", () => a.state === 'up' && ra.states.at(-1) === 'up', 30_000);
@@ -138,15 +152,25 @@ describe('redis cluster mode', { skip: skip ?? false }, () => {
 
     // The control channel is heard again on every node, wherever its slot lives.
     await b.sendControl({ type: 'test.back', from: 'node-b', data: '2' });
-    for (const [who, rec] of [['node a', ra], ['node b', rb]] as const) {
+    for (const [who, rec] of [
+      ['node a', ra],
+      ['node b', rb],
+    ] as const) {
       await rec.waitControl(`the control message after the restart at ${who}`, (m) => m.type === 'test.back', 10_000);
-      assert.equal(rec.controls.filter((m) => m.type === 'test.lost').length, 0, `${who}: the rejected control message was never delivered`);
+      assert.equal(
+        rec.controls.filter((m) => m.type === 'test.lost').length,
+        0,
+        `${who}: the rejected control message was never delivered`,
+      );
     }
   });
 });
 
 test('cluster options: mixing kinds, a database, and sharded:false are refused by name', () => {
-  assert.throws(() => new RedisBackbone({ urls: ['redis+cluster://a:1', 'redis://b:1'] }), /mixes redis\+cluster:\/\/ seed nodes with plain redis:\/\/ servers/);
+  assert.throws(
+    () => new RedisBackbone({ urls: ['redis+cluster://a:1', 'redis://b:1'] }),
+    /mixes redis\+cluster:\/\/ seed nodes with plain redis:\/\/ servers/,
+  );
   assert.throws(() => new RedisBackbone({ urls: ['redis+cluster://a:1/2'] }), /database 0 only/);
   assert.throws(() => new RedisBackbone({ urls: ['redis+cluster://a:1'], sharded: false }), /"sharded" cannot be false/);
   assert.throws(() => new RedisBackbone({ urls: ['redis+cluster://a:1', 'redis+cluster://A:1'] }), /names one server twice/);

@@ -74,7 +74,10 @@ describe('redis control plane specifics', { skip: skip ?? false }, () => {
     assert.ok(ttl > 100_000 && ttl <= 120_000 + 60_000, `the kind's keys expire after its longest record (+ slack): PTTL ${ttl}`);
     assert.ok((await raw.pttl(keys.expiry)) > 100_000, 'both keys of the kind expire together');
     await waitFor('the short record to expire', () => Date.now() > now + 300, 5_000);
-    assert.deepEqual((await node.records(kind)).map((r) => r.key), ['long']);
+    assert.deepEqual(
+      (await node.records(kind)).map((r) => r.key),
+      ['long'],
+    );
     // The read removed the expired entry from the server, not only from the answer.
     assert.deepEqual(await raw.hkeys(keys.values), ['long']);
     assert.deepEqual(await raw.zrange(keys.expiry, 0, -1), ['long']);
@@ -105,13 +108,19 @@ describe('redis control plane specifics', { skip: skip ?? false }, () => {
     await raw.hset(keys.values, 'bad', 'not json');
     await raw.zadd(keys.expiry, Date.now() + 60_000, 'bad');
     const before = node.stats().recordsMalformed;
-    assert.deepEqual((await node.records(kind)).map((r) => r.key), ['good']);
+    assert.deepEqual(
+      (await node.records(kind)).map((r) => r.key),
+      ['good'],
+    );
     assert.equal(node.stats().recordsMalformed, before + 1);
   });
 
   test('control and records use only names under the key prefix, none a channel could have', () => {
     assert.equal(controlChannel('gh'), 'gh:{gh#control}');
-    assert.deepEqual(recordKeys('gh', 'token.revoke'), { values: 'gh:{gh#records.token.revoke}:v', expiry: 'gh:{gh#records.token.revoke}:x' });
+    assert.deepEqual(recordKeys('gh', 'token.revoke'), {
+      values: 'gh:{gh#records.token.revoke}:v',
+      expiry: 'gh:{gh#records.token.revoke}:x',
+    });
     assert.equal(REDIS_DEFAULTS.keyPrefix, 'gh');
   });
 });
@@ -132,7 +141,10 @@ describe('redis control plane over two shards, one lost', { skip: privateSkip ??
       await victim.kill();
       await waitFor("node a reports 'down'", () => a.state === 'down');
       await a.sendControl({ type: 'test.degraded', from: 'node-a', data: '{"n":1}' });
-      for (const [who, rec] of [['node a', ra], ['node b', rb]] as const) {
+      for (const [who, rec] of [
+        ['node a', ra],
+        ['node b', rb],
+      ] as const) {
         await waitFor(`the message at ${who}`, () => rec.controls.some((m) => m.type === 'test.degraded'));
       }
       await victim.restart();
@@ -140,9 +152,16 @@ describe('redis control plane over two shards, one lost', { skip: privateSkip ??
       await waitFor("node b reports 'up' again", () => b.state === 'up');
       // Back on the preferred shard, which both nodes listen on again without being asked.
       await b.sendControl({ type: 'test.restored', from: 'node-b', data: '{"n":2}' });
-      for (const [who, rec] of [['node a', ra], ['node b', rb]] as const) {
+      for (const [who, rec] of [
+        ['node a', ra],
+        ['node b', rb],
+      ] as const) {
         await waitFor(`the message after the restart at ${who}`, () => rec.controls.some((m) => m.type === 'test.restored'));
-        assert.deepEqual(rec.controls.map((m) => m.type), ['test.degraded', 'test.restored'], `${who}: each message once`);
+        assert.deepEqual(
+          rec.controls.map((m) => m.type),
+          ['test.degraded', 'test.restored'],
+          `${who}: each message once`,
+        );
       }
     } finally {
       await Promise.all([a.close(), b.close()]);

@@ -48,16 +48,26 @@ describe('redis: publishing straight into the backbone', { skip: skip ?? false }
       assert.deepEqual([first.offset, offset, third.offset], [1, 2, 3]);
       assert.equal(epoch, first.epoch);
       const got = await rec.waitCount(ch, 3, 'the gateway', 10_000);
-      assert.deepEqual(got.map((p) => [p.offset, JSON.parse(p.data).from]), [[1, 'service'], [2, 'raw'], [3, 'gateway']]);
+      assert.deepEqual(
+        got.map((p) => [p.offset, JSON.parse(p.data).from]),
+        [
+          [1, 'service'],
+          [2, 'raw'],
+          [3, 'gateway'],
+        ],
+      );
       const h = await gateway.history(ch, { epoch, offset: 0 }, 10);
       assert.equal(h.complete, true);
-      assert.deepEqual(h.publications.map((p) => p.offset), [1, 2, 3]);
+      assert.deepEqual(
+        h.publications.map((p) => p.offset),
+        [1, 2, 3],
+      );
       assert.equal(service.stats().malformed, 0);
 
       // The service can speak on the control plane but does not listen to it: only the gateway
       // is subscribed to the control channel.
       await service.sendControl({ type: 'service.hello', from: 'orders-service', data: '{"n":1}' });
-      await rec.waitControl('the service\'s control message at the gateway', (m) => m.type === 'service.hello', 10_000);
+      await rec.waitControl("the service's control message at the gateway", (m) => m.type === 'service.hello', 10_000);
       const [, listeners] = (await raw.pubsub('NUMSUB', controlChannel(keyPrefix))) as [string, number];
       assert.equal(listeners, 1, 'a publisher-only connection does not subscribe to the control channel');
     } finally {
@@ -99,11 +109,28 @@ describe('redis: publishing straight into the backbone', { skip: skip ?? false }
     await gateway.subscribe(ch);
     const keys = channelKeys(keyPrefix, ch);
     const before = gateway.stats().malformed;
-    const [epoch, offset] = (await raw.eval(PUBLISH_SCRIPT.lua, 2, keys.pos, keys.log, ch, 'not json', '', 100, 60, 86_400, 'ext', '0')) as [string, number];
+    const [epoch, offset] = (await raw.eval(
+      PUBLISH_SCRIPT.lua,
+      2,
+      keys.pos,
+      keys.log,
+      ch,
+      'not json',
+      '',
+      100,
+      60,
+      86_400,
+      'ext',
+      '0',
+    )) as [string, number];
     assert.equal(offset, 1);
     const good = await gateway.publish(ch, '{"ok":true}', KEEP);
     const got = await rec.waitCount(ch, 1, 'the gateway', 10_000);
-    assert.deepEqual(got.map((p) => p.offset), [good.offset], 'only the JSON publication was delivered live');
+    assert.deepEqual(
+      got.map((p) => p.offset),
+      [good.offset],
+      'only the JSON publication was delivered live',
+    );
     const h = await gateway.history(ch, { epoch, offset: 0 }, 10);
     assert.equal(h.complete, false, 'a recovery across it is incomplete: the client is told of a gap');
     assert.deepEqual(h.publications, []);
@@ -151,8 +178,15 @@ describe('redis: publishing straight into the backbone', { skip: skip ?? false }
     await gateway.sendControl({ type: 'test.after', from: 'tester', data: '{"ok":true}' });
     await rec.waitControl('the good control message', (m) => m.type === 'test.after', 10_000);
     await waitFor('every bad control message counted', () => gateway.stats().controlMalformed - before === bad.length);
-    assert.deepEqual(rec.controls.slice(heard).map((m) => m.type), ['test.after'], 'nothing malformed was delivered');
-    assert.ok(malformed.slice(reported).every((m) => m.startsWith('control: ')), 'onMalformed says it was the control channel');
+    assert.deepEqual(
+      rec.controls.slice(heard).map((m) => m.type),
+      ['test.after'],
+      'nothing malformed was delivered',
+    );
+    assert.ok(
+      malformed.slice(reported).every((m) => m.startsWith('control: ')),
+      'onMalformed says it was the control channel',
+    );
   });
 
   test('a handler that throws is counted and does not stop delivery of publications or control messages', async () => {
@@ -176,7 +210,10 @@ describe('redis: publishing straight into the backbone', { skip: skip ?? false }
       await fragile.publish(ch, '2', KEEP);
       await fragile.sendControl({ type: 'test.boom', from: 'tester', data: '1' });
       await fragile.sendControl({ type: 'test.calm', from: 'tester', data: '2' });
-      await waitFor('the publication and the control message after the throwing ones', () => seen.includes('2') && seen.includes('test.calm'));
+      await waitFor(
+        'the publication and the control message after the throwing ones',
+        () => seen.includes('2') && seen.includes('test.calm'),
+      );
       assert.equal(fragile.stats().handlerErrors, 2);
       assert.equal(fragile.state, 'up');
     } finally {
@@ -200,7 +237,10 @@ test('options are checked at construction, naming the field', () => {
   assert.throws(() => new RedisBackbone({ urls: ['redis://a:1/x'] }), /database must be a number/);
   assert.throws(() => new RedisBackbone({ urls: ['redis://a:1'], keyPrefix: 'a{b}' }), /"keyPrefix"/);
   assert.throws(() => new RedisBackbone({ urls: ['redis://a:1'], idleTtlSeconds: 0 }), /"idleTtlSeconds"/);
-  assert.throws(() => new RedisBackbone({ urls: ['redis://a:1'], reconnectMinDelayMs: 500, reconnectMaxDelayMs: 100 }), /exceeds "reconnectMaxDelayMs"/);
+  assert.throws(
+    () => new RedisBackbone({ urls: ['redis://a:1'], reconnectMinDelayMs: 500, reconnectMaxDelayMs: 100 }),
+    /exceeds "reconnectMaxDelayMs"/,
+  );
   const ok = new RedisBackbone({ urls: ['redis://127.0.0.1'] });
   assert.equal(ok.options.keyPrefix, 'gh');
   assert.equal(ok.state, 'connecting');

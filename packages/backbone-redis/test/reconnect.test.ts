@@ -67,9 +67,16 @@ describe('redis backbone across a server restart', { skip: skip ?? false }, () =
 
         // The control channel is listened on again without anyone asking.
         await b.sendControl({ type: 'test.back', from: 'node-b', data: '2' });
-        for (const [who, rec] of [['node a', ra], ['node b', rb]] as const) {
+        for (const [who, rec] of [
+          ['node a', ra],
+          ['node b', rb],
+        ] as const) {
           await rec.waitControl(`the control message after the restart at ${who}`, (m) => m.type === 'test.back', 10_000);
-          assert.deepEqual(rec.controls.map((m) => m.type), ['test.back'], `${who}: the rejected control message was never delivered`);
+          assert.deepEqual(
+            rec.controls.map((m) => m.type),
+            ['test.back'],
+            `${who}: the rejected control message was never delivered`,
+          );
         }
       } finally {
         await Promise.all([a.close(), b.close()]);

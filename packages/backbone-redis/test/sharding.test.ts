@@ -52,7 +52,9 @@ describe('redis sharding over two servers', { skip: skip ?? false }, () => {
           assert.equal(await own!.exists(keys.pos, keys.log), 2, `${ch}: keys on its shard`);
           assert.equal(await other!.exists(keys.pos, keys.log), 0, `${ch}: no keys on the other shard`);
           const numsub = async (c: typeof own) =>
-            sharded ? ((await c!.call('PUBSUB', 'SHARDNUMSUB', keys.pubsub)) as [string, number])[1] : ((await c!.pubsub('NUMSUB', keys.pubsub)) as [string, number])[1];
+            sharded
+              ? ((await c!.call('PUBSUB', 'SHARDNUMSUB', keys.pubsub)) as [string, number])[1]
+              : ((await c!.pubsub('NUMSUB', keys.pubsub)) as [string, number])[1];
           assert.equal(await numsub(own), 1, `${ch}: node a subscribed on the owning shard`);
           assert.equal(await numsub(other), 0, `${ch}: nobody subscribed on the other shard`);
         }

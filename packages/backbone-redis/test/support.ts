@@ -50,9 +50,12 @@ const CLUSTER_NODE_RECIPE: ServerRecipe = {
   name: 'redis-cluster',
   args: (port, dir) => [
     ...REDIS_RECIPE.args(port, dir),
-    '--cluster-enabled', 'yes',
-    '--cluster-config-file', join(dir, 'nodes.conf'),
-    '--cluster-node-timeout', '5000',
+    '--cluster-enabled',
+    'yes',
+    '--cluster-config-file',
+    join(dir, 'nodes.conf'),
+    '--cluster-node-timeout',
+    '5000',
   ],
 };
 
@@ -100,7 +103,14 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
 
 /** `cluster_state` from CLUSTER INFO on one node, or undefined when it does not answer. */
 async function clusterState(port: number): Promise<string | undefined> {
-  const r = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
+  const r = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 500,
+  });
   r.on('error', () => {});
   try {
     await r.connect();

@@ -31,7 +31,12 @@ export type BackbonePlan =
   | { readonly kind: 'kafka'; readonly options: KafkaBackboneOptions };
 
 /** The setting a namespace sets, per section: giving both is a contradiction. */
-const NAMED_BY_NAMESPACE: Readonly<Record<SectionName, string>> = { redis: 'keyPrefix', nats: 'subjectPrefix', jetstream: 'stream', kafka: 'topic' };
+const NAMED_BY_NAMESPACE: Readonly<Record<SectionName, string>> = {
+  redis: 'keyPrefix',
+  nats: 'subjectPrefix',
+  jetstream: 'stream',
+  kafka: 'topic',
+};
 
 /**
  * Works out which adapter `urls` name and the options it gets: the sections that apply, the

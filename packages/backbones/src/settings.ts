@@ -42,7 +42,7 @@ type Table<T> = { readonly [K in keyof Required<T>]: SettingSpec };
 const REDIS: Table<RedisSettings> = {
   keyPrefix: { kind: 'string', default: 'gh', meaning: 'prefix of every key and pub/sub channel (set by the namespace otherwise)' },
   sharded: { kind: 'bool', default: 'false', meaning: 'sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+); always on with redis+cluster://' },
-  idleTtlSeconds: { kind: 'int', default: '86400', meaning: 'seconds a channel\'s position is kept after its last publication' },
+  idleTtlSeconds: { kind: 'int', default: '86400', meaning: "seconds a channel's position is kept after its last publication" },
   connectTimeoutMs: { kind: 'int', default: '10000', meaning: 'deadline for the first connection and a lazy subscriber connection, ms' },
   commandTimeoutMs: { kind: 'int', default: '5000', meaning: 'a command without a reply within this rejects, ms' },
   reconnectMinDelayMs: { kind: 'int', default: '100', meaning: 'first reconnect delay, ms (doubles per attempt, with jitter)' },
@@ -50,36 +50,60 @@ const REDIS: Table<RedisSettings> = {
 };
 
 const NATS: Table<NatsSettings> = {
-  subjectPrefix: { kind: 'string', default: 'gatehouse', meaning: 'first subject token(s) of every subject (set by the namespace otherwise)' },
-  name: { kind: 'string', default: 'gatehouse', meaning: 'connection name shown by the server\'s monitoring' },
+  subjectPrefix: {
+    kind: 'string',
+    default: 'gatehouse',
+    meaning: 'first subject token(s) of every subject (set by the namespace otherwise)',
+  },
+  name: { kind: 'string', default: 'gatehouse', meaning: "connection name shown by the server's monitoring" },
   timeoutMs: { kind: 'int', default: '5000', meaning: 'deadline for the first connection and each request, ms' },
-  startTimeoutMs: { kind: 'int', default: '30000', meaning: 'how long start keeps trying to connect (JetStream: and reach the stream), ms' },
+  startTimeoutMs: {
+    kind: 'int',
+    default: '30000',
+    meaning: 'how long start keeps trying to connect (JetStream: and reach the stream), ms',
+  },
   reconnectTimeWaitMs: { kind: 'int', default: '250', meaning: 'wait between reconnect attempts to one server, ms (plus jitter)' },
-  pingIntervalMs: { kind: 'int', default: '10000', meaning: 'how often the client pings the server, ms; two missed pongs mean the link is dead' },
+  pingIntervalMs: {
+    kind: 'int',
+    default: '10000',
+    meaning: 'how often the client pings the server, ms; two missed pongs mean the link is dead',
+  },
 };
 
 const JETSTREAM: Table<JetStreamSettings> = {
-  stream: { kind: 'string', default: 'GATEHOUSE', meaning: 'the stream holding every channel, created if missing (set by the namespace otherwise)' },
+  stream: {
+    kind: 'string',
+    default: 'GATEHOUSE',
+    meaning: 'the stream holding every channel, created if missing (set by the namespace otherwise)',
+  },
   maxAgeSeconds: { kind: 'int', default: '86400', meaning: 'publications older than this leave the stream, seconds (0: no age limit)' },
   maxMsgsPerSubject: { kind: 'int', default: '1000', meaning: 'publications kept per channel (0: no per-channel limit)' },
   maxBytes: { kind: 'int', default: '1073741824', meaning: 'largest the stream grows, bytes, oldest removed first (0: unlimited)' },
   storage: { kind: ['file', 'memory'], default: 'file', meaning: '`file` survives a server restart; `memory` does not' },
   replicas: { kind: 'int', default: '1', meaning: 'stream replicas in a JetStream cluster' },
-  recordsMaxAgeSeconds: { kind: 'int', default: '2592000', meaning: 'fleet records are dropped this long after their last write, seconds (0: never by age)' },
+  recordsMaxAgeSeconds: {
+    kind: 'int',
+    default: '2592000',
+    meaning: 'fleet records are dropped this long after their last write, seconds (0: never by age)',
+  },
   recordsMaxBytes: { kind: 'int', default: '67108864', meaning: 'largest the records bucket grows, bytes; putRecord rejects once full' },
 };
 
 const KAFKA: Table<KafkaSettings> = {
   topic: { kind: 'string', default: 'gatehouse', meaning: 'the topic every channel lives in (set by the namespace otherwise)' },
   partitions: { kind: 'int', default: '8', meaning: 'partitions when this backbone creates the topic (an existing topic keeps its own)' },
-  replicationFactor: { kind: 'int', default: '-1', meaning: 'replication factor when creating the topic (-1: the broker\'s default)' },
+  replicationFactor: { kind: 'int', default: '-1', meaning: "replication factor when creating the topic (-1: the broker's default)" },
   createTopic: { kind: 'bool', default: 'true', meaning: 'create the topic on start (and after it vanished) when missing' },
   clientId: { kind: 'string', default: 'gatehouse', meaning: 'client id prefix seen in broker logs and quotas' },
   requestTimeoutMs: { kind: 'int', default: '10000', meaning: 'per-request timeout against the broker, ms' },
   startTimeoutMs: { kind: 'int', default: '30000', meaning: 'how long start keeps trying to reach the broker, ms' },
   fetchMaxWaitMs: { kind: 'int', default: '500', meaning: 'longest a live fetch waits for new records, ms (below requestTimeoutMs)' },
   fetchMaxBytes: { kind: 'int', default: '4194304', meaning: 'largest fetch response, bytes (bounds fetch memory)' },
-  maxMessageBytes: { kind: 'int', default: '1000000', meaning: 'largest envelope one publish may produce, bytes (at most the topic\'s max.message.bytes)' },
+  maxMessageBytes: {
+    kind: 'int',
+    default: '1000000',
+    meaning: "largest envelope one publish may produce, bytes (at most the topic's max.message.bytes)",
+  },
   maxPendingPublishes: { kind: 'int', default: '10000', meaning: 'publishes waiting for the broker at most; more reject at once' },
   historyScanRecords: { kind: 'int', default: '100000', meaning: 'records one history read examines at most (then complete: false)' },
   historyTimeoutMs: { kind: 'int', default: '5000', meaning: 'time budget of one history read, ms' },
@@ -148,7 +172,8 @@ function convert(spec: SettingSpec, raw: unknown, key: string): unknown {
 export function checkSection(section: SectionName, raw: unknown, where = ''): Record<string, unknown> {
   const table: Readonly<Record<string, SettingSpec>> = BACKBONE_SETTINGS[section];
   if (raw === undefined || raw === null) return {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new OptionsError(`${where}backbone.${section} must be a mapping of settings, got ${show(raw)}`);
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw new OptionsError(`${where}backbone.${section} must be a mapping of settings, got ${show(raw)}`);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(raw)) {
     const spec = Object.hasOwn(table, key) ? table[key] : undefined;
@@ -163,7 +188,8 @@ export function checkSection(section: SectionName, raw: unknown, where = ''): Re
 /** Checks every section of `raw` (a mapping of section to settings). */
 export function checkSettings(raw: unknown, where = ''): BackboneSettings {
   if (raw === undefined || raw === null) return {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new OptionsError(`${where}backbone settings must be a mapping, got ${show(raw)}`);
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw new OptionsError(`${where}backbone settings must be a mapping, got ${show(raw)}`);
   const out: Record<string, Record<string, unknown>> = {};
   for (const [section, value] of Object.entries(raw)) {
     if (!isSectionName(section)) throw new OptionsError(`${where}unknown backbone section "${section}" (known: ${sectionList()})`);
@@ -178,9 +204,11 @@ export function checkSettings(raw: unknown, where = ''): BackboneSettings {
  */
 export function applyBackboneOption(into: Record<string, Record<string, unknown>>, text: string, where = ''): void {
   const m = /^([a-z]+)\.([A-Za-z]+)=(.*)$/s.exec(text);
-  if (!m) throw new OptionsError(`${where}backbone-option ${show(text)} must look like <section>.<setting>=<value>, e.g. jetstream.replicas=3`);
+  if (!m)
+    throw new OptionsError(`${where}backbone-option ${show(text)} must look like <section>.<setting>=<value>, e.g. jetstream.replicas=3`);
   const [, section, key, value] = m as unknown as [string, string, string, string];
-  if (!isSectionName(section)) throw new OptionsError(`${where}backbone-option ${show(text)}: unknown section "${section}" (known: ${sectionList()})`);
+  if (!isSectionName(section))
+    throw new OptionsError(`${where}backbone-option ${show(text)}: unknown section "${section}" (known: ${sectionList()})`);
   const checked = checkSection(section, { [key]: value }, where);
   into[section] = { ...into[section], ...checked };
 }

@@ -50,7 +50,12 @@ describe('URLs', () => {
   });
 
   test('a namespace gives every name its own first token', () => {
-    assert.deepEqual(backboneNames(undefined), { redisKeyPrefix: 'gh', natsSubjectPrefix: 'gatehouse', jetStream: 'GATEHOUSE', kafkaTopic: 'gatehouse' });
+    assert.deepEqual(backboneNames(undefined), {
+      redisKeyPrefix: 'gh',
+      natsSubjectPrefix: 'gatehouse',
+      jetStream: 'GATEHOUSE',
+      kafkaTopic: 'gatehouse',
+    });
     assert.deepEqual(backboneNames('eu-1'), {
       redisKeyPrefix: 'gh-eu-1',
       natsSubjectPrefix: 'gatehouse-eu-1',
@@ -65,7 +70,11 @@ describe('URLs', () => {
 
 describe('settings', () => {
   test('values are converted by kind, from a file or from text', () => {
-    assert.deepEqual(checkSection('jetstream', { replicas: 3, storage: 'memory', maxAgeSeconds: '60' }), { replicas: 3, storage: 'memory', maxAgeSeconds: 60 });
+    assert.deepEqual(checkSection('jetstream', { replicas: 3, storage: 'memory', maxAgeSeconds: '60' }), {
+      replicas: 3,
+      storage: 'memory',
+      maxAgeSeconds: 60,
+    });
     assert.deepEqual(checkSection('redis', { sharded: 'true' }), { sharded: true });
     assert.deepEqual(checkSection('kafka', { replicationFactor: '-1', createTopic: false }), { replicationFactor: -1, createTopic: false });
     const into: Record<string, Record<string, unknown>> = {};
@@ -77,9 +86,15 @@ describe('settings', () => {
 
   test('every mistake names the setting in full', () => {
     const where = 'config file g.yaml: ';
-    optionsError(() => checkSection('jetstream', { replicas: 'three' }, where), /^config file g\.yaml: backbone\.jetstream\.replicas must be a whole number, got "three"$/);
+    optionsError(
+      () => checkSection('jetstream', { replicas: 'three' }, where),
+      /^config file g\.yaml: backbone\.jetstream\.replicas must be a whole number, got "three"$/,
+    );
     optionsError(() => checkSection('jetstream', { replicas: 1.5 }), /backbone\.jetstream\.replicas must be a whole number/);
-    optionsError(() => checkSection('jetstream', { storage: 'disk' }), /backbone\.jetstream\.storage must be one of file, memory, got "disk"/);
+    optionsError(
+      () => checkSection('jetstream', { storage: 'disk' }),
+      /backbone\.jetstream\.storage must be one of file, memory, got "disk"/,
+    );
     optionsError(() => checkSection('redis', { sharded: 'yes' }), /backbone\.redis\.sharded must be true or false/);
     optionsError(() => checkSection('nats', { name: '' }), /backbone\.nats\.name must be a non-empty string/);
     optionsError(() => checkSection('kafka', { partitons: 3 }), /unknown setting backbone\.kafka\.partitons \(known: topic, partitions/);
@@ -106,10 +121,23 @@ describe('plans', () => {
     };
     assert.deepEqual(planBackbone(['jetstream://n1:4222', 'jetstream://n2:4222'], { ...settings, namespace: 'eu' }), {
       kind: 'jetstream',
-      options: { pingIntervalMs: 2_000, replicas: 3, storage: 'memory', subjectPrefix: 'gatehouse-eu', stream: 'GATEHOUSE-eu', servers: ['jetstream://n1:4222', 'jetstream://n2:4222'] },
+      options: {
+        pingIntervalMs: 2_000,
+        replicas: 3,
+        storage: 'memory',
+        subjectPrefix: 'gatehouse-eu',
+        stream: 'GATEHOUSE-eu',
+        servers: ['jetstream://n1:4222', 'jetstream://n2:4222'],
+      },
     });
-    assert.deepEqual(planBackbone(['nats://n1:4222'], settings), { kind: 'nats', options: { pingIntervalMs: 2_000, servers: ['nats://n1:4222'] } });
-    assert.deepEqual(planBackbone(['redis://r:6379'], settings), { kind: 'redis', options: { sharded: true, commandTimeoutMs: 750, urls: ['redis://r:6379'] } });
+    assert.deepEqual(planBackbone(['nats://n1:4222'], settings), {
+      kind: 'nats',
+      options: { pingIntervalMs: 2_000, servers: ['nats://n1:4222'] },
+    });
+    assert.deepEqual(planBackbone(['redis://r:6379'], settings), {
+      kind: 'redis',
+      options: { sharded: true, commandTimeoutMs: 750, urls: ['redis://r:6379'] },
+    });
     assert.deepEqual(planBackbone(['kafka://k:9092'], { ...settings, namespace: 'eu' }), {
       kind: 'kafka',
       options: { partitions: 16, replicationFactor: 3, topic: 'gatehouse-eu', brokers: ['kafka://k:9092'] },
@@ -126,13 +154,22 @@ describe('plans', () => {
   });
 
   test('a namespace and an explicit name for the same thing contradict each other', () => {
-    optionsError(() => planBackbone(['redis://r:1'], { namespace: 'eu', redis: { keyPrefix: 'x' } }), /backbone\.redis\.keyPrefix and backbone-namespace both/);
+    optionsError(
+      () => planBackbone(['redis://r:1'], { namespace: 'eu', redis: { keyPrefix: 'x' } }),
+      /backbone\.redis\.keyPrefix and backbone-namespace both/,
+    );
     optionsError(() => planBackbone(['kafka://k:1'], { namespace: 'eu', kafka: { topic: 'x' } }), /backbone\.kafka\.topic/);
-    assert.equal((planBackbone(['redis://r:1'], { redis: { keyPrefix: 'x' } }) as { options: { keyPrefix: string } }).options.keyPrefix, 'x');
+    assert.equal(
+      (planBackbone(['redis://r:1'], { redis: { keyPrefix: 'x' } }) as { options: { keyPrefix: string } }).options.keyPrefix,
+      'x',
+    );
   });
 
   test('values of the wrong kind from code are refused like those from a file', () => {
-    optionsError(() => planBackbone(['jetstream://n:1'], { jetstream: { replicas: '3' as unknown as number, storage: 'tape' as 'file' } }), /backbone\.jetstream\.storage must be one of/);
+    optionsError(
+      () => planBackbone(['jetstream://n:1'], { jetstream: { replicas: '3' as unknown as number, storage: 'tape' as 'file' } }),
+      /backbone\.jetstream\.storage must be one of/,
+    );
   });
 });
 
@@ -142,10 +179,17 @@ function resolved(backbone: unknown): Record<string, unknown> {
 }
 
 describe('createBackbone', () => {
-  const urls: Record<Exclude<SectionName, 'nats'>, string> = { redis: 'redis://127.0.0.1:6379', jetstream: 'jetstream://127.0.0.1:4222', kafka: 'kafka://127.0.0.1:9092' };
+  const urls: Record<Exclude<SectionName, 'nats'>, string> = {
+    redis: 'redis://127.0.0.1:6379',
+    jetstream: 'jetstream://127.0.0.1:4222',
+    kafka: 'kafka://127.0.0.1:9092',
+  };
 
   test('settings reach the adapter as given (nothing is started)', async () => {
-    const js = await createBackbone([urls.jetstream], { nats: { timeoutMs: 1234 }, jetstream: { replicas: 3, storage: 'memory', maxMsgsPerSubject: 7 } });
+    const js = await createBackbone([urls.jetstream], {
+      nats: { timeoutMs: 1234 },
+      jetstream: { replicas: 3, storage: 'memory', maxMsgsPerSubject: 7 },
+    });
     assert.equal(js.kind, 'jetstream');
     assert.equal(resolved(js)['replicas'], 3);
     assert.equal(resolved(js)['storage'], 'memory');
@@ -161,18 +205,27 @@ describe('createBackbone', () => {
     assert.equal((await createBackbone([])).kind, 'memory');
   });
 
-  test('an adapter\'s range check comes back naming the setting', async () => {
+  test("an adapter's range check comes back naming the setting", async () => {
     await assert.rejects(createBackbone([urls.jetstream], { jetstream: { replicas: 9 } }), (err: unknown) => {
       assert.ok(err instanceof OptionsError);
       assert.match(err.message, /^backbone\.jetstream\.replicas: .*"replicas" must be an integer from 1 to 5, got 9/);
       return true;
     });
-    await assert.rejects(createBackbone([urls.jetstream], { nats: { pingIntervalMs: 1 } }), /^OptionsError: backbone\.nats\.pingIntervalMs: /);
-    await assert.rejects(createBackbone([urls.kafka], { kafka: { reconnectMinMs: 10, reconnectMaxMs: 5 } }), /backbone\.kafka\.reconnect(Max|Min)Ms: /);
-    await assert.rejects(createBackbone(['redis://127.0.0.1:6379/x']), (err: unknown) => err instanceof OptionsError && /^backbone \(redis\): .*database/.test(err.message));
+    await assert.rejects(
+      createBackbone([urls.jetstream], { nats: { pingIntervalMs: 1 } }),
+      /^OptionsError: backbone\.nats\.pingIntervalMs: /,
+    );
+    await assert.rejects(
+      createBackbone([urls.kafka], { kafka: { reconnectMinMs: 10, reconnectMaxMs: 5 } }),
+      /backbone\.kafka\.reconnect(Max|Min)Ms: /,
+    );
+    await assert.rejects(
+      createBackbone(['redis://127.0.0.1:6379/x']),
+      (err: unknown) => err instanceof OptionsError && /^backbone \(redis\): .*database/.test(err.message),
+    );
   });
 
-  test('the documented defaults are the adapters\' own', async () => {
+  test("the documented defaults are the adapters' own", async () => {
     const built: Record<SectionName, unknown> = {
       redis: await createBackbone([urls.redis]),
       nats: await createBackbone(['nats://127.0.0.1:4222']),

@@ -44,10 +44,14 @@ class RawClient {
     const id = this.nextId++;
     this.ws.send(JSON.stringify({ ...frame, id }));
     // Wrapped: waitFor takes a falsy answer (index 0) for "not yet".
-    const { at } = await waitFor(`reply to ${String(frame['op'])} #${id}`, () => {
-      const i = this.frames.findIndex((f) => f['id'] === id);
-      return i >= 0 ? { at: i } : undefined;
-    }, 10_000);
+    const { at } = await waitFor(
+      `reply to ${String(frame['op'])} #${id}`,
+      () => {
+        const i = this.frames.findIndex((f) => f['id'] === id);
+        return i >= 0 ? { at: i } : undefined;
+      },
+      10_000,
+    );
     return { ...(this.frames[at] as Frame), at };
   }
 
@@ -128,6 +132,10 @@ describe('a gateway on Redis under subscribe churn', { skip: skip ?? false }, ()
     }
     anchor.close();
     for (const c of clients) c.close();
-    assert.equal(late.length, 0, `${late.length} of ${windows.length} subscribes got a publication their reply already counted: ${late.slice(0, 5).join('; ')}`);
+    assert.equal(
+      late.length,
+      0,
+      `${late.length} of ${windows.length} subscribes got a publication their reply already counted: ${late.slice(0, 5).join('; ')}`,
+    );
   });
 });

@@ -53,7 +53,10 @@ export async function benchMain(argv: string[], io: BenchIo = defaultIo): Promis
   const p = params;
   const progress = new Progress(io.err, io.err.isTTY === true, p.quiet);
   const abort = new AbortController();
-  const bound = setTimeout(() => abort.abort(new Error(`the run reached its time bound of ${p.timeoutSeconds} s (--timeout)`)), p.timeoutSeconds * 1000);
+  const bound = setTimeout(
+    () => abort.abort(new Error(`the run reached its time bound of ${p.timeoutSeconds} s (--timeout)`)),
+    p.timeoutSeconds * 1000,
+  );
   const onSignal = (signal: string) => abort.abort(new Error(`interrupted by ${signal}`));
   const onInt = () => onSignal('SIGINT');
   const onTerm = () => onSignal('SIGTERM');
@@ -135,7 +138,11 @@ async function run(
   };
   const start = async (phase: Phase): Promise<TargetSet> => {
     if (phase.kind === 'gateway') {
-      if (p.urls.length > 0) return TargetSet.external(p.urls.map((u) => new URL(u)), p.apiKey);
+      if (p.urls.length > 0)
+        return TargetSet.external(
+          p.urls.map((u) => new URL(u)),
+          p.apiKey,
+        );
       return TargetSet.startGateways({ ...spawn, hosts: Array.from({ length: p.gateways }, (_, i) => `127.0.1.${i + 1}`) });
     }
     return TargetSet.startRaw({ ...spawn, mode: phase.mode, hosts: Array.from({ length: p.gateways }, (_, i) => `127.0.2.${i + 1}`) });
@@ -214,7 +221,8 @@ function assemble(p: BenchParams, state: RunState, error?: string): BenchDocumen
     const files = state.profiles.filter((x) => x.target === 'gateway').flatMap((x) => x.files);
     doc.profile = { files, hotSpots: hotSpots(readProfiles(files)) };
     const others = state.profiles.filter((x) => x.target !== 'gateway');
-    if (others.length > 0) doc.profile.baselines = others.map((x) => ({ target: x.target, files: x.files, hotSpots: hotSpots(readProfiles(x.files), 10) }));
+    if (others.length > 0)
+      doc.profile.baselines = others.map((x) => ({ target: x.target, files: x.files, hotSpots: hotSpots(readProfiles(x.files), 10) }));
   }
   return doc;
 }

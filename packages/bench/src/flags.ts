@@ -9,7 +9,9 @@ export class UsageError extends Error {
 }
 
 function range(min: number, max: number): string {
-  return max >= Number.MAX_SAFE_INTEGER ? `of at least ${min.toLocaleString('en-US')}` : `from ${min.toLocaleString('en-US')} to ${max.toLocaleString('en-US')}`;
+  return max >= Number.MAX_SAFE_INTEGER
+    ? `of at least ${min.toLocaleString('en-US')}`
+    : `from ${min.toLocaleString('en-US')} to ${max.toLocaleString('en-US')}`;
 }
 
 /** `raw` as a whole number in [min, max] (underscores allowed: 100_000), or undefined when absent. */

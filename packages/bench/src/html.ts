@@ -65,31 +65,47 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
   const px = (x: number) => L + ((tx(x) - x0) / (x1 - x0)) * (W - L - R);
   const py = (y: number) => T + (1 - y / y1) * (H - T - B);
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" font-family="sans-serif" font-size="11">`);
-  parts.push(`<title>${esc(title)}</title><text x="${W / 2}" y="18" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" font-family="sans-serif" font-size="11">`,
+  );
+  parts.push(
+    `<title>${esc(title)}</title><text x="${W / 2}" y="18" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`,
+  );
   for (let y = 0; y <= y1 + yStep / 2; y += yStep) {
-    parts.push(`<line x1="${L}" x2="${W - R}" y1="${py(y)}" y2="${py(y)}" stroke="#ddd"/><text x="${L - 6}" y="${py(y) + 4}" text-anchor="end">${fmtTick(y)}</text>`);
+    parts.push(
+      `<line x1="${L}" x2="${W - R}" y1="${py(y)}" y2="${py(y)}" stroke="#ddd"/><text x="${L - 6}" y="${py(y) + 4}" text-anchor="end">${fmtTick(y)}</text>`,
+    );
   }
   if (logX) {
     for (let e = x0; e <= x1; e++) {
       const x = Math.pow(10, e);
-      parts.push(`<line x1="${px(x)}" x2="${px(x)}" y1="${T}" y2="${H - B}" stroke="#eee"/><text x="${px(x)}" y="${H - B + 16}" text-anchor="middle">${fmtTick(x)}</text>`);
+      parts.push(
+        `<line x1="${px(x)}" x2="${px(x)}" y1="${T}" y2="${H - B}" stroke="#eee"/><text x="${px(x)}" y="${H - B + 16}" text-anchor="middle">${fmtTick(x)}</text>`,
+      );
     }
   } else {
     const xStep = niceStep(x1 - x0, 8);
     for (let x = Math.ceil(x0 / xStep) * xStep; x <= x1 + 1e-9; x += xStep) {
-      parts.push(`<line x1="${px(x)}" x2="${px(x)}" y1="${T}" y2="${H - B}" stroke="#eee"/><text x="${px(x)}" y="${H - B + 16}" text-anchor="middle">${fmtTick(x)}</text>`);
+      parts.push(
+        `<line x1="${px(x)}" x2="${px(x)}" y1="${T}" y2="${H - B}" stroke="#eee"/><text x="${px(x)}" y="${H - B + 16}" text-anchor="middle">${fmtTick(x)}</text>`,
+      );
     }
   }
-  parts.push(`<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/><line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/>`);
+  parts.push(
+    `<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/><line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/>`,
+  );
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">${esc(xLabel)}</text>`);
-  parts.push(`<text x="14" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">${esc(yLabel)}</text>`);
+  parts.push(
+    `<text x="14" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">${esc(yLabel)}</text>`,
+  );
   for (const [i, s] of series.entries()) {
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!logX || x > 0));
     if (pts.length === 0) continue;
     const d = pts.map(([x, y], k) => `${k === 0 ? 'M' : 'L'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join('');
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
-    parts.push(`<rect x="${L + 10}" y="${T + 6 + i * 16}" width="12" height="4" fill="${s.color}"/><text x="${L + 28}" y="${T + 11 + i * 16}">${esc(s.name)}</text>`);
+    parts.push(
+      `<rect x="${L + 10}" y="${T + 6 + i * 16}" width="12" height="4" fill="${s.color}"/><text x="${L + 28}" y="${T + 11 + i * 16}">${esc(s.name)}</text>`,
+    );
   }
   parts.push('</svg>');
   return parts.join('');
@@ -110,12 +126,26 @@ function latencyShape(r: TargetResult): [number, number][] {
 
 /** The whole report. */
 export function htmlReport(doc: BenchDocument): string {
-  const results: TargetResult[] = [doc.gateway, ...Object.values(doc.baselines ?? (doc.baseline ? { first: doc.baseline } : {})).filter((r): r is TargetResult => r !== undefined)];
-  const series = (f: (r: TargetResult) => [number, number][]) => results.map((r, i) => ({ name: r.target, color: COLORS[i % COLORS.length] as string, points: f(r) }));
+  const results: TargetResult[] = [
+    doc.gateway,
+    ...Object.values(doc.baselines ?? (doc.baseline ? { first: doc.baseline } : {})).filter((r): r is TargetResult => r !== undefined),
+  ];
+  const series = (f: (r: TargetResult) => [number, number][]) =>
+    results.map((r, i) => ({ name: r.target, color: COLORS[i % COLORS.length] as string, points: f(r) }));
   const charts = [
     lineChart('Latency distribution (publish stamp to arrival)', 'latency, ms (log scale)', '% of deliveries', series(latencyShape), true),
-    lineChart('Connections over time', 'seconds since the phase started', 'open connections', series((r) => r.series.map((p) => [p.t, p.open]))),
-    lineChart('Throughput over time', 'seconds since the phase started', 'deliveries per second', series((r) => r.series.map((p) => [p.t, p.deliveriesPerSecond]))),
+    lineChart(
+      'Connections over time',
+      'seconds since the phase started',
+      'open connections',
+      series((r) => r.series.map((p) => [p.t, p.open])),
+    ),
+    lineChart(
+      'Throughput over time',
+      'seconds since the phase started',
+      'deliveries per second',
+      series((r) => r.series.map((p) => [p.t, p.deliveriesPerSecond])),
+    ),
   ];
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>gatehouse bench ${esc(doc.scenario)}</title>

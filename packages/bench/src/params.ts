@@ -196,7 +196,9 @@ function parseUrl(raw: string, allowRemote: boolean): string {
   }
   if (u.protocol === 'ws:') u.protocol = 'http:';
   if (u.protocol !== 'http:') {
-    throw new UsageError(`--url must be http:// or ws:// (the lean client speaks plain TCP; terminate TLS elsewhere), got ${JSON.stringify(raw)}`);
+    throw new UsageError(
+      `--url must be http:// or ws:// (the lean client speaks plain TCP; terminate TLS elsewhere), got ${JSON.stringify(raw)}`,
+    );
   }
   if (!allowRemote && !isLoopback(u.hostname)) {
     throw new UsageError(`--url ${raw} is not a loopback address; pass --allow-remote to load a remote gateway`);
@@ -233,23 +235,30 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
   const perProcess = Math.ceil(connections / 15_000);
   const workers = int(v, 'workers', perProcess, 1, 64);
   if (Math.ceil(connections / workers) > MAX_SOCKETS_PER_PROCESS) {
-    throw new UsageError(`--workers ${workers} would put ${Math.ceil(connections / workers)} connections in one process; the limit is ${MAX_SOCKETS_PER_PROCESS} (open files): use at least ${Math.ceil(connections / MAX_SOCKETS_PER_PROCESS)}`);
+    throw new UsageError(
+      `--workers ${workers} would put ${Math.ceil(connections / workers)} connections in one process; the limit is ${MAX_SOCKETS_PER_PROCESS} (open files): use at least ${Math.ceil(connections / MAX_SOCKETS_PER_PROCESS)}`,
+    );
   }
-  if (v['gateways'] !== undefined && urls.length > 0) throw new UsageError('--gateways starts gateways; --url uses running ones: give one or the other');
+  if (v['gateways'] !== undefined && urls.length > 0)
+    throw new UsageError('--gateways starts gateways; --url uses running ones: give one or the other');
   const gateways = urls.length > 0 ? urls.length : int(v, 'gateways', perProcess, 1, 64);
   if (urls.length === 0 && Math.ceil(connections / gateways) > MAX_SOCKETS_PER_PROCESS) {
-    throw new UsageError(`--gateways ${gateways} would put ${Math.ceil(connections / gateways)} connections in one gateway process; the limit is ${MAX_SOCKETS_PER_PROCESS} (open files): use at least ${Math.ceil(connections / MAX_SOCKETS_PER_PROCESS)}`);
+    throw new UsageError(
+      `--gateways ${gateways} would put ${Math.ceil(connections / gateways)} connections in one gateway process; the limit is ${MAX_SOCKETS_PER_PROCESS} (open files): use at least ${Math.ceil(connections / MAX_SOCKETS_PER_PROCESS)}`,
+    );
   }
   const against = v['against'] === undefined ? undefined : choice(v, 'against', ['raw-ws'] as const, 'raw-ws');
   const modesRaw = ((v['baseline-mode'] as string[] | undefined) ?? ['send']).flatMap((m) => m.split(',')).map((m) => m.trim());
   for (const m of modesRaw) {
-    if (!BASELINE_MODES.includes(m as BaselineMode)) throw new UsageError(`--baseline-mode must be one of ${BASELINE_MODES.join(', ')}, got ${JSON.stringify(m)}`);
+    if (!BASELINE_MODES.includes(m as BaselineMode))
+      throw new UsageError(`--baseline-mode must be one of ${BASELINE_MODES.join(', ')}, got ${JSON.stringify(m)}`);
   }
   if (v['baseline-mode'] !== undefined && !against) throw new UsageError('--baseline-mode needs --against raw-ws');
   const baselineModes = [...new Set(modesRaw)] as BaselineMode[];
 
   const client = choice(v, 'client', ['lean', 'sdk'] as const, scenario === 'storm' ? 'sdk' : 'lean');
-  if (scenario === 'storm' && client !== 'sdk') throw new UsageError('--client lean cannot run storm: the storm measures the SDK\'s reconnect backoff (use --client sdk)');
+  if (scenario === 'storm' && client !== 'sdk')
+    throw new UsageError("--client lean cannot run storm: the storm measures the SDK's reconnect backoff (use --client sdk)");
 
   const publishing = scenario === 'fanout' || scenario === 'channels';
   if (!publishing) {
@@ -272,15 +281,19 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
     throw new UsageError(`--channels applies to channels and idle, not ${scenario}`);
   }
   const channels = int(v, 'channels', scenario === 'channels' ? 100 : 1, 1, 1_000_000);
-  if (channels > connections) throw new UsageError(`--channels ${channels} is more than --connections ${connections}: every channel needs a subscriber`);
+  if (channels > connections)
+    throw new UsageError(`--channels ${channels} is more than --connections ${connections}: every channel needs a subscriber`);
   if (v['cause'] !== undefined && scenario !== 'storm') throw new UsageError(`--cause applies to storm, not ${scenario}`);
   const cause = choice(v, 'cause', ['drop', 'kill'] as const, 'drop');
-  if (cause === 'kill' && urls.length > 0) throw new UsageError('--cause kill needs gateways the bench started (it kills and restarts them): drop --url');
+  if (cause === 'kill' && urls.length > 0)
+    throw new UsageError('--cause kill needs gateways the bench started (it kills and restarts them): drop --url');
   const apiKey = v['api-key'] as string | undefined;
   if (urls.length > 0 && !apiKey) throw new UsageError('--api-key is required with --url: the bench publishes through the HTTP API');
-  if (v['coalesce-ms'] !== undefined && urls.length > 0) throw new UsageError('--coalesce-ms configures gateways the bench starts: set it on your --url gateways instead');
+  if (v['coalesce-ms'] !== undefined && urls.length > 0)
+    throw new UsageError('--coalesce-ms configures gateways the bench starts: set it on your --url gateways instead');
   const profileDir = v['profile'] as string | undefined;
-  if (profileDir !== undefined && urls.length > 0) throw new UsageError('--profile profiles gateways the bench starts: drop --url (profile your own with node --cpu-prof)');
+  if (profileDir !== undefined && urls.length > 0)
+    throw new UsageError('--profile profiles gateways the bench starts: drop --url (profile your own with node --cpu-prof)');
 
   const rampPerSecond = int(v, 'ramp', 1000, 1, 1_000_000);
   const settleSeconds = num(v, 'settle', 2, 0, 3600);

@@ -16,7 +16,19 @@ export type LoadTotals = Omit<LoadReport, 'latency' | 'backLatency' | 'states'> 
 };
 
 /** The counters of a report that add up across workers. */
-const COUNTERS = ['started', 'open', 'subscribed', 'failed', 'retries', 'dropped', 'received', 'outOfOrder', 'back', 'refusals', 'disconnects'] as const;
+const COUNTERS = [
+  'started',
+  'open',
+  'subscribed',
+  'failed',
+  'retries',
+  'dropped',
+  'received',
+  'outOfOrder',
+  'back',
+  'refusals',
+  'disconnects',
+] as const;
 
 function addCounts(into: Record<string, number>, from: Record<string, number>): void {
   for (const [k, n] of Object.entries(from)) into[k] = (into[k] ?? 0) + n;
@@ -72,14 +84,22 @@ export class WorkerPool {
     const script = new URL('./worker.js', import.meta.url);
     const slots: Slot[] = [];
     for (let i = 0; i < n; i++) {
-      slots.push({ child: fork(script, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), last: undefined, states: undefined, exited: false });
+      slots.push({
+        child: fork(script, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+        last: undefined,
+        states: undefined,
+        exited: false,
+      });
     }
     const pool = new WorkerPool(slots);
     await Promise.all(
       slots.map(
         (s, i) =>
           new Promise<void>((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error(`load worker ${i + 1} did not start within ${REPLY_TIMEOUT_MS} ms`)), REPLY_TIMEOUT_MS);
+            const timer = setTimeout(
+              () => reject(new Error(`load worker ${i + 1} did not start within ${REPLY_TIMEOUT_MS} ms`)),
+              REPLY_TIMEOUT_MS,
+            );
             s.child.once('exit', () => reject(new Error(`load worker ${i + 1} exited while starting`)));
             const on = (msg: FromWorker) => {
               if (msg.type !== 'ready') return;

@@ -140,7 +140,8 @@ function onRequest(req: IncomingMessage, res: ServerResponse): void {
     return;
   }
   if (req.method === 'POST' && path === '/api/publish') {
-    if (req.headers.authorization !== `apikey ${config.apiKey}`) return answer(res, 401, { error: { code: 'unauthorized', message: 'bad API key' } });
+    if (req.headers.authorization !== `apikey ${config.apiKey}`)
+      return answer(res, 401, { error: { code: 'unauthorized', message: 'bad API key' } });
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

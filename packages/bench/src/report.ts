@@ -208,11 +208,20 @@ function fmtRatio(v: number | null | undefined, spread?: [number, number] | null
 export function textSummary(doc: BenchDocument): string {
   const p = doc.params as unknown as BenchParams;
   const cols: { name: string; r: TargetResult }[] = [{ name: doc.gateway.target, r: doc.gateway }];
-  for (const [, r] of Object.entries(doc.baselines ?? (doc.baseline ? { first: doc.baseline } : {}))) if (r) cols.push({ name: r.target, r });
+  for (const [, r] of Object.entries(doc.baselines ?? (doc.baseline ? { first: doc.baseline } : {})))
+    if (r) cols.push({ name: r.target, r });
   const ratio = doc.ratio;
   const rows: [string, (r: TargetResult) => string, string][] = [
-    ['memory per connection', (r) => fmtBytes(r.memoryPerConnectionBytes), fmtRatio(ratio?.memoryPerConnection, ratio?.spread?.memoryPerConnection)],
-    ['deliveries per CPU-second', (r) => fmtInt(r.deliveriesPerCpuSecond), fmtRatio(ratio?.deliveriesPerCpuSecond, ratio?.spread?.deliveriesPerCpuSecond)],
+    [
+      'memory per connection',
+      (r) => fmtBytes(r.memoryPerConnectionBytes),
+      fmtRatio(ratio?.memoryPerConnection, ratio?.spread?.memoryPerConnection),
+    ],
+    [
+      'deliveries per CPU-second',
+      (r) => fmtInt(r.deliveriesPerCpuSecond),
+      fmtRatio(ratio?.deliveriesPerCpuSecond, ratio?.spread?.deliveriesPerCpuSecond),
+    ],
     ['deliveries per write call', (r) => (r.deliveriesPerWriteCall === null ? '-' : r.deliveriesPerWriteCall.toFixed(2)), ''],
     ['latency p50', (r) => fmtMs(r.latencyMs.p50), ''],
     ['latency p99', (r) => fmtMs(r.latencyMs.p99), fmtRatio(ratio?.p99, ratio?.spread?.p99)],
@@ -223,22 +232,35 @@ export function textSummary(doc: BenchDocument): string {
     ['server CPU seconds', (r) => r.cpuSeconds.toFixed(2), ''],
     ['event-loop lag p99 / max', (r) => `${fmtMs(r.eventLoopLagP99Ms)} / ${fmtMs(r.eventLoopLagMaxMs)}`, ''],
   ];
-  if (p.scenario === 'idle') rows.splice(2, 0, ['idle CPU (cores)', (r) => (r.idleCpuCores === null ? '-' : r.idleCpuCores.toFixed(4)), '']);
+  if (p.scenario === 'idle')
+    rows.splice(2, 0, ['idle CPU (cores)', (r) => (r.idleCpuCores === null ? '-' : r.idleCpuCores.toFixed(4)), '']);
   if (p.scenario === 'storm') {
     rows.push(
       ['all back after', (r) => fmtMs(r.storm?.allBackMs ?? null), ''],
       ['reconnect p50 / p99', (r) => `${fmtMs(r.storm?.reconnectMs.p50 ?? null)} / ${fmtMs(r.storm?.reconnectMs.p99 ?? null)}`, ''],
-      ['refusals (client / server)', (r) => `${fmtInt(r.storm?.refusals ?? null)} / ${fmtInt(r.storm?.serverAdmissionRejects ?? null)}`, ''],
+      [
+        'refusals (client / server)',
+        (r) => `${fmtInt(r.storm?.refusals ?? null)} / ${fmtInt(r.storm?.serverAdmissionRejects ?? null)}`,
+        '',
+      ],
       ['peak event-loop lag', (r) => fmtMs(r.storm?.peakEventLoopLagMs ?? null), ''],
     );
   }
-  rows.push(['connections failed / retried / dropped', (r) => `${r.failedConnections} / ${r.connectRetries} / ${r.droppedConnections}`, '']);
+  rows.push([
+    'connections failed / retried / dropped',
+    (r) => `${r.failedConnections} / ${r.connectRetries} / ${r.droppedConnections}`,
+    '',
+  ]);
   const table = [
     ['', ...cols.map((c) => c.name), cols.length > 1 ? `ratio (gateway / ${cols[1]?.name})` : ''],
     ...rows.map(([label, f, r]) => [label, ...cols.map((c) => f(c.r)), cols.length > 1 ? r : '']),
   ];
   const width = (table[0] as string[]).map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length)) + 2);
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i] ?? 0)).join('').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(width[i] ?? 0))
+      .join('')
+      .trimEnd();
   const out = [
     ...(doc.incomplete ? [`INCOMPLETE RUN (${doc.incomplete}): figures measured before it stopped`] : []),
     `gatehouse bench ${doc.scenario}: ${fmtInt(p.connections)} connections (${p.client}), ${doc.machine.cores} cores, Node ${doc.machine.node}`,

@@ -164,7 +164,11 @@ export function channelLayout(p: Pick<BenchParams, 'scenario' | 'connections' | 
   const m = p.channels;
   const channels = Array.from({ length: m }, (_, i) => (p.scenario === 'idle' ? `public:idle-${i}` : `public:ch-${i}`));
   if (p.scenario === 'idle') {
-    return { channels, subscribers: channels.map((_, i) => Math.floor(n / m) + (i < n % m ? 1 : 0)), publishWeights: channels.map(() => 1) };
+    return {
+      channels,
+      subscribers: channels.map((_, i) => Math.floor(n / m) + (i < n % m ? 1 : 0)),
+      publishWeights: channels.map(() => 1),
+    };
   }
   const weights = channels.map((_, i) => 1 / Math.pow(i + 1, p.zipf));
   const total = weights.reduce((a, w) => a + w, 0);
@@ -222,9 +226,22 @@ class Sampler {
     this.lastReceived = t.received;
     this.lastAt = now;
     const p99 = h.quantile(0.99);
-    const point = { t: Math.round((now - this.t0) / 100) / 10, open: t.open, subscribed: t.subscribed, deliveriesPerSecond: Math.round(perSecond), p99Ms: p99 === null ? null : Math.round(p99 * 1000) / 1000 };
+    const point = {
+      t: Math.round((now - this.t0) / 100) / 10,
+      open: t.open,
+      subscribed: t.subscribed,
+      deliveriesPerSecond: Math.round(perSecond),
+      p99Ms: p99 === null ? null : Math.round(p99 * 1000) / 1000,
+    };
     this.series.push(point);
-    this.ctx.progress.update({ label: this.label, open: t.open, target: this.ctx.params.connections, perSecond, p99Ms: p99, seconds: point.t });
+    this.ctx.progress.update({
+      label: this.label,
+      open: t.open,
+      target: this.ctx.params.connections,
+      perSecond,
+      p99Ms: p99,
+      seconds: point.t,
+    });
   }
 
   stop(): void {
@@ -234,7 +251,9 @@ class Sampler {
 }
 
 function describeFailures(t: LoadTotals): string {
-  const top = Object.entries(t.failures).sort((a, b) => b[1] - a[1]).slice(0, 5);
+  const top = Object.entries(t.failures)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5);
   return top.length === 0 ? 'no failure reported' : top.map(([k, n]) => `${k} x${n}`).join(', ');
 }
 
@@ -268,8 +287,12 @@ async function waitSubscribed(ctx: PhaseContext, n: number): Promise<LoadTotals>
     if (now - lastChange > RAMP_STALL_MS || now - t0 > limitMs) {
       const why = now - lastChange > RAMP_STALL_MS ? `no progress for ${RAMP_STALL_MS / 1000} s` : `after ${Math.round(limitMs / 1000)} s`;
       const d = await ctx.pool.refresh(true);
-      const states = Object.entries(d.states).map(([k, v]) => `${k} ${v}`).join(', ');
-      throw new Error(`only ${d.subscribed} of ${n} connections subscribed, ${why}; connections by state: ${states}; ${d.failed} failed: ${describeFailures(d)}`);
+      const states = Object.entries(d.states)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
+      throw new Error(
+        `only ${d.subscribed} of ${n} connections subscribed, ${why}; connections by state: ${states}; ${d.failed} failed: ${describeFailures(d)}`,
+      );
     }
   }
 }
@@ -309,7 +332,12 @@ async function publishAndWait(
 ): Promise<{ outcome: PublishOutcome; expected: number; delivered: number }> {
   const p = ctx.params;
   const start = await ctx.pool.refresh();
-  const publisher = new Publisher(set.targets.map((t) => t.httpBase), set.apiKey, p.concurrency, p.publishTo === 'all');
+  const publisher = new Publisher(
+    set.targets.map((t) => t.httpBase),
+    set.apiKey,
+    p.concurrency,
+    p.publishTo === 'all',
+  );
   try {
     const outcome = await publisher.run({
       ...plan,
@@ -348,14 +376,24 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
   await set.gc();
   const before = await set.figures();
   const slabBefore = slabBytes();
-  ctx.progress.phase(`${set.label}: opening ${n.toLocaleString('en-US')} ${p.client} connections over ${set.targets.length} process(es) from ${pool.size} worker(s) at ${p.rampPerSecond}/s`);
+  ctx.progress.phase(
+    `${set.label}: opening ${n.toLocaleString('en-US')} ${p.client} connections over ${set.targets.length} process(es) from ${pool.size} worker(s) at ${p.rampPerSecond}/s`,
+  );
   sampler.start();
   try {
     pool.begin({
       mode: p.client,
       endpoints: set.endpoints(),
       plans,
-      sourceAddresses: plans.map((plan, w) => (loopback ? sourceAddresses(ctx.phaseNo, w, plan.reduce((a, e) => a + e.count, 0)) : [])),
+      sourceAddresses: plans.map((plan, w) =>
+        loopback
+          ? sourceAddresses(
+              ctx.phaseNo,
+              w,
+              plan.reduce((a, e) => a + e.count, 0),
+            )
+          : [],
+      ),
       rampPerSecond: p.rampPerSecond,
       // Handshakes in flight stay below a listen backlog (Node's default is 511 per server), so a
       // server that stalls for a moment is not sent more than its accept queue holds.
@@ -387,7 +425,9 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
     let storm: StormFigures | null = null;
 
     if (p.scenario === 'idle') {
-      ctx.progress.phase(`${set.label}: holding ${n.toLocaleString('en-US')} idle connections for ${p.durationSeconds} s (heartbeat every ${p.heartbeatSeconds} s)`);
+      ctx.progress.phase(
+        `${set.label}: holding ${n.toLocaleString('en-US')} idle connections for ${p.durationSeconds} s (heartbeat every ${p.heartbeatSeconds} s)`,
+      );
       await sleep(p.durationSeconds * 1000, ctx.signal);
       const idleEnd = await set.figures();
       await stopProfile();
@@ -425,7 +465,9 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
         return layout.channels[lo] as string;
       };
       const what = p.burst !== undefined ? `a burst of ${p.burst}` : `${p.rate}/s for ${p.durationSeconds} s`;
-      ctx.progress.phase(`${set.label}: publishing ${what} (${p.batch} per tick, ${p.payloadBytes} bytes) to ${layout.channels.length} channel(s)`);
+      ctx.progress.phase(
+        `${set.label}: publishing ${what} (${p.batch} per tick, ${p.payloadBytes} bytes) to ${layout.channels.length} channel(s)`,
+      );
       const r = await publishAndWait(ctx, set, layout, { rate: p.rate, count, batch: p.batch, channelOf: () => pick() });
       ({ outcome, expected, delivered } = r);
       const after = await set.figures();
@@ -464,9 +506,19 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
       queueMaxBytes: window.to.queueMaxBytes,
       serverDeliveries: window.to.deliveries - window.from.deliveries,
       serverWriteCalls: writes,
-      deliveriesPerWriteCall: writes === null || writes === 0 || p.scenario === 'idle' || p.scenario === 'storm' ? null : Math.round((delivered / writes) * 100) / 100,
+      deliveriesPerWriteCall:
+        writes === null || writes === 0 || p.scenario === 'idle' || p.scenario === 'storm'
+          ? null
+          : Math.round((delivered / writes) * 100) / 100,
       publications: outcome
-        ? { sent: outcome.sent, ok: outcome.ok, failed: outcome.failed, errors: outcome.errors, lateTicks: outcome.lateTicks, seconds: Math.round(outcome.seconds * 1000) / 1000 }
+        ? {
+            sent: outcome.sent,
+            ok: outcome.ok,
+            failed: outcome.failed,
+            errors: outcome.errors,
+            lateTicks: outcome.lateTicks,
+            seconds: Math.round(outcome.seconds * 1000) / 1000,
+          }
         : null,
       storm,
       closeCodes: totals.closeCodes,
@@ -490,10 +542,27 @@ function slabBytes(): number | null {
 }
 
 function zeroFigures(at: number): ServerFigures {
-  return { cpuSeconds: 0, rssBytes: 0, eventLoopLagP99Ms: 0, eventLoopLagMaxMs: 0, deliveries: 0, queueMaxBytes: 0, connections: 0, admissionRejects: 0, slowConsumers: 0, writeCalls: 0, at };
+  return {
+    cpuSeconds: 0,
+    rssBytes: 0,
+    eventLoopLagP99Ms: 0,
+    eventLoopLagMaxMs: 0,
+    deliveries: 0,
+    queueMaxBytes: 0,
+    connections: 0,
+    admissionRejects: 0,
+    slowConsumers: 0,
+    writeCalls: 0,
+    at,
+  };
 }
 
-async function runStorm(ctx: PhaseContext, set: TargetSet, n: number, profiling: boolean): Promise<{ storm: StormFigures; after: ServerFigures; restartedAt: number | undefined }> {
+async function runStorm(
+  ctx: PhaseContext,
+  set: TargetSet,
+  n: number,
+  profiling: boolean,
+): Promise<{ storm: StormFigures; after: ServerFigures; restartedAt: number | undefined }> {
   const p = ctx.params;
   const pool = ctx.pool;
   const pre = await set.figures();

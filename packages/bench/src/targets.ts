@@ -68,7 +68,14 @@ export class TargetSet {
 
   /** Starts one raw `ws` baseline process per host. */
   static async startRaw(options: SpawnOptions & { mode: BaselineMode }): Promise<TargetSet> {
-    const set = new TargetSet('raw-ws', `raw-ws (${options.mode})`, [], new URL('./raw-ws-server.js', import.meta.url), options, options.apiKey);
+    const set = new TargetSet(
+      'raw-ws',
+      `raw-ws (${options.mode})`,
+      [],
+      new URL('./raw-ws-server.js', import.meta.url),
+      options,
+      options.apiKey,
+    );
     await set.startAll();
     return set;
   }
@@ -142,13 +149,22 @@ export class TargetSet {
         if (msg.type !== 'ready') return;
         clearTimeout(timer);
         child.off('exit', onExit);
-        resolve({ host: msg.host, port: msg.port, httpBase: `http://${msg.host}:${msg.port}`, child, config: { ...config, port: msg.port } });
+        resolve({
+          host: msg.host,
+          port: msg.port,
+          httpBase: `http://${msg.host}:${msg.port}`,
+          child,
+          config: { ...config, port: msg.port },
+        });
       });
     });
   }
 
   /** Sends `msg` to every owned process and waits (at most 30 s) for the answer `match` picks. */
-  private ask(msg: (seq: number, i: number) => ToServerChild, match: (m: FromServerChild, seq: number) => boolean): Promise<FromServerChild[]> {
+  private ask(
+    msg: (seq: number, i: number) => ToServerChild,
+    match: (m: FromServerChild, seq: number) => boolean,
+  ): Promise<FromServerChild[]> {
     return Promise.all(
       this.targets.map((t, i) => {
         const child = t.child;
@@ -173,12 +189,18 @@ export class TargetSet {
 
   /** Runs a full GC in every owned process (no-op for --url targets). */
   async gc(): Promise<void> {
-    await this.ask((seq) => ({ type: 'gc', seq }), (m, seq) => m.type === 'gc-done' && m.seq === seq);
+    await this.ask(
+      (seq) => ({ type: 'gc', seq }),
+      (m, seq) => m.type === 'gc-done' && m.seq === seq,
+    );
   }
 
   /** Starts a CPU profile in every owned process. */
   async startProfile(): Promise<void> {
-    await this.ask((seq) => ({ type: 'profile-start', seq }), (m, seq) => m.type === 'profile-started' && m.seq === seq);
+    await this.ask(
+      (seq) => ({ type: 'profile-start', seq }),
+      (m, seq) => m.type === 'profile-started' && m.seq === seq,
+    );
   }
 
   /** Stops the CPU profiles and writes them as `<prefix>-<n>.cpuprofile`; resolves with the files written. */
@@ -216,7 +238,9 @@ export class TargetSet {
   /** Scrapes, tolerating processes that are down (storm): figures of those that answered. */
   async figuresIfUp(): Promise<ServerFigures | undefined> {
     const scrapes = await Promise.allSettled(this.targets.map((t) => scrape(t.httpBase, 2000)));
-    const ok = scrapes.filter((s) => s.status === 'fulfilled').map((s) => (s as PromiseFulfilledResult<Awaited<ReturnType<typeof scrape>>>).value);
+    const ok = scrapes
+      .filter((s) => s.status === 'fulfilled')
+      .map((s) => (s as PromiseFulfilledResult<Awaited<ReturnType<typeof scrape>>>).value);
     return ok.length > 0 ? combine(ok, performance.now()) : undefined;
   }
 

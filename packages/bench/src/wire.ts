@@ -41,7 +41,9 @@ export function handshakeKey(): string {
 
 /** The `Sec-WebSocket-Accept` a server must answer to `key`. */
 export function acceptFor(key: string): string {
-  return createHash('sha1').update(key + WS_GUID).digest('base64');
+  return createHash('sha1')
+    .update(key + WS_GUID)
+    .digest('base64');
 }
 
 /** The HTTP upgrade request for `path` on `host:port`. */
@@ -57,10 +59,7 @@ export function upgradeRequest(host: string, port: number, path: string, key: st
 }
 
 /** The outcome of reading an upgrade response. */
-export type HandshakeResult =
-  | { ok: true; bodyStart: number }
-  | { ok: false; error: string }
-  | undefined;
+export type HandshakeResult = { ok: true; bodyStart: number } | { ok: false; error: string } | undefined;
 
 /**
  * Reads the server's answer to the upgrade: undefined while the header block is incomplete, an

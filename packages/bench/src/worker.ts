@@ -56,10 +56,15 @@ function start(msg: Extract<ToWorker, { type: 'start' }>): void {
   conns = [];
   const current = stats;
   stats.retry = (failed) => {
-    const timer = setTimeout(() => {
-      if (current.stopping) return;
-      conns.push(new LeanConnection(current, failed.channelIndex, failed.subscribeFrame, failed.endpoint, failed.localAddress, failed.attempt + 1));
-    }, 1000 + Math.random() * 1000);
+    const timer = setTimeout(
+      () => {
+        if (current.stopping) return;
+        conns.push(
+          new LeanConnection(current, failed.channelIndex, failed.subscribeFrame, failed.endpoint, failed.localAddress, failed.attempt + 1),
+        );
+      },
+      1000 + Math.random() * 1000,
+    );
     timer.unref();
   };
   const total = msg.plan.reduce((a, p) => a + p.count, 0);

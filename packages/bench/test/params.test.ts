@@ -34,7 +34,10 @@ const CASES: [string[], RegExp][] = [
   [['channels', '--connections', '10', '--channels', '20'], /--channels 20 is more than --connections 10/],
   [['fanout', '--rate', '1', '--duration', '2', '--batch', '5'], /--batch 5 is more than the 2 publications/],
   [['fanout', '--coalesce-ms', '5000'], /--coalesce-ms must be a whole number from 0 to 1,000/],
-  [['fanout', '--coalesce-ms', '5', '--url', 'http://127.0.0.1:8080', '--api-key', 'k'], /--coalesce-ms configures gateways the bench starts/],
+  [
+    ['fanout', '--coalesce-ms', '5', '--url', 'http://127.0.0.1:8080', '--api-key', 'k'],
+    /--coalesce-ms configures gateways the bench starts/,
+  ],
 ];
 
 describe('gatehouse bench parameters', () => {
@@ -63,7 +66,7 @@ describe('gatehouse bench parameters', () => {
     assert.ok(p.connections / p.workers <= 19_000);
   });
 
-  test('defaults storm to SDK clients and the gateway\'s own admission rate', () => {
+  test("defaults storm to SDK clients and the gateway's own admission rate", () => {
     const p = parseBenchArgs(['storm']) as BenchParams;
     assert.equal(p.client, 'sdk');
     assert.equal(p.gatewayConnectRate, 1000);

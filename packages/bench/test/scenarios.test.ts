@@ -25,7 +25,11 @@ async function run(argv: string[], html = false): Promise<{ doc: BenchDocument; 
   const htmlFile = join(dir, `run-${fileNo}.html`);
   const r = await bench([...argv, '--quiet', '--json', json, ...(html ? ['--html', htmlFile] : [])]);
   assert.equal(r.code, 0, `bench ${argv.join(' ')} failed: ${r.err}`);
-  return { doc: JSON.parse(readFileSync(json, 'utf8')) as BenchDocument, out: r.out, htmlText: html ? readFileSync(htmlFile, 'utf8') : undefined };
+  return {
+    doc: JSON.parse(readFileSync(json, 'utf8')) as BenchDocument,
+    out: r.out,
+    htmlText: html ? readFileSync(htmlFile, 'utf8') : undefined,
+  };
 }
 
 function isNum(v: unknown): v is number {
@@ -38,7 +42,7 @@ function checkResult(r: TargetResult | undefined, connections: number): asserts 
   assert.ok(isNum(r.memoryPerConnectionBytes), `memoryPerConnectionBytes: ${r.memoryPerConnectionBytes}`);
   assert.ok('deliveriesPerCpuSecond' in r);
   for (const k of ['p50', 'p99', 'p999', 'max'] as const) assert.ok(isNum(r.latencyMs[k]), `latencyMs.${k}: ${r.latencyMs[k]}`);
-  assert.ok(r.latencyMs.p50 as number <= (r.latencyMs.p99 as number) && (r.latencyMs.p99 as number) <= (r.latencyMs.max as number));
+  assert.ok((r.latencyMs.p50 as number) <= (r.latencyMs.p99 as number) && (r.latencyMs.p99 as number) <= (r.latencyMs.max as number));
   assert.ok(isNum(r.delivered) && r.delivered > 0);
   assert.equal(r.lost, 0);
   assert.equal(r.extra, 0);
@@ -65,7 +69,21 @@ describe('idle', () => {
   test('reports memory per connection, idle CPU with heartbeats on, and probe deliveries, beside raw ws', async () => {
     const n = 150;
     const { doc, out, htmlText } = await run(
-      ['idle', '--connections', String(n), '--duration', '2.5', '--heartbeat', '1', '--settle', '0.5', '--probes', '2', '--against', 'raw-ws'],
+      [
+        'idle',
+        '--connections',
+        String(n),
+        '--duration',
+        '2.5',
+        '--heartbeat',
+        '1',
+        '--settle',
+        '0.5',
+        '--probes',
+        '2',
+        '--against',
+        'raw-ws',
+      ],
       true,
     );
     checkDocument(doc, 'idle', n);
@@ -91,7 +109,21 @@ describe('idle', () => {
 
   test('spreads connections over several gateway processes and workers', async () => {
     const n = 200;
-    const { doc } = await run(['idle', '--connections', String(n), '--gateways', '2', '--workers', '2', '--duration', '1', '--settle', '0.5', '--probes', '1']);
+    const { doc } = await run([
+      'idle',
+      '--connections',
+      String(n),
+      '--gateways',
+      '2',
+      '--workers',
+      '2',
+      '--duration',
+      '1',
+      '--settle',
+      '0.5',
+      '--probes',
+      '1',
+    ]);
     checkDocument(doc, 'idle', n);
     assert.equal(doc.gateway.processes, 2);
     assert.equal(doc.gateway.delivered, n);
@@ -99,11 +131,22 @@ describe('idle', () => {
 });
 
 describe('fanout', () => {
-  test('reports deliveries per server CPU-second and latency against two baselines, and agrees with the server\'s own count', async () => {
+  test("reports deliveries per server CPU-second and latency against two baselines, and agrees with the server's own count", async () => {
     const n = 150;
     const { doc } = await run([
-      'fanout', '--connections', String(n), '--rate', '20', '--duration', '2', '--settle', '0.5',
-      '--against', 'raw-ws', '--baseline-mode', 'send,coalesce',
+      'fanout',
+      '--connections',
+      String(n),
+      '--rate',
+      '20',
+      '--duration',
+      '2',
+      '--settle',
+      '0.5',
+      '--against',
+      'raw-ws',
+      '--baseline-mode',
+      'send,coalesce',
     ]);
     checkDocument(doc, 'fanout', n);
     assert.equal(doc.gateway.delivered, 40 * n);
@@ -129,7 +172,19 @@ describe('fanout', () => {
   test('runs a burst with SDK clients, profiling the gateway over the measured window', async () => {
     const n = 100;
     const profileDir = join(dir, 'profiles');
-    const { doc, out } = await run(['fanout', '--connections', String(n), '--client', 'sdk', '--burst', '30', '--settle', '0.5', '--profile', profileDir]);
+    const { doc, out } = await run([
+      'fanout',
+      '--connections',
+      String(n),
+      '--client',
+      'sdk',
+      '--burst',
+      '30',
+      '--settle',
+      '0.5',
+      '--profile',
+      profileDir,
+    ]);
     checkDocument(doc, 'fanout', n);
     assert.equal(doc.params['client'], 'sdk');
     assert.equal(doc.gateway.delivered, 30 * n);
@@ -142,11 +197,31 @@ describe('fanout', () => {
 
   test('measures a gateway given by --url', async () => {
     process.env['GATEHOUSE_LOG_LEVEL'] ??= 'silent';
-    const gw = new Gateway({ host: '127.0.0.1', port: 0, apiKeys: [{ key: 'bench-test-key-123' }], connectRatePerAddress: 100_000, connectRate: 100_000 });
+    const gw = new Gateway({
+      host: '127.0.0.1',
+      port: 0,
+      apiKeys: [{ key: 'bench-test-key-123' }],
+      connectRatePerAddress: 100_000,
+      connectRate: 100_000,
+    });
     const { port } = await gw.start();
     try {
       const n = 100;
-      const { doc } = await run(['fanout', '--connections', String(n), '--url', `http://127.0.0.1:${port}`, '--api-key', 'bench-test-key-123', '--rate', '10', '--duration', '1', '--settle', '0.5']);
+      const { doc } = await run([
+        'fanout',
+        '--connections',
+        String(n),
+        '--url',
+        `http://127.0.0.1:${port}`,
+        '--api-key',
+        'bench-test-key-123',
+        '--rate',
+        '10',
+        '--duration',
+        '1',
+        '--settle',
+        '0.5',
+      ]);
       checkDocument(doc, 'fanout', n);
       assert.equal(doc.gateway.delivered, 10 * n);
       assert.equal(doc.gateway.processes, 1);
@@ -162,7 +237,19 @@ describe('fanout', () => {
 describe('channels', () => {
   test('spreads connections over channels with a skew and counts what each channel should deliver', async () => {
     const n = 150;
-    const { doc } = await run(['channels', '--connections', String(n), '--channels', '10', '--rate', '40', '--duration', '1.5', '--settle', '0.5']);
+    const { doc } = await run([
+      'channels',
+      '--connections',
+      String(n),
+      '--channels',
+      '10',
+      '--rate',
+      '40',
+      '--duration',
+      '1.5',
+      '--settle',
+      '0.5',
+    ]);
     checkDocument(doc, 'channels', n);
     assert.equal(doc.params['channels'], 10);
     assert.equal(doc.gateway.publications?.ok, 60);
@@ -188,7 +275,19 @@ describe('storm', () => {
 
   test('kill: the gateway is killed and restarted on its address, and every client recovers', async () => {
     const n = 100;
-    const { doc } = await run(['storm', '--connections', String(n), '--cause', 'kill', '--duration', '30', '--settle', '0.5', '--probes', '1']);
+    const { doc } = await run([
+      'storm',
+      '--connections',
+      String(n),
+      '--cause',
+      'kill',
+      '--duration',
+      '30',
+      '--settle',
+      '0.5',
+      '--probes',
+      '1',
+    ]);
     checkDocument(doc, 'storm', n);
     assert.equal(doc.gateway.storm?.cause, 'kill');
     assert.equal(doc.gateway.storm?.back, n);
@@ -214,10 +313,25 @@ describe('failures', () => {
 
   test('refused attempts are retried, then the run fails naming the refusal', async () => {
     process.env['GATEHOUSE_LOG_LEVEL'] ??= 'silent';
-    const gw = new Gateway({ host: '127.0.0.1', port: 0, apiKeys: [{ key: 'bench-test-key-123' }], connectRate: 1, connectRatePerAddress: 100_000 });
+    const gw = new Gateway({
+      host: '127.0.0.1',
+      port: 0,
+      apiKeys: [{ key: 'bench-test-key-123' }],
+      connectRate: 1,
+      connectRatePerAddress: 100_000,
+    });
     const { port } = await gw.start();
     try {
-      const r = await bench(['idle', '--connections', '12', '--url', `http://127.0.0.1:${port}`, '--api-key', 'bench-test-key-123', '--quiet']);
+      const r = await bench([
+        'idle',
+        '--connections',
+        '12',
+        '--url',
+        `http://127.0.0.1:${port}`,
+        '--api-key',
+        'bench-test-key-123',
+        '--quiet',
+      ]);
       assert.equal(r.code, 1, r.err);
       assert.match(r.err, /only \d+ of 12 connections subscribed/);
       assert.match(r.err, /overloaded \(connect_rate\).*\(retried\)|\(retried\).*overloaded/);

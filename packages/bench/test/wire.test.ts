@@ -64,14 +64,18 @@ describe('handshake', () => {
 
   test('waits for the whole header block, then says where frames begin', () => {
     const key = 'dGhlIHNhbXBsZSBub25jZQ==';
-    const head = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n';
+    const head =
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n';
     assert.equal(readHandshake(Buffer.from(head.slice(0, 40)), key), undefined);
     const withFrame = Buffer.concat([Buffer.from(head), Buffer.from('8102686b', 'hex')]);
     assert.deepEqual(readHandshake(withFrame, key), { ok: true, bodyStart: head.length });
   });
 
   test('reports a refusal by its status and a wrong accept value', () => {
-    assert.deepEqual(readHandshake(Buffer.from('HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n'), 'k'), { ok: false, error: 'HTTP 429' });
+    assert.deepEqual(readHandshake(Buffer.from('HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n'), 'k'), {
+      ok: false,
+      error: 'HTTP 429',
+    });
     const bad = 'HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: nope\r\n\r\n';
     assert.deepEqual(readHandshake(Buffer.from(bad), 'dGhlIHNhbXBsZSBub25jZQ=='), { ok: false, error: 'wrong Sec-WebSocket-Accept' });
   });
@@ -87,7 +91,11 @@ describe('reading server frames', () => {
   test('parses several frames in one chunk and a ping between them', () => {
     const r = reader();
     assert.equal(r.feed('8102 6869 8900 8103 616263'), undefined);
-    assert.deepEqual(r.got, [[OP_TEXT, 'hi'], [OP_PING, ''], [OP_TEXT, 'abc']]);
+    assert.deepEqual(r.got, [
+      [OP_TEXT, 'hi'],
+      [OP_PING, ''],
+      [OP_TEXT, 'abc'],
+    ]);
   });
 
   test('keeps a frame split across chunks until it is complete, byte by byte', () => {

@@ -190,7 +190,9 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
    */
   subscribe(channel: string): Subscription {
     if (!isValidChannel(channel)) {
-      throw new TypeError(`invalid channel ${JSON.stringify(channel)}: expected "namespace:name" (letters, digits, _-.:@=/+; at most 255 characters)`);
+      throw new TypeError(
+        `invalid channel ${JSON.stringify(channel)}: expected "namespace:name" (letters, digits, _-.:@=/+; at most 255 characters)`,
+      );
     }
     if (this.#state === 'closed') throw new GatehouseError('closed', 'the client is closed; create a new GatehouseClient');
     if (this.#subs.has(channel)) {
@@ -228,14 +230,20 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
     } catch (err) {
       return Promise.reject(new GatehouseError('bad_request', `data cannot be serialized as JSON: ${messageOf(err)}`, { cause: err }));
     }
-    if (json === undefined) return Promise.reject(new GatehouseError('bad_request', 'data must be a JSON value (not undefined or a function)'));
+    if (json === undefined)
+      return Promise.reject(new GatehouseError('bad_request', 'data must be a JSON value (not undefined or a function)'));
     const conn = this.#conn?.ready ? this.#conn : undefined;
     if (!conn) {
       if (this.#opts.maxQueuedRequests === 0) {
         return Promise.reject(new GatehouseError('not_connected', `cannot publish while ${this.#state}: maxQueuedRequests is 0`));
       }
       if (this.#queue.length >= this.#opts.maxQueuedRequests) {
-        return Promise.reject(new GatehouseError('queue_full', `cannot publish while ${this.#state}: ${this.#queue.length} requests already wait for a connection`));
+        return Promise.reject(
+          new GatehouseError(
+            'queue_full',
+            `cannot publish while ${this.#state}: ${this.#queue.length} requests already wait for a connection`,
+          ),
+        );
       }
     }
     return new Promise<StreamPosition>((resolve, reject) => {
@@ -258,7 +266,8 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
         token = await this.#fetchToken();
       } catch (err) {
         if (seq !== this.#attemptSeq) return;
-        const error = err instanceof GatehouseError ? err : new GatehouseError('token_failed', `getToken failed: ${messageOf(err)}`, { cause: err });
+        const error =
+          err instanceof GatehouseError ? err : new GatehouseError('token_failed', `getToken failed: ${messageOf(err)}`, { cause: err });
         this.emit('error', error);
         this.#afterLoss(undefined, 1006, `no token: ${error.message}`);
         return;
@@ -396,7 +405,10 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
         p.req.reject(
           why === 'closed'
             ? new GatehouseError('closed', 'the client closed before the server answered')
-            : new GatehouseError('disconnected', 'the connection dropped before the server answered; the publication may or may not have been accepted'),
+            : new GatehouseError(
+                'disconnected',
+                'the connection dropped before the server answered; the publication may or may not have been accepted',
+              ),
         );
       } else if (p.kind === 'unsubscribe') {
         // Without a connection the server holds no subscription to undo.
@@ -407,7 +419,8 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
 
   /** Settles everything the client holds when it closes for good. */
   #shutdown(code?: number, reason?: string): void {
-    const detail = code === undefined ? 'the client was closed' : `the server closed the connection for good (${code}${reason ? ` ${reason}` : ''})`;
+    const detail =
+      code === undefined ? 'the client was closed' : `the server closed the connection for good (${code}${reason ? ` ${reason}` : ''})`;
     for (const req of this.#queue.splice(0)) {
       clearTimeout(req.timer);
       req.reject(new GatehouseError('closed', detail));
@@ -470,7 +483,9 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
       frame.id !== CONNECT_ID ||
       typeof frame.client !== 'string' ||
       typeof frame.node !== 'string' ||
-      typeof heartbeat !== 'number' || !Number.isFinite(heartbeat) || heartbeat < 0 ||
+      typeof heartbeat !== 'number' ||
+      !Number.isFinite(heartbeat) ||
+      heartbeat < 0 ||
       (expires !== undefined && typeof expires !== 'number')
     ) {
       this.emit('error', new GatehouseError('protocol', 'malformed connected frame from the server'));
@@ -509,7 +524,11 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
       if (this.#conn !== conn) return;
       const silent = Date.now() - conn.lastFrameAt;
       if (silent >= limitMs) {
-        this.#abandon(conn, CloseCode.HeartbeatTimeout, `no frame from the server for ${silent} ms (heartbeat ${conn.heartbeatMs} ms + grace ${this.#opts.heartbeatGraceMs} ms)`);
+        this.#abandon(
+          conn,
+          CloseCode.HeartbeatTimeout,
+          `no frame from the server for ${silent} ms (heartbeat ${conn.heartbeatMs} ms + grace ${this.#opts.heartbeatGraceMs} ms)`,
+        );
       } else {
         conn.watchdog = setTimeout(check, limitMs - silent);
       }
@@ -620,7 +639,13 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
   /** The server warned that the token expires soon: fetch a new one and hand it over. */
   async #refresh(conn: Connection): Promise<void> {
     if (!this.#opts.getToken) {
-      this.emit('error', new GatehouseError('token_failed', 'the server asked for a token refresh, but no getToken option was given; the connection will close when the token expires'));
+      this.emit(
+        'error',
+        new GatehouseError(
+          'token_failed',
+          'the server asked for a token refresh, but no getToken option was given; the connection will close when the token expires',
+        ),
+      );
       return;
     }
     if (conn.refreshing) return;
@@ -628,11 +653,15 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
     try {
       const token = await this.#fetchToken();
       if (this.#conn !== conn) return;
-      if (token === undefined) throw new GatehouseError('token_failed', 'getToken resolved without a token when the server asked for a refresh');
+      if (token === undefined)
+        throw new GatehouseError('token_failed', 'getToken resolved without a token when the server asked for a refresh');
       this.#request(conn, { kind: 'refresh' }, (id) => ({ op: 'refresh', id, token }));
     } catch (err) {
       if (this.#conn === conn) {
-        this.emit('error', err instanceof GatehouseError ? err : new GatehouseError('token_failed', `getToken failed: ${messageOf(err)}`, { cause: err }));
+        this.emit(
+          'error',
+          err instanceof GatehouseError ? err : new GatehouseError('token_failed', `getToken failed: ${messageOf(err)}`, { cause: err }),
+        );
       }
     } finally {
       conn.refreshing = false;

@@ -161,7 +161,8 @@ export class Subscription extends TypedEmitter<SubscriptionEvents> {
     if (isSequenced(frame)) {
       const last = this.#position;
       // After a server gap the next publication starts the position afresh, whatever its offset.
-      if (!this.#gapReported && last !== undefined && isSequenced(last) && frame.epoch === last.epoch && frame.offset <= last.offset) return false;
+      if (!this.#gapReported && last !== undefined && isSequenced(last) && frame.epoch === last.epoch && frame.offset <= last.offset)
+        return false;
       this.#position = { epoch: frame.epoch, offset: frame.offset };
       if (last !== undefined && isSequenced(last) && frame.epoch !== last.epoch && !this.#gapReported) {
         // The stream was reset under a live subscription: earlier publications may be gone.

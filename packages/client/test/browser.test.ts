@@ -71,7 +71,15 @@ test('the browser entry connects, subscribes, receives, and resubscribes after a
     executablePath: CHROMIUM,
     headless: true,
     timeout: 60_000,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
   t.after(async () => {
     await context.close();
@@ -108,7 +116,10 @@ test('the browser entry connects, subscribes, receives, and resubscribes after a
   await first.next('pong');
   await page.waitForFunction(() => (window as unknown as { received: unknown[] }).received.length >= 1, null, { timeout: 10_000 });
   const received = await page.evaluate(() => (window as unknown as { received: unknown[] }).received);
-  assert.deepEqual(received.map((p) => (p as { data: unknown }).data), [{ hello: 'browser' }]);
+  assert.deepEqual(
+    received.map((p) => (p as { data: unknown }).data),
+    [{ hello: 'browser' }],
+  );
 
   // The native WebSocket must hand the close code and the retry hint through to the SDK.
   first.close(CloseCode.Overloaded, 'busy; retry=100');

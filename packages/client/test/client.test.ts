@@ -19,7 +19,11 @@ async function setup(t: TestContext, options: ClientOptions = {}) {
 }
 
 /** Accepts the next connection and answers the subscribe request for `channel`. */
-async function acceptAndSubscribe(server: FakeServer, channel: string, position: { epoch: string; offset: number }): Promise<FakeConnection> {
+async function acceptAndSubscribe(
+  server: FakeServer,
+  channel: string,
+  position: { epoch: string; offset: number },
+): Promise<FakeConnection> {
   const conn = await server.nextConnection();
   await conn.accept();
   const sub = await conn.next('subscribe');
@@ -53,10 +57,16 @@ test('connects anonymously, subscribes, and receives publications in order', asy
   conn.send(pub('chat:lobby', 'e1', 6, { text: 'there' }));
   conn.send(pub('chat:other', 'e1', 7, 'not subscribed'));
   await waitFor('two publications', () => got.length === 2);
-  assert.deepEqual(got.map((p) => p.data), [{ text: 'hi' }, { text: 'there' }]);
+  assert.deepEqual(
+    got.map((p) => p.data),
+    [{ text: 'hi' }, { text: 'there' }],
+  );
   assert.deepEqual(everywhere, got);
   assert.deepEqual(sub.position, { epoch: 'e1', offset: 6 });
-  assert.deepEqual(states.map((s) => s.state), ['connecting', 'connected']);
+  assert.deepEqual(
+    states.map((s) => s.state),
+    ['connecting', 'connected'],
+  );
 });
 
 test('sends a fixed token in the connect frame, never in the URL', async (t) => {
@@ -77,7 +87,10 @@ test('drops duplicates by offset and delivers each publication once', async (t) 
   const conn = await acceptAndSubscribe(server, 'feed:a', { epoch: 'e1', offset: 0 });
   for (const offset of [1, 2, 3, 2, 3, 1, 4, 4, 5]) conn.send(pub('feed:a', 'e1', offset));
   await waitFor('offset 5', () => got.at(-1)?.offset === 5);
-  assert.deepEqual(got.map((p) => p.offset), [1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    got.map((p) => p.offset),
+    [1, 2, 3, 4, 5],
+  );
   assert.deepEqual(gaps, []);
 });
 
@@ -91,7 +104,10 @@ test('never deduplicates unsequenced publications (epoch "" and offset 0)', asyn
   conn.send(pub('nats:a', '', 0, 'x'));
   conn.send(pub('nats:a', '', 0, 'y'));
   await waitFor('three publications', () => got.length === 3);
-  assert.deepEqual(got.map((p) => p.data), ['x', 'x', 'y']);
+  assert.deepEqual(
+    got.map((p) => p.data),
+    ['x', 'x', 'y'],
+  );
 });
 
 test('a new epoch under a live subscription is reported as a gap and resets the position', async (t) => {
@@ -105,7 +121,10 @@ test('a new epoch under a live subscription is reported as a gap and resets the 
   conn.send(pub('feed:a', 'e2', 1));
   conn.send(pub('feed:a', 'e2', 2));
   await waitFor('three publications', () => got.length === 3);
-  assert.deepEqual(got.map((p) => `${p.epoch}/${p.offset}`), ['e1/11', 'e2/1', 'e2/2']);
+  assert.deepEqual(
+    got.map((p) => `${p.epoch}/${p.offset}`),
+    ['e1/11', 'e2/1', 'e2/2'],
+  );
   assert.deepEqual(gaps, [{ channel: 'feed:a', reason: 'epoch' }]);
 });
 
@@ -131,7 +150,10 @@ test('after a dropped socket it reconnects, resubscribes from the last offset, a
   second.send({ op: 'subscribed', id: resub.id, channel: 'feed:a', epoch: 'e1', offset: 5, recovered: true });
   for (const offset of [2, 3, 4, 5, 5, 6]) second.send(pub('feed:a', 'e1', offset));
   await waitFor('offset 6', () => got.at(-1)?.offset === 6);
-  assert.deepEqual(got.map((p) => p.offset), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(
+    got.map((p) => p.offset),
+    [1, 2, 3, 4, 5, 6],
+  );
   assert.deepEqual(gaps, []);
   assert.equal(client.state, 'connected');
 });
@@ -163,7 +185,10 @@ test('recovered:false after a reconnect emits a gap (history, or epoch when the 
   await waitFor('two gaps', () => gaps.length === 2);
   assert.deepEqual(
     [...gaps].sort((x, y) => x.channel.localeCompare(y.channel)),
-    [{ channel: 'feed:a', reason: 'history' }, { channel: 'feed:b', reason: 'epoch' }],
+    [
+      { channel: 'feed:a', reason: 'history' },
+      { channel: 'feed:b', reason: 'epoch' },
+    ],
   );
   // The position restarts from the server's: older offsets are no longer duplicates of anything.
   assert.deepEqual(a.position, { epoch: 'e1', offset: 40 });
@@ -262,7 +287,10 @@ test('a node that accepts and at once closes with a reconnect code cannot drive 
     conn.close(CloseCode.Drain, 'draining');
   }
   await waitFor('four disconnects', () => delays.length === 4);
-  assert.deepEqual(delays.map((d) => d.retryInMs), [20, 40, 80, 160]);
+  assert.deepEqual(
+    delays.map((d) => d.retryInMs),
+    [20, 40, 80, 160],
+  );
 });
 
 test('a resumable close reconnects after a short pause and recovers from the last offset', async (t) => {
@@ -289,13 +317,19 @@ test('a resumable close reconnects after a short pause and recovers from the las
 test('backoff grows by the factor up to the cap, jittered between the floor and the window', async (t) => {
   const samples = [0, 1, 0.5, 1, 1, 0.5];
   let i = 0;
-  const { server, client } = await setup(t, { backoff: { minMs: 10, maxMs: 100, factor: 2 }, random: () => samples[i++ % samples.length]! });
+  const { server, client } = await setup(t, {
+    backoff: { minMs: 10, maxMs: 100, factor: 2 },
+    random: () => samples[i++ % samples.length]!,
+  });
   const delays = collect(client, 'disconnected');
   client.connect();
   for (let n = 0; n < 6; n++) (await server.nextConnection()).close(CloseCode.Overloaded, 'busy');
   await waitFor('six disconnects', () => delays.length === 6);
   // Windows: [10,20] [10,40] [10,80] [10,100] [10,100] [10,100].
-  assert.deepEqual(delays.map((d) => d.retryInMs), [10, 40, 45, 100, 100, 55]);
+  assert.deepEqual(
+    delays.map((d) => d.retryInMs),
+    [10, 40, 45, 100, 100, 55],
+  );
   assert.ok(delays.every((d) => d.class === 'backoff'));
 });
 
@@ -542,7 +576,10 @@ test('malformed server frames are reported, not fatal', async (t) => {
   conn.send('{"op":"mystery"}');
   conn.send(pub('chat:a', 'e', 1));
   await waitFor('the valid publication', () => got.length === 1);
-  assert.deepEqual(errors.map((e) => e.code), ['protocol', 'protocol', 'protocol']);
+  assert.deepEqual(
+    errors.map((e) => e.code),
+    ['protocol', 'protocol', 'protocol'],
+  );
   assert.equal(client.state, 'connected');
 });
 
@@ -592,7 +629,10 @@ test('close() on a connected client closes the socket with 1000 and does not rec
   client.close();
   assert.deepEqual(await disconnected, { code: 1000, reason: 'client closed', class: 'terminal', retryInMs: undefined });
   assert.equal((await conn.closed).code, 1000);
-  assert.deepEqual(states.map((s) => s.state), ['connecting', 'connected', 'closed']);
+  assert.deepEqual(
+    states.map((s) => s.state),
+    ['connecting', 'connected', 'closed'],
+  );
 });
 
 test('subscribe rejects invalid and duplicate channels with clear errors', async (t) => {

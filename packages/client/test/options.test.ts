@@ -35,7 +35,11 @@ test('contradictions and bad values are rejected with a TypeError naming the fie
     [url, { random: 0.5 }, /options\.random/],
   ];
   for (const [u, o, message] of bad) {
-    assert.throws(() => resolveOptions(u, o as never, WebSocket), (e: unknown) => e instanceof TypeError && message.test(e.message), `${JSON.stringify(o)}`);
+    assert.throws(
+      () => resolveOptions(u, o as never, WebSocket),
+      (e: unknown) => e instanceof TypeError && message.test(e.message),
+      `${JSON.stringify(o)}`,
+    );
   }
 });
 

@@ -193,5 +193,9 @@ test('every package not marked private is one the tarball test installs', async 
     const manifest = JSON.parse(await readFile(join(ROOT, 'packages', dir, 'package.json'), 'utf8')) as { private?: boolean };
     if (manifest.private !== true) published.push(dir);
   }
-  assert.deepEqual(published.sort(), [...PACKAGES].sort(), 'a public package must install from its tarball alone: add it to PACKAGES, or mark it private');
+  assert.deepEqual(
+    published.sort(),
+    [...PACKAGES].sort(),
+    'a public package must install from its tarball alone: add it to PACKAGES, or mark it private',
+  );
 });

@@ -73,7 +73,12 @@ export function testHistoryBarrier(ctx: BarrierContext): void {
 
     // Everything published has been delivered once a publication made after the loops stopped is.
     const last = await publisher.publish(ch, '{"last":true}', { historySize: 10, historyTtlSeconds: 60 });
-    await waitFor(`the last publication (offset ${last.offset}) at the reader`, () => rec.of(ch).some((p) => p.offset === last.offset), ctx.timeoutMs, 5);
+    await waitFor(
+      `the last publication (offset ${last.offset}) at the reader`,
+      () => rec.of(ch).some((p) => p.offset === last.offset),
+      ctx.timeoutMs,
+      5,
+    );
 
     const delivered = rec.of(ch);
     const first = reads[0] as Read;
@@ -84,6 +89,10 @@ export function testHistoryBarrier(ctx: BarrierContext): void {
       const after = delivered.slice(r.deliveredBefore).filter((p: Publication) => p.epoch === r.epoch && p.offset <= r.offset);
       if (after.length > 0) late.push(`read at ${r.offset}: then ${after.map((p) => p.offset).join(',')}`);
     }
-    assert.equal(late.length, 0, `${late.length} of ${reads.length} history reads were followed by publications at or below their position: ${late.slice(0, 5).join('; ')}`);
+    assert.equal(
+      late.length,
+      0,
+      `${late.length} of ${reads.length} history reads were followed by publications at or below their position: ${late.slice(0, 5).join('; ')}`,
+    );
   });
 }

@@ -92,7 +92,13 @@ function freshKind(label: string): string {
 }
 
 /** A control message tagged with a fresh id; `extra` goes into the data beside the id. */
-function tagged(type: string, from: string, label: string, extra: Record<string, unknown> = {}, to?: string): { msg: ControlMessage; id: string } {
+function tagged(
+  type: string,
+  from: string,
+  label: string,
+  extra: Record<string, unknown> = {},
+  to?: string,
+): { msg: ControlMessage; id: string } {
   const id = freshId(label);
   const data = JSON.stringify({ id, ...extra });
   return { id, msg: to === undefined ? { type, from, data } : { type, from, to, data } };
@@ -100,7 +106,9 @@ function tagged(type: string, from: string, label: string, extra: Record<string,
 
 /** Sorted by key, so two answers compare regardless of order. */
 function byKey(records: readonly ControlRecord[]): ControlRecord[] {
-  return [...records].map((r) => ({ key: r.key, value: r.value, expiresAt: r.expiresAt })).sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+  return [...records]
+    .map((r) => ({ key: r.key, value: r.value, expiresAt: r.expiresAt }))
+    .sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
 }
 
 /**
@@ -166,7 +174,10 @@ export function runControlConformance(name: string, factory: ControlFleetFactory
       const fromA = tagged('conformance.ping', 'node-a', 'both-a', { n: 1, text: 'é ✓' });
       const fromB = tagged('conformance.ping', 'node-b', 'both-b', { n: 2 });
       await Promise.all([a.sendControl(fromA.msg), b.sendControl(fromB.msg)]);
-      for (const [who, rec] of [['node a', recA], ['node b', recB]] as const) {
+      for (const [who, rec] of [
+        ['node a', recA],
+        ['node b', recB],
+      ] as const) {
         for (const sent of [fromA, fromB]) {
           const got = await rec.waitId(sent.id, who, timeoutMs);
           assert.equal(got.type, sent.msg.type, `${who}: type`);
@@ -180,7 +191,10 @@ export function runControlConformance(name: string, factory: ControlFleetFactory
       const syncA = tagged('conformance.sync', 'node-a', 'both-sync-a');
       const syncB = tagged('conformance.sync', 'node-b', 'both-sync-b');
       await Promise.all([a.sendControl(syncA.msg), b.sendControl(syncB.msg)]);
-      for (const [who, rec] of [['node a', recA], ['node b', recB]] as const) {
+      for (const [who, rec] of [
+        ['node a', recA],
+        ['node b', recB],
+      ] as const) {
         await rec.waitId(syncA.id, who, timeoutMs);
         await rec.waitId(syncB.id, who, timeoutMs);
         assert.deepEqual([rec.withId(fromA.id).length, rec.withId(fromB.id).length], [1, 1], `${who}: each message delivered once`);
@@ -224,7 +238,8 @@ export function runControlConformance(name: string, factory: ControlFleetFactory
         ['data', bad({ ...ok, data: { an: 'object' } })],
         ['data', bad({ ...ok, data: tooBig })],
       ];
-      for (const [field, msg] of cases) await rejectsInput(() => a.sendControl(msg), field, `sendControl(${JSON.stringify(msg).slice(0, 60)})`);
+      for (const [field, msg] of cases)
+        await rejectsInput(() => a.sendControl(msg), field, `sendControl(${JSON.stringify(msg).slice(0, 60)})`);
 
       const kind = freshKind('bad');
       const good: ControlRecord = { key: 'k', value: '{}', expiresAt: Date.now() + 60_000 };
@@ -244,8 +259,14 @@ export function runControlConformance(name: string, factory: ControlFleetFactory
         ['expiresAt', kind, rec({ ...good, expiresAt: Number.POSITIVE_INFINITY })],
         ['expiresAt', kind, rec({ ...good, expiresAt: String(good.expiresAt) })],
       ];
-      for (const [field, k, r] of recordCases) await rejectsInput(() => a.putRecord(k, r), field, `putRecord(${JSON.stringify(k).slice(0, 20)}, ${JSON.stringify(r).slice(0, 60)})`);
-      for (const k of ['', 'Upper', 'k'.repeat(65)]) await rejectsInput(() => a.records(k), 'kind', `records(${JSON.stringify(k).slice(0, 20)})`);
+      for (const [field, k, r] of recordCases)
+        await rejectsInput(
+          () => a.putRecord(k, r),
+          field,
+          `putRecord(${JSON.stringify(k).slice(0, 20)}, ${JSON.stringify(r).slice(0, 60)})`,
+        );
+      for (const k of ['', 'Upper', 'k'.repeat(65)])
+        await rejectsInput(() => a.records(k), 'kind', `records(${JSON.stringify(k).slice(0, 20)})`);
 
       // Nothing of the refused input travelled: a valid message sent after it is the only one.
       const sync = tagged('conformance.bad', 'node-a', 'bad-sync');
@@ -268,7 +289,10 @@ export function runControlConformance(name: string, factory: ControlFleetFactory
       await recB.waitId((sent[0] as { id: string }).id, 'node b', timeoutMs);
       // The sync publication comes after every control message arrived.
       const sync = await a.publish(data, '{"sync":true}', { historySize: 10, historyTtlSeconds: 60 });
-      for (const [who, rec, from] of [['node a', recA, before[0]], ['node b', recB, before[1]]] as const) {
+      for (const [who, rec, from] of [
+        ['node a', recA, before[0]],
+        ['node b', recB, before[1]],
+      ] as const) {
         await waitFor(`the sync publication at ${who}`, () => rec.publications.some((p) => p.channel === data), timeoutMs, 5);
         const got = rec.publications.slice(from);
         assert.deepEqual(
@@ -294,13 +318,20 @@ export function runControlConformance(name: string, factory: ControlFleetFactory
         assert.deepEqual(await b.records(kind), [], 'durableRecords is false: nothing is kept');
         return;
       }
-      for (const [who, n] of [['node a', a], ['node b', b]] as const) {
+      for (const [who, n] of [
+        ['node a', a],
+        ['node b', b],
+      ] as const) {
         assert.deepEqual(byKey(await n.records(kind)), [r1, r2], `${who}: both records, as put`);
       }
       const replaced: ControlRecord = { key: 'token-1', value: '{"reason":"replaced"}', expiresAt: later + 2_000 };
       await b.putRecord(kind, replaced);
       assert.deepEqual(byKey(await a.records(kind)), [replaced, r2], 'writing a key again replaces its record');
-      assert.deepEqual(byKey(await b.records(other)), [{ key: 'token-1', value: '"elsewhere"', expiresAt: later }], 'another kind is untouched');
+      assert.deepEqual(
+        byKey(await b.records(other)),
+        [{ key: 'token-1', value: '"elsewhere"', expiresAt: later }],
+        'another kind is untouched',
+      );
       assert.deepEqual(await a.records(freshKind('empty')), [], 'a kind never written has no records');
     });
 
@@ -318,7 +349,12 @@ export function runControlConformance(name: string, factory: ControlFleetFactory
       // Only meaningful while the record is still young; a stalled machine skips this one check
       // rather than fail on timing.
       if (Date.now() < expiresAt - 200) assert.deepEqual(fresh.map((r) => r.key).sort(), ['keep', 'short'], 'both are live at first');
-      await waitFor('the short-lived record to stop being answered', async () => (await b.records(kind)).every((r) => r.key !== 'short'), timeoutMs + 2_000, 50);
+      await waitFor(
+        'the short-lived record to stop being answered',
+        async () => (await b.records(kind)).every((r) => r.key !== 'short'),
+        timeoutMs + 2_000,
+        50,
+      );
       assert.ok(Date.now() >= expiresAt, 'a record was dropped before it expired');
       assert.deepEqual(byKey(await a.records(kind)), [keep], 'the long-lived record stays');
     });
@@ -330,7 +366,11 @@ export function runControlConformance(name: string, factory: ControlFleetFactory
       const rec = new ControlRecorder();
       const c = await started(fleet, rec, 'a node started later');
       try {
-        assert.deepEqual(byKey(await c.records(kind)), durable() ? [r] : [], durable() ? 'the later node reads the record' : 'durableRecords is false: nothing is kept');
+        assert.deepEqual(
+          byKey(await c.records(kind)),
+          durable() ? [r] : [],
+          durable() ? 'the later node reads the record' : 'durableRecords is false: nothing is kept',
+        );
         // The later node is part of the fleet's control plane at once.
         const hello = tagged('conformance.hello', 'node-a', 'later');
         await a.sendControl(hello.msg);
@@ -350,8 +390,16 @@ export function runControlConformance(name: string, factory: ControlFleetFactory
       await c.close();
       assert.equal(c.state, 'closed');
       const late = tagged('conformance.closing', 'node-c', 'closing-late');
-      await withDeadline('sendControl on a closed backbone to reject', assert.rejects(c.sendControl(late.msg), BackboneUnavailableError), timeoutMs);
-      await withDeadline('putRecord on a closed backbone to reject', assert.rejects(c.putRecord(freshKind('closed'), { key: 'k', value: '1', expiresAt: Date.now() + 60_000 })), timeoutMs);
+      await withDeadline(
+        'sendControl on a closed backbone to reject',
+        assert.rejects(c.sendControl(late.msg), BackboneUnavailableError),
+        timeoutMs,
+      );
+      await withDeadline(
+        'putRecord on a closed backbone to reject',
+        assert.rejects(c.putRecord(freshKind('closed'), { key: 'k', value: '1', expiresAt: Date.now() + 60_000 })),
+        timeoutMs,
+      );
       await withDeadline('records on a closed backbone to reject', assert.rejects(c.records(freshKind('closed'))), timeoutMs);
       const after = tagged('conformance.closing', 'node-a', 'closing-after');
       await a.sendControl(after.msg);
@@ -361,7 +409,7 @@ export function runControlConformance(name: string, factory: ControlFleetFactory
       assert.equal(recB.withId(late.id).length, 0, 'the rejected message was delivered');
     });
 
-    test('two fleets on one server never hear each other, nor read each other\'s records', async () => {
+    test("two fleets on one server never hear each other, nor read each other's records", async () => {
       const other = await factory();
       fleets.push(other);
       const recX = new ControlRecorder();

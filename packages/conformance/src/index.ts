@@ -215,24 +215,43 @@ export function runBackboneConformance(name: string, factory: BackbonePairFactor
         calls.push(pub(b, ch, { from: 'b', i }));
       }
       const sent = await Promise.all(calls);
-      for (const [who, rec] of [['node a', recA], ['node b', recB]] as const) {
+      for (const [who, rec] of [
+        ['node a', recA],
+        ['node b', recB],
+      ] as const) {
         const got = (await rec.waitCount(ch, 2 * n, who, timeoutMs)).slice();
         assert.equal(got.length, 2 * n, `${who} received duplicates`);
         const seen = new Set(got.map((p) => p.data));
         assert.equal(seen.size, 2 * n, `${who} received a publication twice`);
         // Each publisher's own publications arrive in the order it made them, on every backbone.
         for (const from of ['a', 'b']) {
-          const order = got.map((p) => JSON.parse(p.data) as { from: string; i: number }).filter((d) => d.from === from).map((d) => d.i);
+          const order = got
+            .map((p) => JSON.parse(p.data) as { from: string; i: number })
+            .filter((d) => d.from === from)
+            .map((d) => d.i);
           assert.deepEqual(order, [...Array(n).keys()], `${who}: publisher ${from}'s order`);
         }
         if (caps().sequenced) {
-          assertStrictlyRising(got.map((p) => p.offset), caps().contiguousOffsets, `${who} delivery order`);
+          assertStrictlyRising(
+            got.map((p) => p.offset),
+            caps().contiguousOffsets,
+            `${who} delivery order`,
+          );
           const byOffset = new Map(sent.map((p) => [p.offset, p]));
-          for (const p of got) sameDelivery(p, byOffset.get(p.offset) ?? assert.fail(`${who}: offset ${p.offset} was never returned by publish`), `${who} offset ${p.offset}`);
+          for (const p of got)
+            sameDelivery(
+              p,
+              byOffset.get(p.offset) ?? assert.fail(`${who}: offset ${p.offset} was never returned by publish`),
+              `${who} offset ${p.offset}`,
+            );
         }
       }
       if (caps().sequenced) {
-        assert.deepEqual(recA.of(ch).map((p) => p.offset), recB.of(ch).map((p) => p.offset), 'both nodes see one order');
+        assert.deepEqual(
+          recA.of(ch).map((p) => p.offset),
+          recB.of(ch).map((p) => p.offset),
+          'both nodes see one order',
+        );
       }
     });
 
@@ -242,7 +261,11 @@ export function runBackboneConformance(name: string, factory: BackbonePairFactor
       const sent: Publication[] = [];
       for (let i = 0; i < 10; i++) sent.push(await pub(i % 2 ? b : a, ch, { i }));
       assert.equal(new Set(sent.map((p) => p.epoch)).size, 1, 'one epoch for a channel that was not reset');
-      assertStrictlyRising(sent.map((p) => p.offset), caps().contiguousOffsets, 'publish results');
+      assertStrictlyRising(
+        sent.map((p) => p.offset),
+        caps().contiguousOffsets,
+        'publish results',
+      );
       assert.ok((sent[0] as Publication).offset >= 1, 'the first offset is at least 1');
     });
 
@@ -431,7 +454,10 @@ export function runBackboneConformance(name: string, factory: BackbonePairFactor
         const sent = await pub(extra.b, ch, { still: 'up' });
         const got = await rb.waitCount(ch, 1, 'the node that stayed open', timeoutMs);
         sameDelivery(got[0] as Publication, sent, 'delivery after the other node closed');
-        assert.ok(got.every((p) => !p.data.includes('late')), 'the rejected publication was not delivered');
+        assert.ok(
+          got.every((p) => !p.data.includes('late')),
+          'the rejected publication was not delivered',
+        );
       } finally {
         await Promise.allSettled([extra.a.close(), extra.b.close()]);
         await extra.cleanup();

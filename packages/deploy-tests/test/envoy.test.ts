@@ -24,7 +24,9 @@ function seconds(d: unknown): number {
 }
 
 const listener = (config['static_resources']?.['listeners'] as Node[] | undefined)?.[0] as Node;
-const hcm = listener?.['filter_chains']?.[0]?.['filters']?.find((f: Node) => f['name'] === 'envoy.filters.network.http_connection_manager')?.['typed_config'] as Node;
+const hcm = listener?.['filter_chains']?.[0]?.['filters']?.find(
+  (f: Node) => f['name'] === 'envoy.filters.network.http_connection_manager',
+)?.['typed_config'] as Node;
 const routes = (hcm?.['route_config']?.['virtual_hosts']?.[0]?.['routes'] ?? []) as Node[];
 const cluster = (config['static_resources']?.['clusters'] as Node[] | undefined)?.find((c) => c['name'] === 'gatehouse') as Node;
 

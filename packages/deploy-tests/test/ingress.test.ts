@@ -72,7 +72,9 @@ for (const kind of ['nginx', 'haproxy'] as ProxyKind[]) {
     let wsUrl = '';
 
     before(async () => {
-      fleet = await Promise.all(['a', 'b', 'c'].map((x) => startGateway({ nodeId: `${kind}-gw-${x}`, drainWindowSeconds: DRAIN_WINDOW_S })));
+      fleet = await Promise.all(
+        ['a', 'b', 'c'].map((x) => startGateway({ nodeId: `${kind}-gw-${x}`, drainWindowSeconds: DRAIN_WINDOW_S })),
+      );
       proxy = await startProxy(kind, { backends: fleet.map((g) => g.port), idleTimeoutSeconds: IDLE_TIMEOUT_S, checkIntervalMs: 250 });
       wsUrl = `ws://127.0.0.1:${proxy.port}/ws`;
     });
@@ -95,7 +97,11 @@ for (const kind of ['nginx', 'haproxy'] as ProxyKind[]) {
       await waitFor(`${emptied.nodeId} to see its clients gone`, async () => (await connectionsOn(emptied.port)) === 0);
       const refill = await connectMany(wsUrl, 2);
       six.splice(0, six.length, ...six.filter((c) => c.node !== emptied.nodeId), ...refill);
-      assert.deepEqual(refill.map((c) => c.node), [emptied.nodeId, emptied.nodeId], 'new connections went to the least loaded gateway');
+      assert.deepEqual(
+        refill.map((c) => c.node),
+        [emptied.nodeId, emptied.nodeId],
+        'new connections went to the least loaded gateway',
+      );
 
       const channel = `public:ingress-${kind}-${Date.now()}`;
       await Promise.all(six.map((c) => c.subscribe(channel)));
@@ -133,7 +139,10 @@ for (const kind of ['nginx', 'haproxy'] as ProxyKind[]) {
       await c.subscribe(channel);
       const outlive = 2 * IDLE_TIMEOUT_S * 1000 + 1000;
       // The test waits for a close that must not come; the deadline is the point.
-      const closed = await c.waitClose(outlive).then((x) => x, () => undefined);
+      const closed = await c.waitClose(outlive).then(
+        (x) => x,
+        () => undefined,
+      );
       assert.equal(closed, undefined, `closed after ${closed ? closed.at - c.openedAt : 0} ms: ${JSON.stringify(closed)}`);
       assert.ok(c.pings >= IDLE_TIMEOUT_S, `heartbeats crossed the proxy (${c.pings} application pings)`);
       const reply = await c.request({ op: 'subscribe', channel: `${channel}-2` });
@@ -179,7 +188,10 @@ for (const kind of ['nginx', 'haproxy'] as ProxyKind[]) {
       );
       for (const again of moved) {
         assert.notEqual(again.node, victim.nodeId, 'the reconnect did not land on the draining gateway');
-        assert.ok(fleet.some((g) => g.nodeId === again.node), `reconnected to a fleet gateway (${again.node})`);
+        assert.ok(
+          fleet.some((g) => g.nodeId === again.node),
+          `reconnected to a fleet gateway (${again.node})`,
+        );
       }
       silent.destroy();
       const exit = await withDeadline(`${victim.nodeId} to exit after its drain`, victim.service.exited, 20_000);
@@ -252,12 +264,18 @@ async function drainWithoutLoss(kind: ProxyKind, backbone: string): Promise<void
   let proxy: Proxy | undefined;
   const open: ProtoClient[] = [];
   try {
-    fleet.push(...(await Promise.all(['a', 'b', 'c'].map((x) => startGateway({
-      nodeId: `${kind}-rgw-${x}`,
-      backbone,
-      // Rebalancing would move clients of the surviving gateways too; this case is about the drain.
-      flags: ['--rebalance-per-round', '0'],
-    })))));
+    fleet.push(
+      ...(await Promise.all(
+        ['a', 'b', 'c'].map((x) =>
+          startGateway({
+            nodeId: `${kind}-rgw-${x}`,
+            backbone,
+            // Rebalancing would move clients of the surviving gateways too; this case is about the drain.
+            flags: ['--rebalance-per-round', '0'],
+          }),
+        ),
+      )),
+    );
     proxy = await startProxy(kind, { backends: fleet.map((g) => g.port), idleTimeoutSeconds: IDLE_TIMEOUT_S, checkIntervalMs: 250 });
     const url = `ws://127.0.0.1:${proxy.port}/ws`;
     const channel = `public:lossless-${kind}-${Date.now()}`;
@@ -301,19 +319,28 @@ async function drainWithoutLoss(kind: ProxyKind, backbone: string): Promise<void
     );
     await publisher;
     for (const life of lives) {
-      await waitFor(`all ${total} publications at a client that lived ${life.length} connection(s)`, () => {
-        // What the SDK delivers: publications in order, anything at or below the last offset dropped.
-        const seen: number[] = [];
-        let last = -1;
-        for (const c of life) {
-          for (const p of c.pubs(channel)) {
-            if ((p['offset'] as number) <= last) continue;
-            last = p['offset'] as number;
-            seen.push((p['data'] as { n: number }).n);
+      await waitFor(
+        `all ${total} publications at a client that lived ${life.length} connection(s)`,
+        () => {
+          // What the SDK delivers: publications in order, anything at or below the last offset dropped.
+          const seen: number[] = [];
+          let last = -1;
+          for (const c of life) {
+            for (const p of c.pubs(channel)) {
+              if ((p['offset'] as number) <= last) continue;
+              last = p['offset'] as number;
+              seen.push((p['data'] as { n: number }).n);
+            }
           }
-        }
-        return seen.length >= total ? seen : undefined;
-      }, 20_000).then((seen) => assert.deepEqual(seen, Array.from({ length: total }, (_, i) => i + 1)));
+          return seen.length >= total ? seen : undefined;
+        },
+        20_000,
+      ).then((seen) =>
+        assert.deepEqual(
+          seen,
+          Array.from({ length: total }, (_, i) => i + 1),
+        ),
+      );
     }
   } finally {
     for (const c of open) c.terminate();

@@ -20,7 +20,9 @@ type Node = Record<string, any>;
 
 const K8S = join(REPO_ROOT, 'deploy', 'kubernetes');
 const manifests: Node[] = [];
-for (const file of readdirSync(K8S).filter((f) => f.endsWith('.yaml')).sort()) {
+for (const file of readdirSync(K8S)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort()) {
   for (const doc of parseAllDocuments(readFileSync(join(K8S, file), 'utf8'))) {
     if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors.map((e) => e.message).join('; ')}`);
     const value = doc.toJS() as Node | null;
@@ -122,13 +124,19 @@ test('resources follow the memory math: the per-pod connection cap fits the memo
   assert.ok(request >= atCap, `request ${request} B >= ${cap} connections x 10 KB + 100 MB = ${atCap} B`);
   assert.ok(limit >= request);
   const queueBudget = (gatewayConfig['admissionQueueBytes'] as number | undefined) ?? DEFAULTS.admissionQueueBytes;
-  assert.ok(atCap + queueBudget <= limit, `connections at the cap plus the queue budget (${atCap + queueBudget} B) fit the limit (${limit} B)`);
+  assert.ok(
+    atCap + queueBudget <= limit,
+    `connections at the cap plus the queue budget (${atCap + queueBudget} B) fit the limit (${limit} B)`,
+  );
   const heap = /--max-old-space-size=(\d+)/.exec(env.get('NODE_OPTIONS')?.['value'] ?? '');
   assert.ok(heap && Number(heap[1]) * 1024 * 1024 < limit, 'the V8 heap limit sits below the memory limit');
   const hpa = only('HorizontalPodAutoscaler');
   const target = Number(hpa['spec']['metrics'][0]['pods']['target']['averageValue']);
   assert.equal(hpa['spec']['metrics'][0]['pods']['metric']['name'], 'gatehouse_connections');
-  assert.ok(target > 0 && target <= cap / 2, `the autoscaler target (${target}) leaves room for a drained neighbour under the cap (${cap})`);
+  assert.ok(
+    target > 0 && target <= cap / 2,
+    `the autoscaler target (${target}) leaves room for a drained neighbour under the cap (${cap})`,
+  );
   const adapter = parse(readFileSync(join(REPO_ROOT, 'deploy', 'prometheus', 'adapter-rules.yaml'), 'utf8')) as Node;
   const rule = (adapter['rules']['custom'] as Node[]).find((r) => r['name']['as'] === 'gatehouse_connections');
   assert.ok(rule, 'the Prometheus Adapter serves gatehouse_connections');
@@ -179,7 +187,10 @@ test('the ConfigMap config starts a real gateway with its settings (backbone swa
 /** The Dockerfile, read instruction by instruction. */
 const dockerfile = (() => {
   const text = readFileSync(join(REPO_ROOT, 'deploy', 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   const instructions = lines.map((l) => {
     const [op, ...rest] = l.split(/\s+/);
     return { op: (op as string).toUpperCase(), args: rest.join(' ') };
@@ -194,7 +205,10 @@ test('the Dockerfile: multi-stage on node:24-slim, npm ci and build, non-root, t
   assert.ok(dockerfile.froms.length >= 2, 'multi-stage');
   for (const f of dockerfile.froms) assert.match(f.args, /^node:24-slim\b/);
   const runs = dockerfile.instructions.filter((x) => x.op === 'RUN').map((x) => x.args);
-  assert.ok(runs.some((r) => /\bnpm ci\b/.test(r)), 'npm ci');
+  assert.ok(
+    runs.some((r) => /\bnpm ci\b/.test(r)),
+    'npm ci',
+  );
   // npm ci runs the root "prepare" script, which is the build.
   const rootPackage = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as Node;
   assert.match(rootPackage['scripts']['prepare'], /tsc -b/);
@@ -206,7 +220,10 @@ test('the Dockerfile: multi-stage on node:24-slim, npm ci and build, non-root, t
   assert.equal(dockerfile.expose, DEFAULTS.port, 'EXPOSE is the CLI default port');
   assert.equal(DEFAULTS.host, '0.0.0.0', 'the default host listens outside the container');
   for (const copy of dockerfile.instructions.filter((x) => x.op === 'COPY' && !x.args.startsWith('--from'))) {
-    const sources = copy.args.split(/\s+/).filter((a) => !a.startsWith('--')).slice(0, -1);
+    const sources = copy.args
+      .split(/\s+/)
+      .filter((a) => !a.startsWith('--'))
+      .slice(0, -1);
     for (const s of sources) assert.ok(existsSync(join(REPO_ROOT, s)), `COPY source ${s} exists`);
   }
 });

@@ -23,7 +23,9 @@ const alerts = parse(readFileSync(ALERTS_FILE, 'utf8')) as Node;
 const rules = (alerts['groups'] as Node[]).flatMap((g) => g['rules'] as Node[]);
 const dashboard = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as Node;
 const panels = (dashboard['panels'] as Node[]).filter((p) => p['type'] !== 'row');
-const dashboardExprs = panels.flatMap((p) => (p['targets'] as Node[]).map((t) => ({ panel: p['title'] as string, expr: t['expr'] as string })));
+const dashboardExprs = panels.flatMap((p) =>
+  (p['targets'] as Node[]).map((t) => ({ panel: p['title'] as string, expr: t['expr'] as string })),
+);
 
 /** Metric names a PromQL expression reads (ours, Node's and the process's). */
 function metricNames(expr: string): string[] {
@@ -45,7 +47,13 @@ function exposedNames(text: string): Set<string> {
 /** The GitHub anchor of each heading in a Markdown file. */
 function anchors(markdown: string): Set<string> {
   return new Set(
-    [...markdown.matchAll(/^#{1,6} (.+)$/gm)].map((m) => (m[1] as string).trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-')),
+    [...markdown.matchAll(/^#{1,6} (.+)$/gm)].map((m) =>
+      (m[1] as string)
+        .trim()
+        .toLowerCase()
+        .replace(/[^\w\- ]/g, '')
+        .replace(/ /g, '-'),
+    ),
   );
 }
 
@@ -64,7 +72,15 @@ test('promtool accepts the alert rules', async (t) => {
 });
 
 test('every alert names its severity, a summary and a runbook that exists in docs/operations.md', () => {
-  const required = ['GatehouseReconnectSpike', 'GatehouseDeliveryLatencyHigh', 'GatehouseSlowConsumers', 'GatehouseEventLoopLag', 'GatehouseAdmissionRefusals', 'GatehouseBackboneDown', 'GatehouseNodeNotReady'];
+  const required = [
+    'GatehouseReconnectSpike',
+    'GatehouseDeliveryLatencyHigh',
+    'GatehouseSlowConsumers',
+    'GatehouseEventLoopLag',
+    'GatehouseAdmissionRefusals',
+    'GatehouseBackboneDown',
+    'GatehouseNodeNotReady',
+  ];
   const names = rules.map((r) => r['alert'] as string);
   for (const name of required) assert.ok(names.includes(name), `alert ${name}`);
   const docs = anchors(readFileSync(join(REPO_ROOT, 'docs', 'operations.md'), 'utf8'));
@@ -88,7 +104,8 @@ test('the dashboard has the panels operators need, on a selectable Prometheus da
     'Admission refusals per minute by reason',
     'Event-loop lag p99',
     'Backbone up',
-  ]) assert.ok(titles.includes(want), `panel "${want}"`);
+  ])
+    assert.ok(titles.includes(want), `panel "${want}"`);
   const ids = (dashboard['panels'] as Node[]).map((p) => p['id']);
   assert.equal(new Set(ids).size, ids.length, 'panel ids are unique');
   const variables = dashboard['templating']['list'] as Node[];
@@ -98,10 +115,17 @@ test('the dashboard has the panels operators need, on a selectable Prometheus da
     assert.ok(p['gridPos'] && p['description'], `${p['title']} has a place and a description`);
     assert.ok((p['targets'] as Node[]).length > 0);
   }
-  assert.match(dashboard['panels'].find((p: Node) => p['title'] === 'Publish-to-delivery latency p99')['targets'][0]['expr'], /histogram_quantile\(0\.99, .*gatehouse_publish_delivery_seconds_bucket/);
+  assert.match(
+    dashboard['panels'].find((p: Node) => p['title'] === 'Publish-to-delivery latency p99')['targets'][0]['expr'],
+    /histogram_quantile\(0\.99, .*gatehouse_publish_delivery_seconds_bucket/,
+  );
 });
 
-const skipLive = await serviceSkipReason('prometheus', 'observability against a live gateway', async () => findBinary('prometheus') !== undefined && findBinary('promtool') !== undefined);
+const skipLive = await serviceSkipReason(
+  'prometheus',
+  'observability against a live gateway',
+  async () => findBinary('prometheus') !== undefined && findBinary('promtool') !== undefined,
+);
 
 describe('a live gateway scraped by a real Prometheus', { skip: skipLive }, () => {
   const CLIENTS = 100;
@@ -160,12 +184,17 @@ describe('a live gateway scraped by a real Prometheus', { skip: skipLive }, () =
       `--web.listen-address=127.0.0.1:${promPort}`,
       '--log.level=warn',
     ]);
-    await waitFor('prometheus ready', async () => {
-      if (!prometheus?.running) throw new Error(`prometheus exited\n${prometheus?.describe()}`);
-      const res = await fetch(`http://127.0.0.1:${promPort}/-/ready`).catch(() => undefined);
-      await res?.arrayBuffer();
-      return res?.status === 200;
-    }, 30_000, 100);
+    await waitFor(
+      'prometheus ready',
+      async () => {
+        if (!prometheus?.running) throw new Error(`prometheus exited\n${prometheus?.describe()}`);
+        const res = await fetch(`http://127.0.0.1:${promPort}/-/ready`).catch(() => undefined);
+        await res?.arrayBuffer();
+        return res?.status === 200;
+      },
+      30_000,
+      100,
+    );
   });
 
   after(async () => {
@@ -181,33 +210,56 @@ describe('a live gateway scraped by a real Prometheus', { skip: skipLive }, () =
     // nodejs_active_*_total gauges draw a naming lint that is not ours to fix.
     assert.ok(res.code === 0 || res.code === 3, `promtool check metrics exited ${res.code}: ${res.stdout}${res.stderr}`);
     const findings = (res.stdout + res.stderr).split('\n').filter((l) => l.trim());
-    assert.deepEqual(findings.filter((l) => /gatehouse_/.test(l)), [], 'gatehouse metrics pass the lint');
+    assert.deepEqual(
+      findings.filter((l) => /gatehouse_/.test(l)),
+      [],
+      'gatehouse metrics pass the lint',
+    );
   });
 
   test('every metric the dashboard and the alerts read exists in the live /metrics', () => {
     const exposed = exposedNames(exposition);
-    const used = new Set([...dashboardExprs.map((d) => d.expr), ...rules.map((r) => r['expr'] as string), dashboard['templating']['list'][1]['definition']].flatMap(metricNames));
+    const used = new Set(
+      [
+        ...dashboardExprs.map((d) => d.expr),
+        ...rules.map((r) => r['expr'] as string),
+        dashboard['templating']['list'][1]['definition'],
+      ].flatMap(metricNames),
+    );
     assert.ok(used.has('gatehouse_connections') && used.size >= 12, `found the names in use: ${[...used].join(', ')}`);
     const missing = [...used].filter((n) => !exposed.has(n));
     assert.deepEqual(missing, [], 'names used by deploy/ but absent from a live gateway');
   });
 
   test(`Prometheus scrapes gatehouse_connections = ${CLIENTS} for the node`, async () => {
-    const series = await waitFor('gatehouse_connections in Prometheus', async () => {
-      const r = await query('gatehouse_connections{job="gatehouse"}');
-      return r.length === 1 && Number(r[0]?.['value'][1]) === CLIENTS ? r : undefined;
-    }, 30_000, 250);
+    const series = await waitFor(
+      'gatehouse_connections in Prometheus',
+      async () => {
+        const r = await query('gatehouse_connections{job="gatehouse"}');
+        return r.length === 1 && Number(r[0]?.['value'][1]) === CLIENTS ? r : undefined;
+      },
+      30_000,
+      250,
+    );
     assert.equal(series[0]?.['metric']['node'], 'obs-gw');
     assert.equal(Number((await query('up{job="gatehouse"}'))[0]?.['value'][1]), 1);
   });
 
   test('Prometheus loads and evaluates every alert rule without errors', async () => {
-    const evaluated = await waitFor('every rule evaluated', async () => {
-      const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/rules?type=alert`);
-      const groups = ((await res.json()) as Node)['data']['groups'] as Node[];
-      const loaded = groups.flatMap((g) => g['rules'] as Node[]);
-      return loaded.length === rules.length && loaded.every((r) => r['health'] === 'ok' && !String(r['lastEvaluation']).startsWith('0001')) ? loaded : undefined;
-    }, 30_000, 250);
+    const evaluated = await waitFor(
+      'every rule evaluated',
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/rules?type=alert`);
+        const groups = ((await res.json()) as Node)['data']['groups'] as Node[];
+        const loaded = groups.flatMap((g) => g['rules'] as Node[]);
+        return loaded.length === rules.length &&
+          loaded.every((r) => r['health'] === 'ok' && !String(r['lastEvaluation']).startsWith('0001'))
+          ? loaded
+          : undefined;
+      },
+      30_000,
+      250,
+    );
     assert.deepEqual(evaluated.map((r) => r['name']).sort(), rules.map((r) => r['alert']).sort());
     for (const name of ['GatehouseBackboneDown', 'GatehouseNodeNotReady', 'GatehouseTargetDown']) {
       assert.equal(evaluated.find((r) => r['name'] === name)?.['state'], 'inactive', `${name} is quiet on a healthy node`);
@@ -221,15 +273,23 @@ describe('a live gateway scraped by a real Prometheus', { skip: skipLive }, () =
       const r = await query(runnable(connections.expr));
       return r.length > 0 ? r : undefined;
     });
-    assert.deepEqual(rows.map((r) => [r['metric']['node'], Number(r['value'][1])]), [['obs-gw', CLIENTS]]);
+    assert.deepEqual(
+      rows.map((r) => [r['metric']['node'], Number(r['value'][1])]),
+      [['obs-gw', CLIENTS]],
+    );
     const latency = dashboardExprs.find((d) => d.panel === 'Publish-to-delivery latency p99') as { expr: string };
     // rate() needs the histogram to move between scrapes: keep publishing until a p99 shows.
-    const p99 = await waitFor('a p99 delivery latency', async () => {
-      assert.equal((await publish(gateway!.port, 'public:observability', { more: true })).status, 200);
-      const r = await query(runnable(latency.expr));
-      const v = Number(r[0]?.['value'][1]);
-      return Number.isFinite(v) ? v : undefined;
-    }, 15_000, 250);
+    const p99 = await waitFor(
+      'a p99 delivery latency',
+      async () => {
+        assert.equal((await publish(gateway!.port, 'public:observability', { more: true })).status, 200);
+        const r = await query(runnable(latency.expr));
+        const v = Number(r[0]?.['value'][1]);
+        return Number.isFinite(v) ? v : undefined;
+      },
+      15_000,
+      250,
+    );
     assert.ok(p99 > 0 && p99 < 5, `p99 ${p99} s`);
   });
 
@@ -237,10 +297,15 @@ describe('a live gateway scraped by a real Prometheus', { skip: skipLive }, () =
     const rule = rules.find((r) => r['alert'] === 'GatehouseNodeNotReady') as Node;
     assert.deepEqual(await query(rule['expr']), [], 'a serving node is ready');
     gateway?.service.signal('SIGTERM');
-    const rows = await waitFor('the drain to show in Prometheus', async () => {
-      const r = await query(rule['expr']);
-      return r.length > 0 ? r : undefined;
-    }, DRAIN_WINDOW_S * 1000, 100);
+    const rows = await waitFor(
+      'the drain to show in Prometheus',
+      async () => {
+        const r = await query(rule['expr']);
+        return r.length > 0 ? r : undefined;
+      },
+      DRAIN_WINDOW_S * 1000,
+      100,
+    );
     assert.equal(rows[0]?.['metric']['node'], 'obs-gw');
     await waitFor('drain closes to reach the clients', () => clients.some((c) => c.closed?.code === 4200), 10_000);
   });

@@ -30,7 +30,15 @@ export type ClientEvent =
   | { readonly t: number; readonly type: 'connected'; readonly node: string; readonly reconnect: boolean }
   | { readonly t: number; readonly type: 'disconnected'; readonly code: number; readonly reason: string }
   | { readonly t: number; readonly type: 'subscribed'; readonly channel: string; readonly recovered?: boolean }
-  | { readonly t: number; readonly type: 'pub'; readonly channel: string; readonly seq: number; readonly route: string; readonly epoch: string; readonly offset: number }
+  | {
+      readonly t: number;
+      readonly type: 'pub';
+      readonly channel: string;
+      readonly seq: number;
+      readonly route: string;
+      readonly epoch: string;
+      readonly offset: number;
+    }
   | { readonly t: number; readonly type: 'gap'; readonly channel: string; readonly reason: string };
 
 /** One client's record: its id and its events. */
@@ -265,7 +273,10 @@ function reported(events: readonly ClientEvent[], seq: number): boolean {
  * the clock starts at the signal; for a drain at the node's close of that client, since a drain
  * spreads its closes over its window on purpose.
  */
-export function reconnectTimes(clients: readonly ClientLog[], incidents: readonly Incident[]): { reconnects: number; notBack: number; ms: number[] } {
+export function reconnectTimes(
+  clients: readonly ClientLog[],
+  incidents: readonly Incident[],
+): { reconnects: number; notBack: number; ms: number[] } {
   const out = { reconnects: 0, notBack: 0, ms: [] as number[] };
   const nodeIncidents = incidents.filter((i) => i.node !== undefined);
   for (const c of clients) {

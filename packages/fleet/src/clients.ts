@@ -59,9 +59,11 @@ export class RecordingClient implements ClientLog {
     });
     c.on('subscribed', (e) => {
       this.subscribedNow.add(e.channel);
-      this.events.push(e.recovered === undefined
-        ? { t: Date.now(), type: 'subscribed', channel: e.channel }
-        : { t: Date.now(), type: 'subscribed', channel: e.channel, recovered: e.recovered });
+      this.events.push(
+        e.recovered === undefined
+          ? { t: Date.now(), type: 'subscribed', channel: e.channel }
+          : { t: Date.now(), type: 'subscribed', channel: e.channel, recovered: e.recovered },
+      );
     });
     c.on('gap', (e) => {
       this.events.push({ t: Date.now(), type: 'gap', channel: e.channel, reason: e.reason });
@@ -71,7 +73,15 @@ export class RecordingClient implements ClientLog {
         this.errors.push(`unexpected data on ${p.channel}: ${JSON.stringify(p.data).slice(0, 80)}`);
         return;
       }
-      this.events.push({ t: Date.now(), type: 'pub', channel: p.channel, seq: p.data.s, route: p.data.r, epoch: p.epoch, offset: p.offset });
+      this.events.push({
+        t: Date.now(),
+        type: 'pub',
+        channel: p.channel,
+        seq: p.data.s,
+        route: p.data.r,
+        epoch: p.epoch,
+        offset: p.offset,
+      });
       const k = `${p.channel}\u0000${p.data.r}`;
       this.lastSeq.set(k, Math.max(this.lastSeq.get(k) ?? 0, p.data.s));
     });
@@ -121,7 +131,9 @@ export class ClientPool {
     const per = Math.min(o.channels.length, o.perClient ?? o.channels.length);
     for (let i = 0; i < o.count; i++) {
       const channels = Array.from({ length: per }, (_, k) => o.channels[(i + k) % o.channels.length] as string);
-      this.clients.push(new RecordingClient({ id: `${o.prefix ?? 'c'}${i}`, url: o.url, channels, ...(o.backoff ? { backoff: o.backoff } : {}) }));
+      this.clients.push(
+        new RecordingClient({ id: `${o.prefix ?? 'c'}${i}`, url: o.url, channels, ...(o.backoff ? { backoff: o.backoff } : {}) }),
+      );
     }
   }
 

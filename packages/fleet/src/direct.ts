@@ -26,7 +26,8 @@ export type SharedBackboneKind = Exclude<BackboneKind, 'memory'>;
 /** The adapter a backbone URL names: `redis`, `nats`, `jetstream` or `kafka` (memory is refused). */
 export function backboneKind(url: string): SharedBackboneKind {
   const kind = registryKind(url);
-  if (kind === 'memory') throw new TypeError('backbone "memory" cannot be shared by processes; use redis://, nats://, jetstream:// or kafka://');
+  if (kind === 'memory')
+    throw new TypeError('backbone "memory" cannot be shared by processes; use redis://, nats://, jetstream:// or kafka://');
   return kind;
 }
 

@@ -176,7 +176,8 @@ async function storm(v: Record<string, unknown>): Promise<number> {
   if (cause !== 'drop' && cause !== 'kill') throw new DrillUsageError(`--cause must be drop or kill, got ${cause}`);
   const backbone = (v['backbone'] as string | undefined) ?? 'memory';
   const nodes = int(v['nodes'], 'nodes', 1);
-  if (backbone === 'memory' && nodes > 1) throw new DrillUsageError('--nodes > 1 needs a shared --backbone (the memory backbone lives in one process)');
+  if (backbone === 'memory' && nodes > 1)
+    throw new DrillUsageError('--nodes > 1 needs a shared --backbone (the memory backbone lives in one process)');
   let code = 0;
   for (const mode of admission === 'both' ? (['on', 'off'] as const) : [admission as 'on' | 'off']) {
     const report = await runStorm({

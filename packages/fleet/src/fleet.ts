@@ -138,12 +138,17 @@ export class Fleet {
 
   /** Waits until every node not leaving answers /readyz with `status` (200 ready, 503 not). */
   async waitReady(status: 200 | 503 = 200, timeoutMs = 60_000): Promise<void> {
-    await waitFor(`every node to answer /readyz ${status}`, async () => {
-      const slots = this.#slots.filter((s) => !s.leaving);
-      const answers = await Promise.all(slots.map((s) => s.node.readyStatus()));
-      for (let i = 0; i < slots.length; i++) (slots[i] as Slot).ready = answers[i] === 200;
-      return answers.every((a) => a === status);
-    }, timeoutMs, 50);
+    await waitFor(
+      `every node to answer /readyz ${status}`,
+      async () => {
+        const slots = this.#slots.filter((s) => !s.leaving);
+        const answers = await Promise.all(slots.map((s) => s.node.readyStatus()));
+        for (let i = 0; i < slots.length; i++) (slots[i] as Slot).ready = answers[i] === 200;
+        return answers.every((a) => a === status);
+      },
+      timeoutMs,
+      50,
+    );
   }
 
   /** SIGKILL of node `i`: it dies without a word to its clients. */
@@ -203,7 +208,8 @@ export class Fleet {
       // Every client reaches the nodes from the balancer's one address, as behind an ingress
       // without X-Forwarded-For: the per-address limit would be a limit on the whole fleet.
       extraArgs: [
-        '--connect-rate-per-address', '100000',
+        '--connect-rate-per-address',
+        '100000',
         ...(this.options.rebalance === false ? ['--rebalance-per-round', '0'] : []),
         ...(this.options.extraArgs ?? []),
       ],

@@ -79,24 +79,38 @@ export class GatewayNode {
   /** Starts `gatehouse start` and resolves once it listens; kills it if it does not in time. */
   static async start(spec: NodeSpec): Promise<GatewayNode> {
     const args = [
-      GATEHOUSE_BIN, 'start',
-      '--port', String(spec.port ?? 0),
-      '--host', spec.host ?? '127.0.0.1',
-      '--node-id', spec.nodeId,
-      '--api-key', spec.apiKey,
-      '--heartbeat', String(spec.heartbeatS),
-      '--drain-window', String(spec.drainWindowS),
-      '--log-level', process.env['GATEHOUSE_FLEET_LOG_LEVEL'] ?? 'info',
+      GATEHOUSE_BIN,
+      'start',
+      '--port',
+      String(spec.port ?? 0),
+      '--host',
+      spec.host ?? '127.0.0.1',
+      '--node-id',
+      spec.nodeId,
+      '--api-key',
+      spec.apiKey,
+      '--heartbeat',
+      String(spec.heartbeatS),
+      '--drain-window',
+      String(spec.drainWindowS),
+      '--log-level',
+      process.env['GATEHOUSE_FLEET_LOG_LEVEL'] ?? 'info',
       ...spec.backbone.flatMap((b) => ['--backbone', b]),
       ...(spec.configFile ? ['--config', spec.configFile] : []),
       ...(spec.extraArgs ?? []),
     ];
     const node = new GatewayNode(spec, spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     try {
-      await waitFor(`gateway ${spec.nodeId} to listen`, () => {
-        if (node.exitedAt !== undefined) throw new Error(`gateway ${spec.nodeId} exited (${node.child.exitCode ?? node.child.signalCode}):\n${node.logs.join('\n')}`);
-        return node.#port;
-      }, spec.startTimeoutMs ?? 60_000, 20);
+      await waitFor(
+        `gateway ${spec.nodeId} to listen`,
+        () => {
+          if (node.exitedAt !== undefined)
+            throw new Error(`gateway ${spec.nodeId} exited (${node.child.exitCode ?? node.child.signalCode}):\n${node.logs.join('\n')}`);
+          return node.#port;
+        },
+        spec.startTimeoutMs ?? 60_000,
+        20,
+      );
     } catch (err) {
       node.child.kill('SIGKILL');
       throw err;

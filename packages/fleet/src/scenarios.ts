@@ -85,7 +85,13 @@ export interface ScenarioResult {
 export async function runScenario(fleet: Fleet, name: string, load: LoadOptions, fault?: Fault): Promise<ScenarioResult> {
   const settleTimeoutMs = load.settleTimeoutMs ?? 30_000;
   const channels = Array.from({ length: load.channels }, (_, i) => fleet.channel(`${name}-${i}`));
-  const pool = new ClientPool({ count: load.clients, url: fleet.url, channels, ...(load.perClient ? { perClient: load.perClient } : {}), prefix: `${name}-` });
+  const pool = new ClientPool({
+    count: load.clients,
+    url: fleet.url,
+    channels,
+    ...(load.perClient ? { perClient: load.perClient } : {}),
+    prefix: `${name}-`,
+  });
   const publisher = new SteadyPublisher({ channels, ratePerSecond: load.ratePerSecond, routes: () => fleet.routes() });
   const downBefore = backboneDownReports(fleet);
   try {
@@ -101,11 +107,17 @@ export async function runScenario(fleet: Fleet, name: string, load: LoadOptions,
     }
     // Keep publishing after the fault for a third of the duration, so recovery is under load too.
     const until = Math.max(total, publisher.sent.length + Math.round(total / 3));
-    await waitFor(`${until} publications to go out`, () => publisher.sent.length + publisher.skipped >= until, load.durationMs * 3 + 10_000, 5);
+    await waitFor(
+      `${until} publications to go out`,
+      () => publisher.sent.length + publisher.skipped >= until,
+      load.durationMs * 3 + 10_000,
+      5,
+    );
     await publisher.stop();
     const publishingMs = Date.now() - startedAt;
     const markers = (await publisher.markers(fleet.routes())).filter((m) => m.outcome === 'accepted');
-    const done = (c: RecordingClient) => c.settled && markers.every((m) => !c.channels.includes(m.channel) || c.reached(m.channel, m.route, m.seq));
+    const done = (c: RecordingClient) =>
+      c.settled && markers.every((m) => !c.channels.includes(m.channel) || c.reached(m.channel, m.route, m.seq));
     let settled = true;
     await waitFor('every client to be back and to have every marker', () => pool.clients.every(done), settleTimeoutMs, 20).catch(() => {
       settled = false;
@@ -123,7 +135,10 @@ export async function runScenario(fleet: Fleet, name: string, load: LoadOptions,
       skipped: publisher.skipped,
       settled,
       unsettledClients: pool.clients.filter((c) => !done(c)).length,
-      unsettledSample: pool.clients.filter((c) => !done(c)).slice(0, 3).map((c) => describeClient(c, startedAt)),
+      unsettledSample: pool.clients
+        .filter((c) => !done(c))
+        .slice(0, 3)
+        .map((c) => describeClient(c, startedAt)),
       backboneDown: backboneDownReports(fleet) - downBefore,
       disconnects: countBy(pool.clients.flatMap((c) => c.events.flatMap((e) => (e.type === 'disconnected' ? [String(e.code)] : [])))),
       acceptedByRoute: countBy(publisher.sent.filter((x) => x.outcome === 'accepted').map((x) => x.route)),
@@ -141,7 +156,9 @@ export async function runScenario(fleet: Fleet, name: string, load: LoadOptions,
 function describeClient(c: RecordingClient, t0: number): string {
   const events = c.events
     .filter((e) => e.type === 'connected' || e.type === 'disconnected' || e.type === 'gap')
-    .map((e) => `${e.type}@${e.t - t0}${e.type === 'connected' ? `:${e.node}` : e.type === 'disconnected' ? `:${e.code}` : `:${e.reason}`}`);
+    .map(
+      (e) => `${e.type}@${e.t - t0}${e.type === 'connected' ? `:${e.node}` : e.type === 'disconnected' ? `:${e.code}` : `:${e.reason}`}`,
+    );
   const last = [...c.lastSeq].map(([k, v]) => `${k.replace('\u0000', '/')}=${v}`);
   return `${c.id} state=${c.client.state} ${events.join(' ')} last ${last.join(' ')}`;
 }

@@ -46,7 +46,22 @@ export function privateServerUnavailable(kind: PrivateServer['kind']): string | 
 const DURABLE_REDIS: ServerRecipe = {
   name: 'redis',
   command: 'redis-server',
-  args: (port, dir) => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir, '--loglevel', 'warning'],
+  args: (port, dir) => [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    'always',
+    '--dir',
+    dir,
+    '--loglevel',
+    'warning',
+  ],
   url: (port) => `redis://127.0.0.1:${port}`,
 };
 
@@ -89,7 +104,9 @@ class Kafka implements PrivateServer {
 
   /** True once the broker serves metadata: starting an adapter on it proves that. */
   static async answers(address: string): Promise<boolean> {
-    const probe = await createBackbone([`kafka://${address}`], { kafka: { startTimeoutMs: 3000, requestTimeoutMs: 2000, clientId: 'fleet-probe' } });
+    const probe = await createBackbone([`kafka://${address}`], {
+      kafka: { startTimeoutMs: 3000, requestTimeoutMs: 2000, clientId: 'fleet-probe' },
+    });
     try {
       await probe.start({ onPublication: () => {}, onStateChange: () => {}, onControl: () => {} });
       return true;

@@ -110,7 +110,10 @@ export async function runStorm(o: StormOptions = {}): Promise<StormReport> {
   const apiKey = `storm-${randomBytes(8).toString('hex')}`;
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-storm-'));
   const configFile = join(dir, 'gatehouse.json');
-  writeFileSync(configFile, JSON.stringify({ namespaces: { storm: { anonymous: true, historySize: 10, historyTtlSeconds: 60, subscribe: 'claims' } } }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({ namespaces: { storm: { anonymous: true, historySize: 10, historyTtlSeconds: 60, subscribe: 'claims' } } }),
+  );
 
   let nodes: GatewayNode[] = [];
   const children: ChildProcess[] = [];
@@ -142,7 +145,15 @@ export async function runStorm(o: StormOptions = {}): Promise<StormReport> {
         else console.error(`storm worker ${w}: ${msg.message}`);
       });
       const mine = all.filter((_, i) => i % workers === w);
-      const start: ToStormWorker = { type: 'start', endpoints, offset, count, channels, addresses: mine.length > 0 ? mine : [address(w % addresses)], rampPerSecond: ramp / workers };
+      const start: ToStormWorker = {
+        type: 'start',
+        endpoints,
+        offset,
+        count,
+        channels,
+        addresses: mine.length > 0 ? mine : [address(w % addresses)],
+        rampPerSecond: ramp / workers,
+      };
       child.send(start);
       offset += count;
     }
@@ -156,7 +167,12 @@ export async function runStorm(o: StormOptions = {}): Promise<StormReport> {
     };
 
     const t0 = Date.now();
-    await waitFor(`${clients} clients connected and subscribed`, async () => (await sum((r) => r.settled)) === clients, (clients / ramp) * 1000 + 120_000, 500);
+    await waitFor(
+      `${clients} clients connected and subscribed`,
+      async () => (await sum((r) => r.settled)) === clients,
+      (clients / ramp) * 1000 + 120_000,
+      500,
+    );
     const initialConnectMs = Date.now() - t0;
 
     // A scrape before the storm resets the lag maxima and gives the baseline of the counters.
@@ -218,7 +234,12 @@ export async function runStorm(o: StormOptions = {}): Promise<StormReport> {
       await p.close();
     }
     let probed = 0;
-    await waitFor('every client that is back to receive the probe', async () => (probed = await sum((r) => r.probed)) >= back.length, 30_000, 250).catch(() => {});
+    await waitFor(
+      'every client that is back to receive the probe',
+      async () => (probed = await sum((r) => r.probed)) >= back.length,
+      30_000,
+      250,
+    ).catch(() => {});
 
     const report: StormReport = {
       drill: 'storm',

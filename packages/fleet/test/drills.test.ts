@@ -14,7 +14,10 @@ import { privateServerUnavailable } from '../src/index.js';
 const DRILL = fileURLToPath(new URL('../src/drill.js', import.meta.url));
 
 /** Runs the drill command; resolves with its exit code and the JSON lines it printed. */
-async function drill(args: string[], timeoutMs = 150_000): Promise<{ code: number | null; lines: Record<string, unknown>[]; stderr: string }> {
+async function drill(
+  args: string[],
+  timeoutMs = 150_000,
+): Promise<{ code: number | null; lines: Record<string, unknown>[]; stderr: string }> {
   const child = spawn(process.execPath, [DRILL, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -25,7 +28,10 @@ async function drill(args: string[], timeoutMs = 150_000): Promise<{ code: numbe
     const code = await withDeadline(`drill ${args[0]} to finish`, exited, timeoutMs);
     // Figures go to our stdout too, so a CI log carries them.
     process.stdout.write(out);
-    const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     return { code, lines, stderr: err };
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -47,20 +53,24 @@ describe('rolling restart of three gateways under load', () => {
     ['redis', redis, skipRedis, true],
     ['nats', nats, skipNats, false],
   ] as const) {
-    test(`${name}: every node drains and comes back; ${durable ? 'nothing lost' : 'every loss reported'}, nothing duplicated`, { skip: skip ?? false }, async () => {
-      const { code, lines, stderr } = await drill(['rolling-restart', '--backbone', url, ...SMALL]);
-      const r = lines[0];
-      assert.ok(r, `a figures line (stderr: ${stderr.slice(-2000)})`);
-      assert.equal(code, 0, `violations: ${JSON.stringify(r['violations'])}`);
-      assert.equal(r['drill'], 'rolling-restart');
-      assert.equal((r['drainMs'] as number[]).length, 3, 'all three nodes drained in turn');
-      assert.ok((r['reconnects'] as number) >= 15, 'every client moved at least once');
-      assert.equal(r['notBack'], 0);
-      assert.equal(r['duplicated'], 0);
-      assert.equal(r['lostSilent'], 0);
-      if (durable) assert.equal(r['lost'], 0);
-      assert.ok(((r['disconnects'] as Record<string, number>)['4200'] ?? 0) >= 15, 'the drains moved the clients (close 4200)');
-    });
+    test(
+      `${name}: every node drains and comes back; ${durable ? 'nothing lost' : 'every loss reported'}, nothing duplicated`,
+      { skip: skip ?? false },
+      async () => {
+        const { code, lines, stderr } = await drill(['rolling-restart', '--backbone', url, ...SMALL]);
+        const r = lines[0];
+        assert.ok(r, `a figures line (stderr: ${stderr.slice(-2000)})`);
+        assert.equal(code, 0, `violations: ${JSON.stringify(r['violations'])}`);
+        assert.equal(r['drill'], 'rolling-restart');
+        assert.equal((r['drainMs'] as number[]).length, 3, 'all three nodes drained in turn');
+        assert.ok((r['reconnects'] as number) >= 15, 'every client moved at least once');
+        assert.equal(r['notBack'], 0);
+        assert.equal(r['duplicated'], 0);
+        assert.equal(r['lostSilent'], 0);
+        if (durable) assert.equal(r['lost'], 0);
+        assert.ok(((r['disconnects'] as Record<string, number>)['4200'] ?? 0) >= 15, 'the drains moved the clients (close 4200)');
+      },
+    );
   }
 });
 
@@ -74,20 +84,35 @@ test('kill -9 of one gateway: the drill reports its clients back on the others',
   assert.equal(typeof (r['reconnectMs'] as { p99: unknown }).p99, 'number');
 });
 
-test('backbone restart: the drill restarts a private server under the gateways', { skip: skipNats ?? privateServerUnavailable('nats') ?? false }, async () => {
-  const { code, lines, stderr } = await drill(['backbone-restart', '--backbone', 'nats://', ...SMALL]);
-  const r = lines[0];
-  assert.ok(r, `a figures line (stderr: ${stderr.slice(-2000)})`);
-  assert.equal(code, 0, `violations: ${JSON.stringify(r['violations'])}`);
-  assert.equal(r['nodesRunning'], 3);
-  assert.ok((r['gaps'] as number) > 0, 'NATS core keeps no history: every client was told');
-  assert.equal(r['lostSilent'], 0);
-});
+test(
+  'backbone restart: the drill restarts a private server under the gateways',
+  { skip: skipNats ?? privateServerUnavailable('nats') ?? false },
+  async () => {
+    const { code, lines, stderr } = await drill(['backbone-restart', '--backbone', 'nats://', ...SMALL]);
+    const r = lines[0];
+    assert.ok(r, `a figures line (stderr: ${stderr.slice(-2000)})`);
+    assert.equal(code, 0, `violations: ${JSON.stringify(r['violations'])}`);
+    assert.equal(r['nodesRunning'], 3);
+    assert.ok((r['gaps'] as number) > 0, 'NATS core keeps no history: every client was told');
+    assert.equal(r['lostSilent'], 0);
+  },
+);
 
 describe('reconnect storm of 300 clients in two worker processes', () => {
   test('admission on (connect rate 50/s): refusals are counted, obeyed, and everyone comes back and receives', async () => {
     // 300 clients back within their 0.5-1 s reconnect delay overrun a bucket of 100 (2 s at 50/s).
-    const { code, lines, stderr } = await drill(['storm', '--clients', '300', '--workers', '2', '--admission', 'on', '--gateway-arg=--connect-rate=50', '--timeout', '90']);
+    const { code, lines, stderr } = await drill([
+      'storm',
+      '--clients',
+      '300',
+      '--workers',
+      '2',
+      '--admission',
+      'on',
+      '--gateway-arg=--connect-rate=50',
+      '--timeout',
+      '90',
+    ]);
     const r = lines[0];
     assert.ok(r, `a figures line (stderr: ${stderr.slice(-2000)})`);
     assert.equal(code, 0, `violations: ${JSON.stringify(r['violations'])}`);
@@ -99,7 +124,10 @@ describe('reconnect storm of 300 clients in two worker processes', () => {
     assert.ok((rejects['connect_rate'] ?? 0) > 0, `the connect rate refused some: ${JSON.stringify(rejects)}`);
     // A refusal whose close frame a busy client never read shows up there as a plain lost connection.
     const seen = r['refusalsSeen'] as number;
-    assert.ok(seen > 0 && seen <= Object.values(rejects).reduce((a, b) => a + b, 0), `clients saw ${seen} of the refusals ${JSON.stringify(rejects)}`);
+    assert.ok(
+      seen > 0 && seen <= Object.values(rejects).reduce((a, b) => a + b, 0),
+      `clients saw ${seen} of the refusals ${JSON.stringify(rejects)}`,
+    );
   });
 
   test('admission effectively off: nothing refused, everyone back', async () => {

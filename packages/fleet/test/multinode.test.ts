@@ -44,7 +44,13 @@ const CASES: Case[] = [
 
 /** Losses on a durable backbone, or unreported ones anywhere, with the evidence in the message. */
 function assertDelivery(r: ScenarioReport, durable: boolean): void {
-  const evidence = JSON.stringify({ lost: r.lost, lostSilent: r.lostSilent, losses: r.losses, gapReasons: r.gapReasons, unsettled: r.unsettledClients });
+  const evidence = JSON.stringify({
+    lost: r.lost,
+    lostSilent: r.lostSilent,
+    losses: r.losses,
+    gapReasons: r.gapReasons,
+    unsettled: r.unsettledClients,
+  });
   if (durable) {
     assert.equal(r.lost, 0, `nothing may be lost on a durable backbone: ${evidence}`);
     assert.equal(r.gaps, 0, `no gap on a durable backbone: ${evidence}`);
@@ -92,7 +98,7 @@ function describeShared(c: Case): void {
       assert.deepEqual(
         Object.keys(r.acceptedByRoute).sort(),
         [...(fleet as Fleet).nodes.map((n) => `http:${n.nodeId}`), 'direct'].sort(),
-        'every node\'s publish API and the direct route carried publications',
+        "every node's publish API and the direct route carried publications",
       );
       assert.equal(r.expected, r.published * LOAD.clients, 'every client subscribes to every channel');
       assert.equal(r.delivered, r.expected);

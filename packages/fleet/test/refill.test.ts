@@ -11,7 +11,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatehouseClient, type GapEvent, type Publication as ClientPublication } from '@gatehouse/client';
 import { BackboneUnavailableError, Gateway } from '@gatehouse/server';
-import type { Backbone, BackboneHandler, BackboneState, ControlMessage, ControlRecord, HistoryResult, Publication, PublishOptions } from '@gatehouse/server';
+import type {
+  Backbone,
+  BackboneHandler,
+  BackboneState,
+  ControlMessage,
+  ControlRecord,
+  HistoryResult,
+  Publication,
+  PublishOptions,
+} from '@gatehouse/server';
 import { waitFor } from '@gatehouse/testkit';
 
 /** A sequenced, durable backbone whose delivery, outages and history the test drives by hand. */
@@ -91,41 +100,45 @@ class ScriptedBackbone implements Backbone {
   }
 }
 
-test(
-  'a hole seen while the backbone reconnects is filled from history once it is up, with no gap',
-  async () => {
-    const backbone = new ScriptedBackbone();
-    // The gateway's default logger reads its level from here.
-    process.env['GATEHOUSE_LOG_LEVEL'] = 'silent';
-    const gw = new Gateway(
-      { port: 0, host: '127.0.0.1', namespaces: { fleet: { anonymous: true, historySize: 100, historyTtlSeconds: 60, subscribe: 'claims' } } },
-      { backbone },
+test('a hole seen while the backbone reconnects is filled from history once it is up, with no gap', async () => {
+  const backbone = new ScriptedBackbone();
+  // The gateway's default logger reads its level from here.
+  process.env['GATEHOUSE_LOG_LEVEL'] = 'silent';
+  const gw = new Gateway(
+    {
+      port: 0,
+      host: '127.0.0.1',
+      namespaces: { fleet: { anonymous: true, historySize: 100, historyTtlSeconds: 60, subscribe: 'claims' } },
+    },
+    { backbone },
+  );
+  await gw.start();
+  const client = new GatehouseClient(`ws://127.0.0.1:${gw.port}/ws`);
+  const got: ClientPublication[] = [];
+  const gaps: GapEvent[] = [];
+  try {
+    const sub = client.subscribe('fleet:hole');
+    sub.on('publication', (p) => got.push(p));
+    sub.on('gap', (g) => gaps.push(g));
+    client.connect();
+    await waitFor('subscribed', () => sub.state === 'subscribed');
+    backbone.deliver(backbone.store('fleet:hole', '1'));
+    await waitFor('publication 1', () => got.length === 1);
+
+    backbone.down();
+    backbone.store('fleet:hole', '2'); // published elsewhere while this node's link was down
+    backbone.deliver(backbone.store('fleet:hole', '3')); // the pub/sub link is back first
+    backbone.up();
+    backbone.deliver(backbone.store('fleet:hole', '4'));
+
+    await waitFor('publication 4', () => got.some((p) => p.offset === 4));
+    assert.deepEqual(gaps, [], 'the hole was in history: no gap');
+    assert.deepEqual(
+      got.map((p) => p.offset),
+      [1, 2, 3, 4],
     );
-    await gw.start();
-    const client = new GatehouseClient(`ws://127.0.0.1:${gw.port}/ws`);
-    const got: ClientPublication[] = [];
-    const gaps: GapEvent[] = [];
-    try {
-      const sub = client.subscribe('fleet:hole');
-      sub.on('publication', (p) => got.push(p));
-      sub.on('gap', (g) => gaps.push(g));
-      client.connect();
-      await waitFor('subscribed', () => sub.state === 'subscribed');
-      backbone.deliver(backbone.store('fleet:hole', '1'));
-      await waitFor('publication 1', () => got.length === 1);
-
-      backbone.down();
-      backbone.store('fleet:hole', '2'); // published elsewhere while this node's link was down
-      backbone.deliver(backbone.store('fleet:hole', '3')); // the pub/sub link is back first
-      backbone.up();
-      backbone.deliver(backbone.store('fleet:hole', '4'));
-
-      await waitFor('publication 4', () => got.some((p) => p.offset === 4));
-      assert.deepEqual(gaps, [], 'the hole was in history: no gap');
-      assert.deepEqual(got.map((p) => p.offset), [1, 2, 3, 4]);
-    } finally {
-      client.close();
-      await gw.close();
-    }
-  },
-);
+  } finally {
+    client.close();
+    await gw.close();
+  }
+});

@@ -4,13 +4,7 @@
  * Encoding of the hot frames (`pub`) is string concatenation around pre-serialized data, so a
  * publication is serialized once however many subscribers receive it.
  */
-import type {
-  ClientFrame,
-  ErrorCode,
-  ServerFrame,
-  StreamPosition,
-  PubFrame,
-} from './frames.js';
+import type { ClientFrame, ErrorCode, ServerFrame, StreamPosition, PubFrame } from './frames.js';
 
 /** Why a frame could not be decoded. */
 export class DecodeError extends Error {
@@ -151,11 +145,17 @@ export function encodeServerFrame(frame: ServerFrame): string {
  */
 export function encodePub(channel: string, epoch: string, offset: number, ts: number, dataJson: string): string {
   return (
-    '{"op":"pub","channel":' + JSON.stringify(channel) +
-    ',"epoch":' + JSON.stringify(epoch) +
-    ',"offset":' + offset +
-    ',"ts":' + ts +
-    ',"data":' + dataJson + '}'
+    '{"op":"pub","channel":' +
+    JSON.stringify(channel) +
+    ',"epoch":' +
+    JSON.stringify(epoch) +
+    ',"offset":' +
+    offset +
+    ',"ts":' +
+    ts +
+    ',"data":' +
+    dataJson +
+    '}'
   );
 }
 

@@ -64,13 +64,7 @@ export interface PongFrame {
 }
 
 /** Any frame a client may send. */
-export type ClientFrame =
-  | ConnectFrame
-  | SubscribeFrame
-  | UnsubscribeFrame
-  | PublishFrame
-  | RefreshFrame
-  | PongFrame;
+export type ClientFrame = ConnectFrame | SubscribeFrame | UnsubscribeFrame | PublishFrame | RefreshFrame | PongFrame;
 
 // ---- server -> client ----
 
@@ -167,15 +161,7 @@ export type GapReason = 'history' | 'epoch' | 'backbone';
 
 /** Any frame the server may send. */
 export type ServerFrame =
-  | ConnectedFrame
-  | SubscribedFrame
-  | PublishedFrame
-  | OkFrame
-  | ErrorFrame
-  | PubFrame
-  | PingFrame
-  | RefreshNeededFrame
-  | GapFrame;
+  ConnectedFrame | SubscribedFrame | PublishedFrame | OkFrame | ErrorFrame | PubFrame | PingFrame | RefreshNeededFrame | GapFrame;
 
 /** Stable error codes, shared by the WebSocket protocol and the HTTP API. */
 export type ErrorCode =

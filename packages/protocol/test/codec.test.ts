@@ -49,7 +49,11 @@ describe('decodeClientFrame: each client frame', () => {
   });
 
   test('decodes subscribe, with and without a recovery position', () => {
-    assert.deepEqual(decodeBytes(Buffer.from('{"op":"subscribe","id":2,"channel":"chat:room-1"}')), { op: 'subscribe', id: 2, channel: 'chat:room-1' });
+    assert.deepEqual(decodeBytes(Buffer.from('{"op":"subscribe","id":2,"channel":"chat:room-1"}')), {
+      op: 'subscribe',
+      id: 2,
+      channel: 'chat:room-1',
+    });
     assert.deepEqual(decodeBytes(Buffer.from('{"op":"subscribe","id":3,"channel":"chat:room-1","since":{"epoch":"e1","offset":0}}')), {
       op: 'subscribe',
       id: 3,
@@ -59,7 +63,11 @@ describe('decodeClientFrame: each client frame', () => {
   });
 
   test('decodes unsubscribe', () => {
-    assert.deepEqual(decodeBytes(Buffer.from('{"op":"unsubscribe","id":4,"channel":"user:42:inbox"}')), { op: 'unsubscribe', id: 4, channel: 'user:42:inbox' });
+    assert.deepEqual(decodeBytes(Buffer.from('{"op":"unsubscribe","id":4,"channel":"user:42:inbox"}')), {
+      op: 'unsubscribe',
+      id: 4,
+      channel: 'user:42:inbox',
+    });
   });
 
   test('decodes publish with any JSON data, multi-byte UTF-8 included', () => {
@@ -69,7 +77,12 @@ describe('decodeClientFrame: each client frame', () => {
       Buffer.from('cebae1bdb9cf83cebcceb520f09f8e89', 'hex'),
       Buffer.from('","n":[1,null,false]}}'),
     ]);
-    assert.deepEqual(decodeBytes(bytes), { op: 'publish', id: 5, channel: 'chat:a', data: { t: '\u03ba\u1f79\u03c3\u03bc\u03b5 \u{1f389}', n: [1, null, false] } });
+    assert.deepEqual(decodeBytes(bytes), {
+      op: 'publish',
+      id: 5,
+      channel: 'chat:a',
+      data: { t: '\u03ba\u1f79\u03c3\u03bc\u03b5 \u{1f389}', n: [1, null, false] },
+    });
     for (const data of ['null', '0', 'false', '""', '[]']) {
       const f = decodeBytes(Buffer.from(`{"op":"publish","id":6,"channel":"chat:a","data":${data}}`));
       assert.deepEqual(f, { op: 'publish', id: 6, channel: 'chat:a', data: JSON.parse(data) });
@@ -129,7 +142,10 @@ describe('decodeClientFrame: each malformed field is refused with the right code
     refuses('{"op":"connect","id":1,"v":1,"token":""}', 'bad_request', /"token"/, 1);
     refuses('{"op":"connect","id":1,"v":1,"token":7}', 'bad_request', /"token"/, 1);
     refuses(`{"op":"connect","id":1,"v":1,"token":"${'a'.repeat(8193)}"}`, 'bad_request', /8192/, 1);
-    assert.equal((decodeClientFrame(`{"op":"connect","id":1,"v":1,"token":"${'a'.repeat(8192)}"}`) as { token: string }).token.length, 8192);
+    assert.equal(
+      (decodeClientFrame(`{"op":"connect","id":1,"v":1,"token":"${'a'.repeat(8192)}"}`) as { token: string }).token.length,
+      8192,
+    );
   });
 
   test('channel: missing or not a string is bad_request; a malformed name is invalid_channel', () => {
@@ -145,7 +161,17 @@ describe('decodeClientFrame: each malformed field is refused with the right code
   });
 
   test('since: anything but {epoch: string up to 64, offset: integer >= 0}', () => {
-    for (const since of ['"e:5"', '[]', 'null', '{"epoch":"e"}', '{"offset":1}', '{"epoch":1,"offset":1}', '{"epoch":"e","offset":-1}', '{"epoch":"e","offset":1.5}', `{"epoch":"${'e'.repeat(65)}","offset":1}`]) {
+    for (const since of [
+      '"e:5"',
+      '[]',
+      'null',
+      '{"epoch":"e"}',
+      '{"offset":1}',
+      '{"epoch":1,"offset":1}',
+      '{"epoch":"e","offset":-1}',
+      '{"epoch":"e","offset":1.5}',
+      `{"epoch":"${'e'.repeat(65)}","offset":1}`,
+    ]) {
       refuses(`{"op":"subscribe","id":4,"channel":"a:b","since":${since}}`, 'bad_request', /"since"/, 4);
     }
   });
@@ -179,7 +205,14 @@ describe('encodePub', () => {
     const data = JSON.stringify({ text: 'héllo "quoted" \\ \u2028 🎉', list: [1, 2.5, null], nested: { a: { b: true } } });
     const text = encodePub('chat:room/1', 'ep0ch', 9007199254740991, 1_700_000_000_123, data);
     const parsed = JSON.parse(text);
-    assert.deepEqual(parsed, { op: 'pub', channel: 'chat:room/1', epoch: 'ep0ch', offset: 9007199254740991, ts: 1_700_000_000_123, data: JSON.parse(data) });
+    assert.deepEqual(parsed, {
+      op: 'pub',
+      channel: 'chat:room/1',
+      epoch: 'ep0ch',
+      offset: 9007199254740991,
+      ts: 1_700_000_000_123,
+      data: JSON.parse(data),
+    });
     assert.deepEqual(decodeServerFrame(text), parsed);
     // The bytes a client receives are valid UTF-8 and decode to the same text.
     assert.equal(Buffer.from(text, 'utf8').toString('utf8'), text);
@@ -192,7 +225,14 @@ describe('encodePub', () => {
   });
 
   test('unsequenced publications carry offset 0 and an empty epoch', () => {
-    assert.deepEqual(decodeServerFrame(encodePub('a:b', '', 0, 5, '"x"')), { op: 'pub', channel: 'a:b', epoch: '', offset: 0, ts: 5, data: 'x' });
+    assert.deepEqual(decodeServerFrame(encodePub('a:b', '', 0, 5, '"x"')), {
+      op: 'pub',
+      channel: 'a:b',
+      epoch: '',
+      offset: 0,
+      ts: 5,
+      data: 'x',
+    });
   });
 });
 
@@ -221,7 +261,11 @@ describe('decodeServerFrame', () => {
       ['{"op":"pub","channel":"a:b","epoch":"e","offset":-1}', 'bad_request'],
       ['{"op":"teleport"}', 'unknown_op'],
     ] as const) {
-      assert.throws(() => decodeServerFrame(text), (e: unknown) => e instanceof DecodeError && e.code === code, text);
+      assert.throws(
+        () => decodeServerFrame(text),
+        (e: unknown) => e instanceof DecodeError && e.code === code,
+        text,
+      );
     }
   });
 });

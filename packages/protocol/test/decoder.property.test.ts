@@ -52,7 +52,8 @@ function assertWellFormed(f: ClientFrame | DecodeError): void {
     case 'unsubscribe':
     case 'publish':
       assert.ok(isValidChannel(f.channel));
-      if (f.op === 'subscribe' && f.since) assert.ok(typeof f.since.epoch === 'string' && Number.isSafeInteger(f.since.offset) && f.since.offset >= 0);
+      if (f.op === 'subscribe' && f.since)
+        assert.ok(typeof f.since.epoch === 'string' && Number.isSafeInteger(f.since.offset) && f.since.offset >= 0);
       if (f.op === 'publish') assert.notEqual(f.data, undefined);
       return;
     case 'refresh':
@@ -75,20 +76,49 @@ const channel = fc.oneof(
   fc.constantFrom('a:b', '__proto__:x', 'constructor:prototype', 'x:__proto__', ''),
   fc.string({ unit: 'binary', maxLength: 30 }),
 );
-const id = fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.constantFrom(0, -1, 1.5, 2 ** 53, Number.MAX_SAFE_INTEGER, 1e308), fc.jsonValue({ maxDepth: 1 }));
+const id = fc.oneof(
+  fc.integer({ min: 1, max: 1000 }),
+  fc.constantFrom(0, -1, 1.5, 2 ** 53, Number.MAX_SAFE_INTEGER, 1e308),
+  fc.jsonValue({ maxDepth: 1 }),
+);
 const validFrame: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
-  fc.record({ op: fc.constant('connect'), id, v: fc.constantFrom(1, 2), token: fc.string({ maxLength: 40 }) }, { requiredKeys: ['op', 'id', 'v'] }),
-  fc.record({ op: fc.constant('subscribe'), id, channel, since: fc.record({ epoch: fc.string({ maxLength: 8 }), offset: fc.nat() }) }, { requiredKeys: ['op', 'id', 'channel'] }),
+  fc.record(
+    { op: fc.constant('connect'), id, v: fc.constantFrom(1, 2), token: fc.string({ maxLength: 40 }) },
+    { requiredKeys: ['op', 'id', 'v'] },
+  ),
+  fc.record(
+    { op: fc.constant('subscribe'), id, channel, since: fc.record({ epoch: fc.string({ maxLength: 8 }), offset: fc.nat() }) },
+    { requiredKeys: ['op', 'id', 'channel'] },
+  ),
   fc.record({ op: fc.constant('unsubscribe'), id, channel }),
   fc.record({ op: fc.constant('publish'), id, channel, data: fc.jsonValue({ maxDepth: 4 }) }),
   fc.record({ op: fc.constant('refresh'), id, token: fc.string({ maxLength: 40 }) }),
   fc.constant({ op: 'pong' }),
 );
-const hostileKey = fc.constantFrom('__proto__', 'constructor', 'prototype', 'polluted', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__');
+const hostileKey = fc.constantFrom(
+  '__proto__',
+  'constructor',
+  'prototype',
+  'polluted',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+  '__defineGetter__',
+);
 
 /** Splices hostile key/value pairs into a frame's JSON text (JSON.stringify would drop a real __proto__ key). */
 const hostileText = fc
-  .tuple(validFrame, fc.array(fc.tuple(hostileKey, fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant({ polluted: 1 }), fc.constant({ prototype: { polluted: 1 } }))), { minLength: 1, maxLength: 4 }), fc.boolean())
+  .tuple(
+    validFrame,
+    fc.array(
+      fc.tuple(
+        hostileKey,
+        fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant({ polluted: 1 }), fc.constant({ prototype: { polluted: 1 } })),
+      ),
+      { minLength: 1, maxLength: 4 },
+    ),
+    fc.boolean(),
+  )
   .map(([frame, pairs, inData]) => {
     const extra = pairs.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',');
     const text = JSON.stringify(frame);
@@ -110,50 +140,101 @@ function mutate(text: string, edits: { at: number; op: number; ch: string }[]): 
 const edit = fc.record({
   at: fc.nat(),
   op: fc.integer({ min: 0, max: 2 }),
-  ch: fc.oneof(fc.constantFrom('{', '}', '[', ']', '"', ':', ',', '\\', '-', '0', '9', 'e', '.', ' ', '\u0000', '\ud800', '\uffff', 'n', 't'), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })),
+  ch: fc.oneof(
+    fc.constantFrom('{', '}', '[', ']', '"', ':', ',', '\\', '-', '0', '9', 'e', '.', ' ', '\u0000', '\ud800', '\uffff', 'n', 't'),
+    fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+  ),
 });
 
 /** Replaces one field of a valid frame with an arbitrary JSON value (type confusion). */
-const typeConfused = fc.tuple(validFrame, fc.constantFrom('op', 'id', 'v', 'channel', 'since', 'data', 'token', 'reconnect'), fc.jsonValue({ maxDepth: 3 })).map(([f, key, v]) => JSON.stringify({ ...f, [key]: v }));
+const typeConfused = fc
+  .tuple(validFrame, fc.constantFrom('op', 'id', 'v', 'channel', 'since', 'data', 'token', 'reconnect'), fc.jsonValue({ maxDepth: 3 }))
+  .map(([f, key, v]) => JSON.stringify({ ...f, [key]: v }));
 
-const deeplyNested = fc.tuple(fc.integer({ min: 1, max: 20_000 }), fc.constantFrom('[', '{"a":'), fc.constantFrom('top', 'data', 'since', 'channel')).map(([depth, open, where]) => {
-  const close = open === '[' ? ']' : '}';
-  const nest = `${open.repeat(depth)}1${close.repeat(depth)}`;
-  if (where === 'top') return nest;
-  if (where === 'data') return `{"op":"publish","id":1,"channel":"a:b","data":${nest}}`;
-  if (where === 'since') return `{"op":"subscribe","id":1,"channel":"a:b","since":${nest}}`;
-  return `{"op":"subscribe","id":1,"channel":${nest}}`;
-});
+const deeplyNested = fc
+  .tuple(fc.integer({ min: 1, max: 20_000 }), fc.constantFrom('[', '{"a":'), fc.constantFrom('top', 'data', 'since', 'channel'))
+  .map(([depth, open, where]) => {
+    const close = open === '[' ? ']' : '}';
+    const nest = `${open.repeat(depth)}1${close.repeat(depth)}`;
+    if (where === 'top') return nest;
+    if (where === 'data') return `{"op":"publish","id":1,"channel":"a:b","data":${nest}}`;
+    if (where === 'since') return `{"op":"subscribe","id":1,"channel":"a:b","since":${nest}}`;
+    return `{"op":"subscribe","id":1,"channel":${nest}}`;
+  });
 
 const hugeNumber = fc.oneof(
-  fc.constantFrom('1e400', '-1e400', '1e-400', '-0', '0.0', '9007199254740993', '123456789012345678901234567890123456789', '1E+21', '0x10', 'NaN', 'Infinity', '01'),
+  fc.constantFrom(
+    '1e400',
+    '-1e400',
+    '1e-400',
+    '-0',
+    '0.0',
+    '9007199254740993',
+    '123456789012345678901234567890123456789',
+    '1E+21',
+    '0x10',
+    'NaN',
+    'Infinity',
+    '01',
+  ),
   fc.double().map(String),
   fc.bigInt().map(String),
 );
-const numberInFields = fc.tuple(hugeNumber, fc.constantFrom('id', 'v', 'offset')).map(([n, field]) =>
-  field === 'offset' ? `{"op":"subscribe","id":1,"channel":"a:b","since":{"epoch":"e","offset":${n}}}` : field === 'v' ? `{"op":"connect","id":1,"v":${n}}` : `{"op":"unsubscribe","id":${n},"channel":"a:b"}`,
-);
+const numberInFields = fc
+  .tuple(hugeNumber, fc.constantFrom('id', 'v', 'offset'))
+  .map(([n, field]) =>
+    field === 'offset'
+      ? `{"op":"subscribe","id":1,"channel":"a:b","since":{"epoch":"e","offset":${n}}}`
+      : field === 'v'
+        ? `{"op":"connect","id":1,"v":${n}}`
+        : `{"op":"unsubscribe","id":${n},"channel":"a:b"}`,
+  );
 
 describe('decodeClientFrame never throws anything but DecodeError', () => {
   test('on random strings (full Unicode, lone surrogates included)', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (s) => assertWellFormed(outcome(s))), { numRuns: RUNS });
-    fc.assert(fc.property(fc.string({ unit: fc.constantFrom('{', '}', '"', ':', ',', '[', ']', 'o', 'p', 'i', 'd', '1', ' '), maxLength: 60 }), (s) => assertWellFormed(outcome(s))), { numRuns: RUNS });
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (s) => assertWellFormed(outcome(s))),
+      { numRuns: RUNS },
+    );
+    fc.assert(
+      fc.property(
+        fc.string({ unit: fc.constantFrom('{', '}', '"', ':', ',', '[', ']', 'o', 'p', 'i', 'd', '1', ' '), maxLength: 60 }),
+        (s) => assertWellFormed(outcome(s)),
+      ),
+      { numRuns: RUNS },
+    );
   });
 
   test('on random JSON documents', () => {
-    fc.assert(fc.property(fc.json({ maxDepth: 6 }), (s) => assertWellFormed(outcome(s))), { numRuns: RUNS });
+    fc.assert(
+      fc.property(fc.json({ maxDepth: 6 }), (s) => assertWellFormed(outcome(s))),
+      { numRuns: RUNS },
+    );
   });
 
   test('on valid-looking frames with random field values (type confusion)', () => {
-    fc.assert(fc.property(validFrame, (f) => assertWellFormed(outcome(JSON.stringify(f)))), { numRuns: RUNS });
-    fc.assert(fc.property(typeConfused, (s) => assertWellFormed(outcome(s))), { numRuns: RUNS });
+    fc.assert(
+      fc.property(validFrame, (f) => assertWellFormed(outcome(JSON.stringify(f)))),
+      { numRuns: RUNS },
+    );
+    fc.assert(
+      fc.property(typeConfused, (s) => assertWellFormed(outcome(s))),
+      { numRuns: RUNS },
+    );
   });
 
   test('on mutated valid frames (random inserts, deletes and replacements)', () => {
     fc.assert(
-      fc.property(fc.oneof(validFrame.map((f) => JSON.stringify(f)), hostileText), fc.array(edit, { minLength: 1, maxLength: 8 }), (text, edits) => {
-        assertWellFormed(outcome(mutate(text, edits)));
-      }),
+      fc.property(
+        fc.oneof(
+          validFrame.map((f) => JSON.stringify(f)),
+          hostileText,
+        ),
+        fc.array(edit, { minLength: 1, maxLength: 8 }),
+        (text, edits) => {
+          assertWellFormed(outcome(mutate(text, edits)));
+        },
+      ),
       { numRuns: RUNS },
     );
   });
@@ -164,7 +245,8 @@ describe('decodeClientFrame never throws anything but DecodeError', () => {
         const f = outcome(text);
         assertWellFormed(f);
         assertPrototypesClean();
-        if (!(f instanceof DecodeError)) assert.ok(!Object.hasOwn(f, '__proto__') || f.op === 'publish', 'a hostile key leaked into the frame');
+        if (!(f instanceof DecodeError))
+          assert.ok(!Object.hasOwn(f, '__proto__') || f.op === 'publish', 'a hostile key leaked into the frame');
       }),
       { numRuns: RUNS },
     );
@@ -175,11 +257,17 @@ describe('decodeClientFrame never throws anything but DecodeError', () => {
   });
 
   test('on deep nesting anywhere in the frame', () => {
-    fc.assert(fc.property(deeplyNested, (s) => assertWellFormed(outcome(s))), { numRuns: 100 });
+    fc.assert(
+      fc.property(deeplyNested, (s) => assertWellFormed(outcome(s))),
+      { numRuns: 100 },
+    );
   });
 
   test('on huge, tiny and non-JSON numbers in the numeric fields', () => {
-    fc.assert(fc.property(numberInFields, (s) => assertWellFormed(outcome(s))), { numRuns: RUNS });
+    fc.assert(
+      fc.property(numberInFields, (s) => assertWellFormed(outcome(s))),
+      { numRuns: RUNS },
+    );
   });
 
   test('valid frames survive encode/decode unchanged', () => {
@@ -196,15 +284,24 @@ describe('decodeClientFrame never throws anything but DecodeError', () => {
 
 describe('decodeServerFrame never throws anything but DecodeError', () => {
   test('on random and mutated input', () => {
-    const pub = fc.tuple(fc.stringMatching(/^[a-z]{1,5}:[a-z0-9]{1,8}$/), fc.string({ maxLength: 8 }), fc.nat(), fc.nat(), fc.json({ maxDepth: 3 })).map(([c, e, o, t, d]) => encodePub(c, e, o, t, d));
+    const pub = fc
+      .tuple(fc.stringMatching(/^[a-z]{1,5}:[a-z0-9]{1,8}$/), fc.string({ maxLength: 8 }), fc.nat(), fc.nat(), fc.json({ maxDepth: 3 }))
+      .map(([c, e, o, t, d]) => encodePub(c, e, o, t, d));
     fc.assert(
-      fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.json({ maxDepth: 4 }), fc.tuple(pub, fc.array(edit, { maxLength: 6 })).map(([t, e]) => mutate(t, e))), (s) => {
-        try {
-          decodeServerFrame(s);
-        } catch (err) {
-          assert.ok(err instanceof DecodeError, `threw ${String(err)} for ${JSON.stringify(s.slice(0, 100))}`);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 200 }),
+          fc.json({ maxDepth: 4 }),
+          fc.tuple(pub, fc.array(edit, { maxLength: 6 })).map(([t, e]) => mutate(t, e)),
+        ),
+        (s) => {
+          try {
+            decodeServerFrame(s);
+          } catch (err) {
+            assert.ok(err instanceof DecodeError, `threw ${String(err)} for ${JSON.stringify(s.slice(0, 100))}`);
+          }
+        },
+      ),
       { numRuns: RUNS },
     );
   });
@@ -232,11 +329,15 @@ describe('encoders', () => {
 
   test('formatCloseReason fits a close frame (123 bytes) for ASCII text and keeps a parseable retry hint', () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 300 }), fc.option(fc.double({ min: 0, max: 999_999_999, noNaN: true }), { nil: undefined }), (text, retry) => {
-        const reason = formatCloseReason(text, retry);
-        assert.ok(Buffer.byteLength(reason) <= 123, `${Buffer.byteLength(reason)} bytes`);
-        if (retry !== undefined) assert.equal(parseRetryHint(reason), Math.round(retry));
-      }),
+      fc.property(
+        fc.string({ maxLength: 300 }),
+        fc.option(fc.double({ min: 0, max: 999_999_999, noNaN: true }), { nil: undefined }),
+        (text, retry) => {
+          const reason = formatCloseReason(text, retry);
+          assert.ok(Buffer.byteLength(reason) <= 123, `${Buffer.byteLength(reason)} bytes`);
+          if (retry !== undefined) assert.equal(parseRetryHint(reason), Math.round(retry));
+        },
+      ),
       { numRuns: RUNS },
     );
   });

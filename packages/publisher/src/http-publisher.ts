@@ -118,7 +118,8 @@ export class HttpPublisher implements Publisher {
 
   /** Publishes `data` to `channel` with `POST /api/publish`. */
   async publish(channel: string, data: unknown): Promise<StreamPosition> {
-    if (!isValidChannel(channel)) throw new PublishError('invalid_channel', `invalid channel ${JSON.stringify(channel)}: expected "namespace:name"`);
+    if (!isValidChannel(channel))
+      throw new PublishError('invalid_channel', `invalid channel ${JSON.stringify(channel)}: expected "namespace:name"`);
     const body = serialize({ channel, data }, data);
     const json = await this.#post('api/publish', body);
     if (!isPosition(json)) throw new PublishError('bad_response', 'publish answer lacks {"epoch": string, "offset": integer}');
@@ -129,12 +130,16 @@ export class HttpPublisher implements Publisher {
   async broadcast(channels: readonly string[], data: unknown): Promise<BroadcastResult[]> {
     if (!Array.isArray(channels) || channels.length === 0) throw new PublishError('bad_request', 'channels must be a non-empty array');
     const invalid = channels.find((c) => !isValidChannel(c));
-    if (invalid !== undefined) throw new PublishError('invalid_channel', `invalid channel ${JSON.stringify(invalid)}: expected "namespace:name"`);
+    if (invalid !== undefined)
+      throw new PublishError('invalid_channel', `invalid channel ${JSON.stringify(invalid)}: expected "namespace:name"`);
     const body = serialize({ channels, data }, data);
     const json = await this.#post('api/broadcast', body);
     const results = isObject(json) ? json['results'] : undefined;
     if (!Array.isArray(results) || results.length !== channels.length || !results.every(isBroadcastResult)) {
-      throw new PublishError('bad_response', 'broadcast answer lacks one {"channel", "epoch", "offset"} or {"channel", "error"} per channel');
+      throw new PublishError(
+        'bad_response',
+        'broadcast answer lacks one {"channel", "epoch", "offset"} or {"channel", "error"} per channel',
+      );
     }
     return results;
   }
@@ -160,7 +165,11 @@ export class HttpPublisher implements Publisher {
     }
   }
 
-  async #once(url: URL, body: string, attempts: number): Promise<{ ok: true; json: unknown } | { ok: false; error: PublishError; retryable: boolean }> {
+  async #once(
+    url: URL,
+    body: string,
+    attempts: number,
+  ): Promise<{ ok: true; json: unknown } | { ok: false; error: PublishError; retryable: boolean }> {
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -182,7 +191,11 @@ export class HttpPublisher implements Publisher {
         try {
           return { ok: true, json: JSON.parse(text) };
         } catch {
-          return { ok: false, retryable: false, error: new PublishError('bad_response', `HTTP ${res.status} with a body that is not JSON`, { status, attempts }) };
+          return {
+            ok: false,
+            retryable: false,
+            error: new PublishError('bad_response', `HTTP ${res.status} with a body that is not JSON`, { status, attempts }),
+          };
         }
       }
       const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
@@ -194,11 +207,28 @@ export class HttpPublisher implements Publisher {
       };
     } catch (err) {
       if (err instanceof PublishError) return { ok: false, retryable: false, error: err };
-      if (this.#closed) return { ok: false, retryable: false, error: new PublishError('closed', 'the publisher was closed during the request', { attempts }) };
+      if (this.#closed)
+        return {
+          ok: false,
+          retryable: false,
+          error: new PublishError('closed', 'the publisher was closed during the request', { attempts }),
+        };
       if (timedOut) {
-        return { ok: false, retryable: true, error: new PublishError('timeout', `no complete answer from ${url.origin} within ${this.#o.timeoutMs} ms`, status === undefined ? { attempts } : { status, attempts }) };
+        return {
+          ok: false,
+          retryable: true,
+          error: new PublishError(
+            'timeout',
+            `no complete answer from ${url.origin} within ${this.#o.timeoutMs} ms`,
+            status === undefined ? { attempts } : { status, attempts },
+          ),
+        };
       }
-      return { ok: false, retryable: true, error: new PublishError('network', `request to ${url.origin} failed: ${causeMessage(err)}`, { attempts, cause: err }) };
+      return {
+        ok: false,
+        retryable: true,
+        error: new PublishError('network', `request to ${url.origin} failed: ${causeMessage(err)}`, { attempts, cause: err }),
+      };
     } finally {
       clearTimeout(timer);
       this.#inflight.delete(controller);
@@ -291,7 +321,13 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function isPosition(v: unknown): v is StreamPosition {
-  return isObject(v) && typeof v['epoch'] === 'string' && typeof v['offset'] === 'number' && Number.isSafeInteger(v['offset']) && v['offset'] >= 0;
+  return (
+    isObject(v) &&
+    typeof v['epoch'] === 'string' &&
+    typeof v['offset'] === 'number' &&
+    Number.isSafeInteger(v['offset']) &&
+    v['offset'] >= 0
+  );
 }
 
 function isBroadcastResult(v: unknown): v is BroadcastResult {

@@ -29,7 +29,14 @@ async function api(t: TestContext, handlers: Handler[]) {
       } catch {
         body = raw;
       }
-      seen.push({ method: req.method ?? '', path: req.url ?? '', authorization: req.headers.authorization, contentType: req.headers['content-type'], body, at: Date.now() });
+      seen.push({
+        method: req.method ?? '',
+        path: req.url ?? '',
+        authorization: req.headers.authorization,
+        contentType: req.headers['content-type'],
+        body,
+        at: Date.now(),
+      });
       const handler = handlers[seen.length - 1] ?? handlers.at(-1)!;
       open.add(res);
       res.on('close', () => open.delete(res));
@@ -46,9 +53,11 @@ async function api(t: TestContext, handlers: Handler[]) {
   return { url: `http://127.0.0.1:${port}`, seen };
 }
 
-const json = (status: number, body: unknown, headers: Record<string, string> = {}): Handler => (_req, res) => {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
-};
+const json =
+  (status: number, body: unknown, headers: Record<string, string> = {}): Handler =>
+  (_req, res) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+  };
 const apiError = (status: number, code: string, message: string, headers: Record<string, string> = {}) =>
   json(status, { error: { code, message } }, headers);
 
@@ -64,8 +73,20 @@ test('publish posts the channel and data with the API key and resolves with the 
   assert.deepEqual(await p.publish('chat:room', { text: 'hi' }), { epoch: 'e1', offset: 42 });
   assert.equal(seen.length, 1);
   assert.deepEqual(
-    { method: seen[0]!.method, path: seen[0]!.path, authorization: seen[0]!.authorization, contentType: seen[0]!.contentType, body: seen[0]!.body },
-    { method: 'POST', path: '/api/publish', authorization: 'apikey k-123', contentType: 'application/json', body: { channel: 'chat:room', data: { text: 'hi' } } },
+    {
+      method: seen[0]!.method,
+      path: seen[0]!.path,
+      authorization: seen[0]!.authorization,
+      contentType: seen[0]!.contentType,
+      body: seen[0]!.body,
+    },
+    {
+      method: 'POST',
+      path: '/api/publish',
+      authorization: 'apikey k-123',
+      contentType: 'application/json',
+      body: { channel: 'chat:room', data: { text: 'hi' } },
+    },
   );
 });
 
@@ -87,7 +108,12 @@ test('broadcast posts every channel and returns one result per channel, failures
 });
 
 test('errors carry the server code and HTTP status, and client errors are not retried', async (t) => {
-  for (const [status, code] of [[400, 'bad_request'], [401, 'unauthorized'], [403, 'forbidden'], [413, 'payload_too_large']] as const) {
+  for (const [status, code] of [
+    [400, 'bad_request'],
+    [401, 'unauthorized'],
+    [403, 'forbidden'],
+    [413, 'payload_too_large'],
+  ] as const) {
     const { url, seen } = await api(t, [apiError(status, code, `nope ${status}`)]);
     await assert.rejects(publisher(t, url).publish('chat:a', 1), (e: unknown) => {
       assert.ok(e instanceof PublishError);
@@ -112,12 +138,18 @@ test('503 and 429 are retried with backoff until one succeeds', async (t) => {
 
 test('retries stop after the configured count and the last error is reported', async (t) => {
   const { url, seen } = await api(t, [apiError(503, 'unavailable', 'still down')]);
-  await assert.rejects(publisher(t, url, { retries: 1 }).publish('chat:a', 1), (e: PublishError) => e.code === 'unavailable' && e.details.attempts === 2);
+  await assert.rejects(
+    publisher(t, url, { retries: 1 }).publish('chat:a', 1),
+    (e: PublishError) => e.code === 'unavailable' && e.details.attempts === 2,
+  );
   assert.equal(seen.length, 2);
 });
 
 test('Retry-After is honoured: the next attempt comes no sooner', async (t) => {
-  const { url, seen } = await api(t, [apiError(429, 'rate_limited', 'slow down', { 'retry-after': '1' }), json(200, { epoch: 'e', offset: 1 })]);
+  const { url, seen } = await api(t, [
+    apiError(429, 'rate_limited', 'slow down', { 'retry-after': '1' }),
+    json(200, { epoch: 'e', offset: 1 }),
+  ]);
   await publisher(t, url).publish('chat:a', 1);
   assert.equal(seen.length, 2);
   // Timers may fire a millisecond early; the wait itself is what is checked.
@@ -126,7 +158,10 @@ test('Retry-After is honoured: the next attempt comes no sooner', async (t) => {
 
 test('a Retry-After beyond maxRetryAfterMs is not waited for', async (t) => {
   const { url, seen } = await api(t, [apiError(503, 'unavailable', 'draining', { 'retry-after': '3600' })]);
-  await assert.rejects(publisher(t, url, { maxRetryAfterMs: 5_000 }).publish('chat:a', 1), (e: PublishError) => e.code === 'unavailable' && e.retryAfterMs === 3_600_000);
+  await assert.rejects(
+    publisher(t, url, { maxRetryAfterMs: 5_000 }).publish('chat:a', 1),
+    (e: PublishError) => e.code === 'unavailable' && e.retryAfterMs === 3_600_000,
+  );
   assert.equal(seen.length, 1);
 });
 
@@ -149,7 +184,10 @@ test('answers that are not the API JSON are reported as bad_response', async (t)
   const { url } = await api(t, [json(200, { nope: true }), proxy]);
   const p = publisher(t, url, { retries: 0 });
   await assert.rejects(p.publish('chat:a', 1), (e: PublishError) => e.code === 'bad_response' && e.status === undefined);
-  await assert.rejects(p.publish('chat:a', 1), (e: PublishError) => e.code === 'bad_response' && e.status === 502 && /Bad Gateway/.test(e.message));
+  await assert.rejects(
+    p.publish('chat:a', 1),
+    (e: PublishError) => e.code === 'bad_response' && e.status === 502 && /Bad Gateway/.test(e.message),
+  );
 });
 
 test('bad input is rejected before any request', async (t) => {
@@ -157,7 +195,10 @@ test('bad input is rejected before any request', async (t) => {
   const p = publisher(t, url);
   await assert.rejects(p.publish('nocolon', 1), (e: PublishError) => e.code === 'invalid_channel');
   await assert.rejects(p.publish('chat:a', undefined), (e: PublishError) => e.code === 'bad_request');
-  await assert.rejects(p.publish('chat:a', () => 1), (e: PublishError) => e.code === 'bad_request');
+  await assert.rejects(
+    p.publish('chat:a', () => 1),
+    (e: PublishError) => e.code === 'bad_request',
+  );
   await assert.rejects(p.publish('chat:a', { n: 1n }), (e: PublishError) => e.code === 'bad_request');
   await assert.rejects(p.broadcast([], 1), (e: PublishError) => e.code === 'bad_request');
   await assert.rejects(p.broadcast(['chat:a', 'bad'], 1), (e: PublishError) => e.code === 'invalid_channel');
@@ -193,9 +234,16 @@ test('options are validated with errors that name the field', () => {
     [{ url: 'http://x', apiKey: 'a\nb' }, /options\.apiKey/],
     [{ url: 'http://x', apiKey: 'k', retries: -1 }, /options\.retries/],
     [{ url: 'http://x', apiKey: 'k', timeoutMs: 0 }, /options\.timeoutMs/],
-    [{ url: 'http://x', apiKey: 'k', backoff: { minMs: 500, maxMs: 100 } }, /backoff\.maxMs \(100\) must be at least options\.backoff\.minMs \(500\)/],
+    [
+      { url: 'http://x', apiKey: 'k', backoff: { minMs: 500, maxMs: 100 } },
+      /backoff\.maxMs \(100\) must be at least options\.backoff\.minMs \(500\)/,
+    ],
   ];
-  for (const [o, re] of cases) assert.throws(() => new HttpPublisher(o as HttpPublisherOptions), (e: unknown) => e instanceof TypeError && re.test(e.message));
+  for (const [o, re] of cases)
+    assert.throws(
+      () => new HttpPublisher(o as HttpPublisherOptions),
+      (e: unknown) => e instanceof TypeError && re.test(e.message),
+    );
 });
 
 test('Retry-After parses delta-seconds and HTTP dates', () => {

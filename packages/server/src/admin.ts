@@ -74,8 +74,10 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, pat
     const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     const jti = b['jti'];
     const until = b['until'];
-    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new ApiError('bad_request', '"jti" must be the token id (1-256 characters)');
-    if (until !== undefined && (typeof until !== 'number' || !Number.isFinite(until))) throw new ApiError('bad_request', '"until" must be ms since the epoch');
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256)
+      throw new ApiError('bad_request', '"jti" must be the token id (1-256 characters)');
+    if (until !== undefined && (typeof until !== 'number' || !Number.isFinite(until)))
+      throw new ApiError('bad_request', '"until" must be ms since the epoch');
     await ctx.revoke(jti, until as number | undefined);
     sendJson(res, 202, { jti, revoked: true });
     return;

@@ -35,7 +35,10 @@ const DEFAULT_REVOCATION_MS = 24 * 3600 * 1000;
 /** Why a token was refused; `message` is safe to send to the client and to log (no token). */
 export class AuthError extends Error {
   override readonly name = 'AuthError';
-  constructor(message: string, readonly expired = false) {
+  constructor(
+    message: string,
+    readonly expired = false,
+  ) {
     super(message);
   }
 }
@@ -111,9 +114,7 @@ export class TokenVerifier {
         currentDate: new Date(now),
       };
       const result =
-        this.key instanceof Uint8Array
-          ? await jwtVerify(token, this.key, verifyOptions)
-          : await jwtVerify(token, this.key, verifyOptions);
+        this.key instanceof Uint8Array ? await jwtVerify(token, this.key, verifyOptions) : await jwtVerify(token, this.key, verifyOptions);
       payload = result.payload;
     } catch (e) {
       if (e instanceof joseErrors.JWTExpired) throw new AuthError('token expired', true);

@@ -5,7 +5,16 @@
  * upgrade today) through `accept`.
  */
 import type { Logger } from 'pino';
-import { CloseCode, DecodeError, PROTOCOL_VERSION, decodeClientFrame, encodeServerFrame, formatCloseReason, matchAny, namespaceOf } from '@gatehouse/protocol';
+import {
+  CloseCode,
+  DecodeError,
+  PROTOCOL_VERSION,
+  decodeClientFrame,
+  encodeServerFrame,
+  formatCloseReason,
+  matchAny,
+  namespaceOf,
+} from '@gatehouse/protocol';
 import type { ClientFrame, ConnectFrame, ErrorCode, PublishFrame, RefreshFrame, SubscribeFrame } from '@gatehouse/protocol';
 import { retryDelay } from './admission.js';
 import { ANONYMOUS, AuthError } from './auth.js';
@@ -178,7 +187,11 @@ export class ClientProtocol implements SessionHandler {
       const held = (s.held ??= []);
       if (isBinary || held.length >= MAX_HELD_FRAMES) {
         this.d.metrics.protocolErrors.inc({ code: 'bad_request' });
-        this.closeSession(s, isBinary ? CloseCode.BadRequest : CloseCode.PolicyViolation, isBinary ? 'binary frames are not part of protocol v1' : `more than ${MAX_HELD_FRAMES} frames before connected`);
+        this.closeSession(
+          s,
+          isBinary ? CloseCode.BadRequest : CloseCode.PolicyViolation,
+          isBinary ? 'binary frames are not part of protocol v1' : `more than ${MAX_HELD_FRAMES} frames before connected`,
+        );
         return;
       }
       held.push(data);
@@ -278,7 +291,12 @@ export class ClientProtocol implements SessionHandler {
       const n = registry.userConnections(grant.user);
       if (n >= options.maxConnectionsPerUser) {
         metrics.admissionRejects.inc({ reason: 'user_limit' });
-        this.closeSession(s, CloseCode.UserConnectionLimit, `user holds ${n} connections; the limit is ${options.maxConnectionsPerUser}`, retryDelay(5));
+        this.closeSession(
+          s,
+          CloseCode.UserConnectionLimit,
+          `user holds ${n} connections; the limit is ${options.maxConnectionsPerUser}`,
+          retryDelay(5),
+        );
         return;
       }
       registry.addUser(grant.user);
@@ -342,18 +360,24 @@ export class ClientProtocol implements SessionHandler {
       return this.replyError(s, frame.id, 'bad_request', '"data" is nested too deeply');
     }
     this.started(s);
-    this.d.publisher.publish(frame.channel, data, 'client').finally(() => this.done(s)).then(
-      (pub) => {
-        if (s.state !== SessionState.Closing) {
-          this.d.hub.send(s, encodeServerFrame({ op: 'published', id: frame.id, channel: pub.channel, epoch: pub.epoch, offset: pub.offset }));
-        }
-      },
-      (err: unknown) => {
-        if (s.state === SessionState.Closing) return;
-        if (err instanceof ApiError) this.replyError(s, frame.id, err.code, err.message);
-        else this.replyError(s, frame.id, 'internal', 'publish failed');
-      },
-    );
+    this.d.publisher
+      .publish(frame.channel, data, 'client')
+      .finally(() => this.done(s))
+      .then(
+        (pub) => {
+          if (s.state !== SessionState.Closing) {
+            this.d.hub.send(
+              s,
+              encodeServerFrame({ op: 'published', id: frame.id, channel: pub.channel, epoch: pub.epoch, offset: pub.offset }),
+            );
+          }
+        },
+        (err: unknown) => {
+          if (s.state === SessionState.Closing) return;
+          if (err instanceof ApiError) this.replyError(s, frame.id, err.code, err.message);
+          else this.replyError(s, frame.id, 'internal', 'publish failed');
+        },
+      );
   }
 
   private async onRefresh(s: Session, frame: RefreshFrame): Promise<void> {

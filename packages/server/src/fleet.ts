@@ -58,7 +58,10 @@ export class FleetView {
   private ringKey = '';
 
   /** Announcements older than `expireMs` are forgotten (a node that died stops counting). */
-  constructor(private readonly expireMs: number, private readonly maxMembers = 1000) {}
+  constructor(
+    private readonly expireMs: number,
+    private readonly maxMembers = 1000,
+  ) {}
 
   /** Records an announcement. */
   hear(a: NodeAnnouncement, now = Date.now()): void {
@@ -97,7 +100,9 @@ export class FleetView {
 
   /** The node a user would prefer among the ready, non-draining nodes (rendezvous hashing). */
   preferredNode(user: string, now = Date.now()): string | undefined {
-    const names = this.list(now).filter((m) => m.ready && !m.draining).map((m) => m.node);
+    const names = this.list(now)
+      .filter((m) => m.ready && !m.draining)
+      .map((m) => m.node);
     if (names.length === 0) return undefined;
     const key = names.join('\n');
     if (key !== this.ringKey) {
@@ -167,7 +172,13 @@ export class FleetAgent {
     // times and a node would shed clients against a fleet it only half sees.
     const settled = this.upSince !== undefined && Date.now() - this.upSince >= 3 * this.d.announceIntervalMs;
     if (this.d.rebalancePerRound > 0 && me.ready && settled) {
-      const excess = this.view.excess(me.node, me.connections, this.d.rebalanceTolerance, this.d.rebalancePerRound, this.d.rebalanceMinFleetConnections);
+      const excess = this.view.excess(
+        me.node,
+        me.connections,
+        this.d.rebalanceTolerance,
+        this.d.rebalancePerRound,
+        this.d.rebalanceMinFleetConnections,
+      );
       if (excess > 0) this.d.shed(excess);
     }
   }

@@ -111,7 +111,15 @@ export class Gateway {
       historyLimit: (channel) => Math.max(1, publisher.namespace(channel)?.historySize ?? 1),
       onSlowConsumer: (s) => this.protocol.onSlowConsumer(s),
     });
-    const protocol = (this.protocol = new ClientProtocol({ options: o, hub: this.hub, registry: this.registry, verifier: this.verifier, publisher, metrics, log }));
+    const protocol = (this.protocol = new ClientProtocol({
+      options: o,
+      hub: this.hub,
+      registry: this.registry,
+      verifier: this.verifier,
+      publisher,
+      metrics,
+      log,
+    }));
     this.heartbeats = new Heartbeats({
       registry: this.registry,
       clock: deps.clock,
@@ -138,10 +146,20 @@ export class Gateway {
       self: () => this.announcement(),
       shed: (n) => this.shed(n),
     });
-    this.revocations = new Revocations({ backbone, control: this.control, verifier: this.verifier, log, closeToken: (jti) => this.closeToken(jti) });
+    this.revocations = new Revocations({
+      backbone,
+      control: this.control,
+      verifier: this.verifier,
+      log,
+      closeToken: (jti) => this.closeToken(jti),
+    });
     this.door = new WebSocketDoor(
       o,
-      { closing: () => this.closed || this.drainPromise !== undefined, connections: () => this.registry.size, pendingBytes: () => this.pendingTotal },
+      {
+        closing: () => this.closed || this.drainPromise !== undefined,
+        connections: () => this.registry.size,
+        pendingBytes: () => this.pendingTotal,
+      },
       this.lag,
       metrics,
       (transport) => protocol.accept(transport),
@@ -326,7 +344,13 @@ export class Gateway {
    */
   drain(windowMs = this.options.drainWindowMs): Promise<void> {
     this.drainPromise ??= pacedDrain(
-      { registry: this.registry, protocol: this.protocol, metrics: this.metrics, log: this.log, closeTimeoutMs: this.options.closeTimeoutMs },
+      {
+        registry: this.registry,
+        protocol: this.protocol,
+        metrics: this.metrics,
+        log: this.log,
+        closeTimeoutMs: this.options.closeTimeoutMs,
+      },
       windowMs,
     );
     return this.drainPromise;

@@ -149,7 +149,16 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
   async subscribe(s: Session, channel: string, requestId: number, since: StreamPosition | undefined): Promise<void> {
     let ch = this.channels.get(channel);
     if (!ch) {
-      ch = { name: channel, subs: new Set(), ready: Promise.resolve(), lingerTimer: undefined, epoch: '', offset: 0, resync: undefined, fillOnUp: false };
+      ch = {
+        name: channel,
+        subs: new Set(),
+        ready: Promise.resolve(),
+        lingerTimer: undefined,
+        epoch: '',
+        offset: 0,
+        resync: undefined,
+        fillOnUp: false,
+      };
       this.channels.set(channel, ch);
       const created = ch;
       ch.ready = this.o.backbone.subscribe(channel).catch((err: unknown) => {
@@ -195,7 +204,10 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
       s.recovering?.delete(channel);
       if (s.recovering?.size === 0) s.recovering = undefined;
       const replayed = replay ? hist.publications.length : 0;
-      const deliver = mergeRecovery({ epoch: hist.epoch, offset: hist.offset, publications: replayed > 0 ? hist.publications : [] }, waiting);
+      const deliver = mergeRecovery(
+        { epoch: hist.epoch, offset: hist.offset, publications: replayed > 0 ? hist.publications : [] },
+        waiting,
+      );
       const framing = s.transport.framing;
       for (let i = 0; i < deliver.length; i++) {
         const p = deliver[i] as Publication;

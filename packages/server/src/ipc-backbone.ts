@@ -112,7 +112,14 @@ export class IpcBackboneHost {
 /** Worker side: a Backbone whose state lives in the primary process. */
 export class IpcBackbone implements Backbone {
   readonly kind = 'memory';
-  readonly capabilities: BackboneCapabilities = { sequenced: true, history: true, contiguousOffsets: true, durable: false, shared: true, durableRecords: true };
+  readonly capabilities: BackboneCapabilities = {
+    sequenced: true,
+    history: true,
+    contiguousOffsets: true,
+    durable: false,
+    shared: true,
+    durableRecords: true,
+  };
   private current: BackboneState = 'connecting';
   private handler: BackboneHandler | undefined;
   private nextId = 1;

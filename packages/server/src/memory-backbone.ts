@@ -163,11 +163,7 @@ export class MemoryBackbone implements Backbone {
     if (set.size === 0) this.bus.subscribers.delete(channel);
   }
 
-  async history(
-    channel: string,
-    after: { epoch: string; offset: number } | undefined,
-    limit: number,
-  ): Promise<HistoryResult> {
+  async history(channel: string, after: { epoch: string; offset: number } | undefined, limit: number): Promise<HistoryResult> {
     let s = this.bus.streams.get(channel);
     if (!s) {
       // A channel nobody published to yet still has a stable position, so a client that
@@ -195,7 +191,10 @@ export class MemoryBackbone implements Backbone {
     if (this.current !== 'up') throw new BackboneUnavailableError(`memory backbone is ${this.current}`);
     checkControlMessage(msg);
     // A copy per send, so no receiver can change what the others see.
-    const copy: ControlMessage = msg.to === undefined ? { type: msg.type, from: msg.from, data: msg.data } : { type: msg.type, from: msg.from, to: msg.to, data: msg.data };
+    const copy: ControlMessage =
+      msg.to === undefined
+        ? { type: msg.type, from: msg.from, data: msg.data }
+        : { type: msg.type, from: msg.from, to: msg.to, data: msg.data };
     for (const b of this.bus.members) b.handler?.onControl(copy);
   }
 

@@ -126,7 +126,11 @@ export class GatewayMetrics {
       labelNames: ['reason'],
       registers,
     });
-    this.authCacheHits = new Counter({ name: 'gatehouse_auth_cache_hits_total', help: 'Tokens answered from the verified-token cache', registers });
+    this.authCacheHits = new Counter({
+      name: 'gatehouse_auth_cache_hits_total',
+      help: 'Tokens answered from the verified-token cache',
+      registers,
+    });
     this.authCacheMisses = new Counter({ name: 'gatehouse_auth_cache_misses_total', help: 'Tokens verified cryptographically', registers });
     this.authFailures = new Counter({
       name: 'gatehouse_auth_failures_total',

@@ -200,12 +200,38 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
   const rec = o as unknown as Record<string, unknown>;
   intField(rec, 'port', 0, 65535);
   for (const k of [
-    'authTimeoutMs', 'heartbeatMs', 'tokenCacheSize', 'maxPayloadBytes', 'maxFragments', 'maxQueueBytes',
-    'maxQueueMessages', 'maxSubscriptions', 'maxMessagesPerSecond', 'maxPingsPerSecond', 'maxConnections',
-    'maxConnectionsPerUser', 'connectRate', 'connectRatePerAddress', 'closeTimeoutMs', 'maxHeaderBytes',
-    'headersTimeoutMs', 'admissionLagMs', 'admissionQueueBytes', 'announceIntervalMs',
-  ]) intField(rec, k, 1);
-  for (const k of ['refreshLeadMs', 'tokenGraceMs', 'channelLingerMs', 'drainWindowMs', 'rebalancePerRound', 'rebalanceMinAgeMs', 'rebalanceMinFleetConnections']) intField(rec, k, 0);
+    'authTimeoutMs',
+    'heartbeatMs',
+    'tokenCacheSize',
+    'maxPayloadBytes',
+    'maxFragments',
+    'maxQueueBytes',
+    'maxQueueMessages',
+    'maxSubscriptions',
+    'maxMessagesPerSecond',
+    'maxPingsPerSecond',
+    'maxConnections',
+    'maxConnectionsPerUser',
+    'connectRate',
+    'connectRatePerAddress',
+    'closeTimeoutMs',
+    'maxHeaderBytes',
+    'headersTimeoutMs',
+    'admissionLagMs',
+    'admissionQueueBytes',
+    'announceIntervalMs',
+  ])
+    intField(rec, k, 1);
+  for (const k of [
+    'refreshLeadMs',
+    'tokenGraceMs',
+    'channelLingerMs',
+    'drainWindowMs',
+    'rebalancePerRound',
+    'rebalanceMinAgeMs',
+    'rebalanceMinFleetConnections',
+  ])
+    intField(rec, k, 0);
   intField(rec, 'coalesceMs', 0, 1000);
   if (typeof o.rebalanceTolerance !== 'number' || !(o.rebalanceTolerance >= 0 && o.rebalanceTolerance <= 10)) {
     throw new OptionsError(`rebalanceTolerance must be a number from 0 to 10, got ${JSON.stringify(o.rebalanceTolerance)}`);

@@ -81,7 +81,11 @@ export class Outbound {
       const q = s.queue;
       if (q.length === 0) continue;
       if (s.state !== SessionState.Closing && s.transport.writable) {
-        if (s.socketBacklog > HIGH_WATER_BYTES && s.transport.bufferedBytes > HIGH_WATER_BYTES && s.transport.whenDrained(() => this.drained(s))) {
+        if (
+          s.socketBacklog > HIGH_WATER_BYTES &&
+          s.transport.bufferedBytes > HIGH_WATER_BYTES &&
+          s.transport.whenDrained(() => this.drained(s))
+        ) {
           s.waitingDrain = true;
           continue;
         }

@@ -31,7 +31,8 @@ export function parseRevocation(v: unknown): Revocation | undefined {
   const r = v as Record<string, unknown>;
   const jti = r['jti'];
   const until = r['until'];
-  if (typeof jti === 'string' && jti.length > 0 && jti.length <= 256 && typeof until === 'number' && Number.isFinite(until)) return { jti, until };
+  if (typeof jti === 'string' && jti.length > 0 && jti.length <= 256 && typeof until === 'number' && Number.isFinite(until))
+    return { jti, until };
   return undefined;
 }
 

@@ -48,7 +48,10 @@ const APP_PING = '{"op":"ping"}';
  * which proves the path is alive) and the application ping the SDK watches (browsers cannot see
  * protocol pings), in one buffer so a beat costs one write per socket.
  */
-const HEARTBEAT_BYTES = typeof Sender?.frame === 'function' ? Buffer.concat([buildFrame(OP_PING, Buffer.alloc(0)), WS_FRAMES.message(APP_PING)]) : Buffer.alloc(0);
+const HEARTBEAT_BYTES =
+  typeof Sender?.frame === 'function'
+    ? Buffer.concat([buildFrame(OP_PING, Buffer.alloc(0)), WS_FRAMES.message(APP_PING)])
+    : Buffer.alloc(0);
 
 let fastPath: boolean | undefined;
 
@@ -91,7 +94,9 @@ function closeWithReason(this: WebSocket, code?: number, reason?: string | Buffe
   }
   plainClose.call(this, code, reason);
 }
-const plainClose = (wsModule.WebSocket as unknown as { prototype: { close(this: WebSocket, code?: number, reason?: string | Buffer): void } }).prototype.close;
+const plainClose = (
+  wsModule.WebSocket as unknown as { prototype: { close(this: WebSocket, code?: number, reason?: string | Buffer): void } }
+).prototype.close;
 
 // One set of listener functions for every connection (ws calls them with `this` = the WebSocket),
 // so a connection costs no closures here.

@@ -24,7 +24,11 @@ test('every kind of bad token is refused with 4001 and a reason that never echoe
       ['malformed', 'not-a-jwt', /malformed/],
       ['expired', await token('u', {}, -10), /expired/],
       ['wrongly signed', await token('u', {}, 60, 'another-secret-123'), /signature/],
-      ['without sub', await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(SECRET)), /sub/],
+      [
+        'without sub',
+        await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(SECRET)),
+        /sub/,
+      ],
       ['unsigned (alg none)', 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1In0.', /malformed|algorithm/],
     ];
     for (const [name, tok, reason] of cases) {
@@ -66,7 +70,10 @@ test('an unknown protocol version is a terminal 4004 that names the supported on
 test('claims decide subscribe and publish; namespaces decide anonymous access', async () => {
   const gw = await startGateway();
   try {
-    const c = await RawClient.connect(gw.port, await token('u1', { channels: ['private:mine', 'private:team:*'], publish: ['private:team:*'] }));
+    const c = await RawClient.connect(
+      gw.port,
+      await token('u1', { channels: ['private:mine', 'private:team:*'], publish: ['private:team:*'] }),
+    );
     assert.equal((await c.request({ op: 'subscribe', channel: 'private:mine' }))['op'], 'subscribed');
     assert.equal((await c.request({ op: 'subscribe', channel: 'private:team:red' }))['op'], 'subscribed');
     const denied = await c.request({ op: 'subscribe', channel: 'private:other' });
@@ -158,7 +165,7 @@ test('a token expiring while connected is asked to refresh, then closed with 400
   }
 });
 
-test('a client that refreshes stays connected past the first token\'s expiry and grace', async () => {
+test("a client that refreshes stays connected past the first token's expiry and grace", async () => {
   const { gw, clock } = await expiryGateway();
   try {
     // Both connect with one token; only `d` refreshes it. `idle` shows the jump past expiry took.
@@ -207,8 +214,15 @@ test('RS256 and ES256 tokens verify against a JWKS file', async () => {
   writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys }));
   const gw = await startGateway({ tokenSecret: undefined, jwks: join(dir, 'jwks.json'), namespaces: PRIVATE_ONLY });
   try {
-    for (const [alg, kid, key] of [['RS256', 'r1', rsa.privateKey], ['ES256', 'e1', ec.privateKey]] as const) {
-      const tok = await new SignJWT({ channels: ['private:*'] }).setProtectedHeader({ alg, kid }).setSubject('k').setExpirationTime('1h').sign(key);
+    for (const [alg, kid, key] of [
+      ['RS256', 'r1', rsa.privateKey],
+      ['ES256', 'e1', ec.privateKey],
+    ] as const) {
+      const tok = await new SignJWT({ channels: ['private:*'] })
+        .setProtectedHeader({ alg, kid })
+        .setSubject('k')
+        .setExpirationTime('1h')
+        .sign(key);
       const c = await RawClient.connect(gw.port, tok);
       assert.equal((await c.request({ op: 'subscribe', channel: 'private:x' }))['op'], 'subscribed');
       c.close();
@@ -252,7 +266,11 @@ test('a revoked token is refused on every node, and its open connections are clo
     } finally {
       await c.close();
     }
-    const bad = await fetch(`http://127.0.0.1:${a.port}/admin/revoke`, { method: 'POST', headers: { authorization: 'apikey test-api-key-0123' }, body: '{}' });
+    const bad = await fetch(`http://127.0.0.1:${a.port}/admin/revoke`, {
+      method: 'POST',
+      headers: { authorization: 'apikey test-api-key-0123' },
+      body: '{}',
+    });
     assert.equal(bad.status, 400);
     bystander.close();
   } finally {

@@ -16,17 +16,25 @@ test('a slow consumer is closed with the slow-consumer code while others keep re
     (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     const blob = 'x'.repeat(30_000);
     let sent = 0;
-    await waitFor('the slow consumer to be cut', async () => {
-      await api(gw.port, '/api/publish', { channel: 'private:firehose', data: { n: sent++, blob } });
-      const text = await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
-      return /gatehouse_slow_consumer_disconnects_total\{[^}]*\} 1/.test(text);
-    }, 30_000, 0);
+    await waitFor(
+      'the slow consumer to be cut',
+      async () => {
+        await api(gw.port, '/api/publish', { channel: 'private:firehose', data: { n: sent++, blob } });
+        const text = await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
+        return /gatehouse_slow_consumer_disconnects_total\{[^}]*\} 1/.test(text);
+      },
+      30_000,
+      0,
+    );
     (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
     const closed = await slow.waitClose(10_000);
     assert.ok(closed.code === 4300 || closed.code === 1006, `slow consumer closed with ${closed.code}`);
     // The fast client got every publication, in order.
     const got = await fast.waitPubs(sent, 'private:firehose', 10_000);
-    assert.deepEqual(got.map((p) => p['data'].n), Array.from({ length: sent }, (_, i) => i));
+    assert.deepEqual(
+      got.map((p) => p['data'].n),
+      Array.from({ length: sent }, (_, i) => i),
+    );
     assert.equal(fast.closed, undefined);
     fast.close();
   } finally {

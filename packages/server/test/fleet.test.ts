@@ -22,7 +22,10 @@ test('nodes announce themselves on the backbone and GET /admin/nodes shows the f
       const nodes = r.body.nodes as any[];
       return nodes.length === 2 && nodes.find((n) => n.node === 'node-b')?.connections === 1 ? nodes : undefined;
     });
-    assert.deepEqual(view.map((n: any) => n.node), ['node-a', 'node-b']);
+    assert.deepEqual(
+      view.map((n: any) => n.node),
+      ['node-a', 'node-b'],
+    );
     assert.ok(view.every((n: any) => n.ready === true && n.draining === false));
     assert.equal((await admin(a.port, '/admin/nodes', 'GET', null)).status, 401);
     const pref = await admin(a.port, '/admin/preferred-node?user=alice');
@@ -50,7 +53,7 @@ test('rendezvous preference moves few users when a node joins or leaves', () => 
   // Equal shares, within noise.
   const counts = new Map<string, number>();
   for (const n of after) counts.set(n as string, (counts.get(n as string) ?? 0) + 1);
-  for (const c of counts.values()) assert.ok(Math.abs(c - users.length / 11) < users.length / 11 * 0.15);
+  for (const c of counts.values()) assert.ok(Math.abs(c - users.length / 11) < (users.length / 11) * 0.15);
 });
 
 test('the slowest connections are listed by bytes waiting', async () => {
@@ -62,12 +65,17 @@ test('the slowest connections are listed by bytes waiting', async () => {
     await fast.request({ op: 'subscribe', channel: 'public:big' });
     (slow.ws as any)._socket.pause();
     const blob = 'z'.repeat(60_000);
-    const top = await waitFor('the paused client to top the list', async () => {
-      await gw.publish('public:big', JSON.stringify(blob));
-      const r = await admin(gw.port, '/admin/slowest?n=2');
-      const first = r.body.connections[0];
-      return first && first.pendingBytes > 100_000 ? r.body.connections : undefined;
-    }, 20_000, 0);
+    const top = await waitFor(
+      'the paused client to top the list',
+      async () => {
+        await gw.publish('public:big', JSON.stringify(blob));
+        const r = await admin(gw.port, '/admin/slowest?n=2');
+        const first = r.body.connections[0];
+        return first && first.pendingBytes > 100_000 ? r.body.connections : undefined;
+      },
+      20_000,
+      0,
+    );
     assert.equal(top.length, 2);
     assert.ok(top[0].pendingBytes >= top[1].pendingBytes);
     assert.equal((await admin(gw.port, '/admin/slowest?n=0')).status, 400);
@@ -95,7 +103,13 @@ test('POST /admin/drain drains the node like SIGTERM', async () => {
 
 test('a node holding clearly more than its share hands the excess to the fleet, slowly', async () => {
   const bus = new MemoryBus();
-  const opts = { announceIntervalMs: 100, rebalanceTolerance: 0.2, rebalancePerRound: 3, rebalanceMinAgeMs: 0, rebalanceMinFleetConnections: 0 };
+  const opts = {
+    announceIntervalMs: 100,
+    rebalanceTolerance: 0.2,
+    rebalancePerRound: 3,
+    rebalanceMinAgeMs: 0,
+    rebalanceMinFleetConnections: 0,
+  };
   const a = await startGateway({ nodeId: 'old', ...opts }, { backbone: new MemoryBackbone({ bus }) });
   const clients = await Promise.all(Array.from({ length: 20 }, () => RawClient.connect(a.port)));
   const b = await startGateway({ nodeId: 'new', ...opts }, { backbone: new MemoryBackbone({ bus }) });
@@ -120,13 +134,18 @@ test('a node holding clearly more than its share hands the excess to the fleet, 
 test('adaptive admission refuses while the event loop lags or queues are full, with a retry delay', async () => {
   const lagging = await startGateway({ admissionLagMs: 1 });
   try {
-    const closed = await waitFor('a refusal for event-loop lag', async () => {
-      const c = await RawClient.open(lagging.port);
-      c.send({ op: 'connect', id: 1, v: 1 });
-      const r = await waitFor('an answer', () => c.closed ?? c.frames.find((f) => f['op'] === 'connected'));
-      c.close();
-      return 'code' in r ? r : undefined;
-    }, 10_000, 100);
+    const closed = await waitFor(
+      'a refusal for event-loop lag',
+      async () => {
+        const c = await RawClient.open(lagging.port);
+        c.send({ op: 'connect', id: 1, v: 1 });
+        const r = await waitFor('an answer', () => c.closed ?? c.frames.find((f) => f['op'] === 'connected'));
+        c.close();
+        return 'code' in r ? r : undefined;
+      },
+      10_000,
+      100,
+    );
     assert.equal(closed.code, 4100);
     assert.match(closed.reason, /event_loop_lag/);
     assert.ok((parseRetryHint(closed.reason) ?? 0) >= 1000);
@@ -138,14 +157,19 @@ test('adaptive admission refuses while the event loop lags or queues are full, w
     const slow = await RawClient.connect(queued.port);
     await slow.request({ op: 'subscribe', channel: 'public:q' });
     (slow.ws as any)._socket.pause();
-    const closed = await waitFor('a refusal for queue pressure', async () => {
-      await queued.publish('public:q', JSON.stringify('q'.repeat(60_000)));
-      const c = await RawClient.open(queued.port);
-      c.send({ op: 'connect', id: 1, v: 1 });
-      const r = await waitFor('an answer', () => c.closed ?? c.frames.find((f) => f['op'] === 'connected'));
-      c.close();
-      return 'code' in r ? r : undefined;
-    }, 20_000, 20);
+    const closed = await waitFor(
+      'a refusal for queue pressure',
+      async () => {
+        await queued.publish('public:q', JSON.stringify('q'.repeat(60_000)));
+        const c = await RawClient.open(queued.port);
+        c.send({ op: 'connect', id: 1, v: 1 });
+        const r = await waitFor('an answer', () => c.closed ?? c.frames.find((f) => f['op'] === 'connected'));
+        c.close();
+        return 'code' in r ? r : undefined;
+      },
+      20_000,
+      20,
+    );
     assert.equal(closed.code, 4100);
     assert.match(closed.reason, /queue_pressure/);
     const text = await (await fetch(`http://127.0.0.1:${queued.port}/metrics`)).text();

@@ -91,7 +91,11 @@ export class RawClient {
   async request(frame: Frame, timeoutMs = 5000): Promise<Frame> {
     const id = this.nextId++;
     this.send({ ...frame, id });
-    return waitFor(`reply to ${frame['op']} #${id}`, () => this.frames.find((f) => f['id'] === id) ?? (this.closed ? { op: 'closed', ...this.closed } : undefined), timeoutMs);
+    return waitFor(
+      `reply to ${frame['op']} #${id}`,
+      () => this.frames.find((f) => f['id'] === id) ?? (this.closed ? { op: 'closed', ...this.closed } : undefined),
+      timeoutMs,
+    );
   }
 
   /** Publications received on `channel`, in arrival order. */
@@ -100,10 +104,14 @@ export class RawClient {
   }
 
   async waitPubs(n: number, channel?: string, timeoutMs = 5000): Promise<Frame[]> {
-    return waitFor(`${n} publications on ${channel ?? 'any channel'} (have ${this.pubs(channel).length})`, () => {
-      const p = this.pubs(channel);
-      return p.length >= n ? p : undefined;
-    }, timeoutMs);
+    return waitFor(
+      `${n} publications on ${channel ?? 'any channel'} (have ${this.pubs(channel).length})`,
+      () => {
+        const p = this.pubs(channel);
+        return p.length >= n ? p : undefined;
+      },
+      timeoutMs,
+    );
   }
 
   async waitClose(timeoutMs = 5000): Promise<{ code: number; reason: string }> {

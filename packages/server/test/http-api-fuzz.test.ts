@@ -24,7 +24,12 @@ after(async () => {
 });
 
 /** Sends one request and checks the answer is one of the defined outcomes. */
-async function check(path: string, body: string | Uint8Array, authorization: string | undefined, contentType = 'application/json'): Promise<number> {
+async function check(
+  path: string,
+  body: string | Uint8Array,
+  authorization: string | undefined,
+  contentType = 'application/json',
+): Promise<number> {
   const headers: Record<string, string> = { 'content-type': contentType };
   if (authorization !== undefined) headers['authorization'] = authorization;
   const res = await fetch(`http://127.0.0.1:${gw.port}${path}`, { method: 'POST', headers, body });
@@ -82,36 +87,60 @@ function mutate(text: string, edits: { at: number; op: number; ch: string }[]): 
   }
   return s;
 }
-const edits = fc.array(fc.record({ at: fc.nat(), op: fc.integer({ min: 0, max: 2 }), ch: fc.constantFrom('{', '}', '"', ',', ':', '[', ']', '\\', '\u0000', 'é', '\ud800', '1', 'e', ' ') }), {
-  minLength: 1,
-  maxLength: 6,
-});
+const edits = fc.array(
+  fc.record({
+    at: fc.nat(),
+    op: fc.integer({ min: 0, max: 2 }),
+    ch: fc.constantFrom('{', '}', '"', ',', ':', '[', ']', '\\', '\u0000', 'é', '\ud800', '1', 'e', ' '),
+  }),
+  {
+    minLength: 1,
+    maxLength: 6,
+  },
+);
 const mutatedBody = fc.tuple(fc.oneof(validBody, hostileObject), edits).map(([t, e]) => mutate(t, e));
 const authorization = fc.oneof(
   fc.constant(`apikey ${API_KEY}`),
   fc.constant(`apikey ${LIMITED_KEY}`),
   fc.constant(undefined),
-  fc.constantFrom('apikey', 'apikey ', `Bearer ${API_KEY}`, `APIKEY ${API_KEY}`, `apikey  ${API_KEY}`, `apikey ${API_KEY} extra`, `apikey ${'k'.repeat(5000)}`),
+  fc.constantFrom(
+    'apikey',
+    'apikey ',
+    `Bearer ${API_KEY}`,
+    `APIKEY ${API_KEY}`,
+    `apikey  ${API_KEY}`,
+    `apikey ${API_KEY} extra`,
+    `apikey ${'k'.repeat(5000)}`,
+  ),
   fc.string({ maxLength: 40 }).map((s) => `apikey ${s}`),
 );
 
 describe('HTTP publish API under random and mutated input', () => {
   test('random text bodies get a defined answer, never a 500', async () => {
-    await fc.assert(fc.asyncProperty(fc.string({ unit: 'binary', maxLength: 200 }), async (body) => {
-      await check('/api/publish', body, `apikey ${API_KEY}`);
-    }), { numRuns: RUNS });
+    await fc.assert(
+      fc.asyncProperty(fc.string({ unit: 'binary', maxLength: 200 }), async (body) => {
+        await check('/api/publish', body, `apikey ${API_KEY}`);
+      }),
+      { numRuns: RUNS },
+    );
   });
 
   test('random JSON values get a defined answer, never a 500', async () => {
-    await fc.assert(fc.asyncProperty(fc.json({ maxDepth: 5 }), fc.constantFrom('/api/publish', '/api/broadcast'), async (body, path) => {
-      await check(path, body, `apikey ${API_KEY}`);
-    }), { numRuns: RUNS });
+    await fc.assert(
+      fc.asyncProperty(fc.json({ maxDepth: 5 }), fc.constantFrom('/api/publish', '/api/broadcast'), async (body, path) => {
+        await check(path, body, `apikey ${API_KEY}`);
+      }),
+      { numRuns: RUNS },
+    );
   });
 
   test('random bytes (invalid UTF-8 included) get a defined answer, never a 500', async () => {
-    await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), async (body) => {
-      await check('/api/publish', body, `apikey ${API_KEY}`);
-    }), { numRuns: RUNS });
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), async (body) => {
+        await check('/api/publish', body, `apikey ${API_KEY}`);
+      }),
+      { numRuns: RUNS },
+    );
   });
 
   test('mutated valid bodies, hostile keys, deep nesting and huge numbers with random keys get a defined answer; prototypes stay clean', async () => {
@@ -123,19 +152,25 @@ describe('HTTP publish API under random and mutated input', () => {
       { weight: 1, arbitrary: validBody },
     );
     const statuses = new Set<number>();
-    await fc.assert(fc.asyncProperty(body, authorization, fc.constantFrom('/api/publish', '/api/broadcast'), async (b, auth, path) => {
-      const text = path === '/api/broadcast' ? b.replace('"channel":', '"channels":') : b;
-      statuses.add(await check(path, text, auth));
-    }), { numRuns: RUNS * 2 });
+    await fc.assert(
+      fc.asyncProperty(body, authorization, fc.constantFrom('/api/publish', '/api/broadcast'), async (b, auth, path) => {
+        const text = path === '/api/broadcast' ? b.replace('"channel":', '"channels":') : b;
+        statuses.add(await check(path, text, auth));
+      }),
+      { numRuns: RUNS * 2 },
+    );
     assertPrototypesClean();
     // The run reached both sides: accepted publications and refusals.
     assert.ok(statuses.has(200) && statuses.size > 2, `statuses seen: ${[...statuses]}`);
   });
 
   test('broadcast bodies with random channel lists get a defined answer', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(channel, { maxLength: 8 }), fc.jsonValue({ maxDepth: 3 }), authorization, async (channels, data, auth) => {
-      await check('/api/broadcast', JSON.stringify({ channels, data }), auth);
-    }), { numRuns: RUNS });
+    await fc.assert(
+      fc.asyncProperty(fc.array(channel, { maxLength: 8 }), fc.jsonValue({ maxDepth: 3 }), authorization, async (channels, data, auth) => {
+        await check('/api/broadcast', JSON.stringify({ channels, data }), auth);
+      }),
+      { numRuns: RUNS },
+    );
     assertPrototypesClean();
   });
 

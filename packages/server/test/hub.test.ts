@@ -445,32 +445,26 @@ test('the resync buffer is bounded: past its limit the hole is reported at once 
   assert.deepEqual(x.t.offsets(CH), range(3, published + 1));
 });
 
-test(
-  'the publication that overflows the resync buffer is delivered after what waited, without waiting for a newer one',
-  async () => {
-    const { x, published } = await overflowResync();
-    const delivered = x.t.offsets(CH);
-    assert.equal(delivered[delivered.length - 1], published, `publication ${published} overflowed the buffer and was not delivered`);
-  },
-);
+test('the publication that overflows the resync buffer is delivered after what waited, without waiting for a newer one', async () => {
+  const { x, published } = await overflowResync();
+  const delivered = x.t.offsets(CH);
+  assert.equal(delivered[delivered.length - 1], published, `publication ${published} overflowed the buffer and was not delivered`);
+});
 
-test(
-  'on a backbone without contiguous offsets, the publication that overflows the resync buffer after an outage is not lost',
-  async () => {
-    const { h, x, bb } = await oneSubscriber(new ScriptedBackbone({ contiguousOffsets: false }));
-    await firstDelivered(h, x);
-    bb.setState('down');
-    await h.publishMany(1); // 2: missed during the outage
-    bb.hold = gate().promise; // the fill after the outage never answers
-    bb.setState('up');
-    x.t.clearWrites();
-    const overflowed = await publishUntilQueued(h, x, 3);
-    await bb.publish(CH, 'null', KEEP);
-    await waitFor('the publication after the overflow', () => x.t.offsets(CH).includes(overflowed + 1));
-    await turn();
-    assert.ok(x.t.offsets(CH).includes(overflowed), `publication ${overflowed} was dropped without a gap after it`);
-  },
-);
+test('on a backbone without contiguous offsets, the publication that overflows the resync buffer after an outage is not lost', async () => {
+  const { h, x, bb } = await oneSubscriber(new ScriptedBackbone({ contiguousOffsets: false }));
+  await firstDelivered(h, x);
+  bb.setState('down');
+  await h.publishMany(1); // 2: missed during the outage
+  bb.hold = gate().promise; // the fill after the outage never answers
+  bb.setState('up');
+  x.t.clearWrites();
+  const overflowed = await publishUntilQueued(h, x, 3);
+  await bb.publish(CH, 'null', KEEP);
+  await waitFor('the publication after the overflow', () => x.t.offsets(CH).includes(overflowed + 1));
+  await turn();
+  assert.ok(x.t.offsets(CH).includes(overflowed), `publication ${overflowed} was dropped without a gap after it`);
+});
 
 test('a new epoch is reported as an epoch gap, and delivery continues in it', async () => {
   const bb = new MemoryBackbone();
@@ -569,19 +563,16 @@ test('a recovering session whose waiting publications pass the message cap is cl
   assert.equal(x.t.writes.length, 0, 'neither the reply nor the replay is written to it');
 });
 
-test(
-  'a recovering session that is closing is not reported again and its waiting list stops growing',
-  async () => {
-    const h = await Harness.start(new ScriptedBackbone(), { maxQueueMessages: 3 });
-    const x = await recoveringSession(h);
-    await h.publishMany(10);
-    const waiting = x.s.recovering?.get(CH)?.length ?? 0;
-    x.open();
-    await x.subscribing;
-    assert.equal(h.slow.length, 1, `reported ${h.slow.length} times`);
-    assert.ok(waiting <= 4, `${waiting} publications held for a session that is closing`);
-  },
-);
+test('a recovering session that is closing is not reported again and its waiting list stops growing', async () => {
+  const h = await Harness.start(new ScriptedBackbone(), { maxQueueMessages: 3 });
+  const x = await recoveringSession(h);
+  await h.publishMany(10);
+  const waiting = x.s.recovering?.get(CH)?.length ?? 0;
+  x.open();
+  await x.subscribing;
+  assert.equal(h.slow.length, 1, `reported ${h.slow.length} times`);
+  assert.ok(waiting <= 4, `${waiting} publications held for a session that is closing`);
+});
 
 // ---- recovery ----
 

@@ -26,8 +26,14 @@ test('a resubscribe with the last position gets exactly the missed publications,
     assert.equal(reply['offset'], 7);
     await api(gw.port, '/api/publish', { channel: 'private:doc', data: { i: 8 } });
     const got = await b.waitPubs(5, 'private:doc');
-    assert.deepEqual(got.map((p) => p['data'].i), [4, 5, 6, 7, 8]);
-    assert.deepEqual(got.map((p) => p['offset']), [4, 5, 6, 7, 8]);
+    assert.deepEqual(
+      got.map((p) => p['data'].i),
+      [4, 5, 6, 7, 8],
+    );
+    assert.deepEqual(
+      got.map((p) => p['offset']),
+      [4, 5, 6, 7, 8],
+    );
     // The subscribed reply comes before the replay.
     const order = b.frames.filter((f) => f['op'] === 'subscribed' || f['op'] === 'pub').map((f) => f['op']);
     assert.equal(order[0], 'subscribed');
@@ -47,13 +53,18 @@ test('publications racing a recovery are delivered once, after the replay', asyn
     const c = await RawClient.connect(gw.port, tok);
     // Subscribe and publish concurrently: live publications arrive while history is read.
     const subscribing = c.request({ op: 'subscribe', channel: 'private:race', since: { epoch, offset: 1 } });
-    const publishing = Promise.all(Array.from({ length: 20 }, (_, k) => api(gw.port, '/api/publish', { channel: 'private:race', data: 21 + k })));
+    const publishing = Promise.all(
+      Array.from({ length: 20 }, (_, k) => api(gw.port, '/api/publish', { channel: 'private:race', data: 21 + k })),
+    );
     const reply = await subscribing;
     await publishing;
     assert.equal(reply['recovered'], true);
     const got = await c.waitPubs(40, 'private:race');
     const offsets = got.map((p) => p['offset']);
-    assert.deepEqual(offsets, Array.from({ length: 40 }, (_, k) => k + 2));
+    assert.deepEqual(
+      offsets,
+      Array.from({ length: 40 }, (_, k) => k + 2),
+    );
     c.close();
   } finally {
     await gw.close();
@@ -61,7 +72,9 @@ test('publications racing a recovery are delivered once, after the replay', asyn
 });
 
 test('recovery that history cannot cover is reported, never a silent gap', async () => {
-  const gw = await startGateway({ namespaces: { private: { historySize: 3, historyTtlSeconds: 60, anonymous: false, subscribe: 'claims' } } });
+  const gw = await startGateway({
+    namespaces: { private: { historySize: 3, historyTtlSeconds: 60, anonymous: false, subscribe: 'claims' } },
+  });
   try {
     const tok = await sub(['private:*']);
     let epoch = '';
@@ -81,7 +94,10 @@ test('recovery that history cannot cover is reported, never a silent gap', async
     const within = await c.request({ op: 'subscribe', channel: 'private:short', since: { epoch, offset: 8 } });
     assert.equal(within['recovered'], true);
     const got = await c.waitPubs(2, 'private:short');
-    assert.deepEqual(got.map((p) => p['offset']), [9, 10]);
+    assert.deepEqual(
+      got.map((p) => p['offset']),
+      [9, 10],
+    );
     c.close();
   } finally {
     await gw.close();
@@ -89,7 +105,9 @@ test('recovery that history cannot cover is reported, never a silent gap', async
 });
 
 test('history expires after the namespace TTL', async () => {
-  const gw = await startGateway({ namespaces: { private: { historySize: 100, historyTtlSeconds: 1, anonymous: false, subscribe: 'claims' } } });
+  const gw = await startGateway({
+    namespaces: { private: { historySize: 100, historyTtlSeconds: 1, anonymous: false, subscribe: 'claims' } },
+  });
   try {
     const tok = await sub(['private:*']);
     const before = Date.now();

@@ -28,7 +28,10 @@ test('a revocation is kept as a fleet record, and a node started later refuses t
     await probe.start({ onPublication: () => {}, onStateChange: () => {}, onControl: () => {} });
     const records = await probe.records(REVOCATION_RECORDS);
     await probe.close();
-    assert.deepEqual(records.map((r) => r.key), ['kept-1']);
+    assert.deepEqual(
+      records.map((r) => r.key),
+      ['kept-1'],
+    );
     // Node a is gone before the new node starts: only the record can tell it.
     await a.close();
     const later = await startGateway({}, { backbone: new MemoryBackbone({ bus }) });

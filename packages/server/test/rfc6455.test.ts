@@ -42,14 +42,20 @@ async function open(): Promise<RawWs> {
 
 /** Waits for the protocol reply to request `id` (proof the message arrived whole). */
 async function replied(ws: RawWs, id: number): Promise<void> {
-  const r = await waitFor(`the reply to request ${id}`, () => ws.json().find((f) => f['id'] === id) ?? (ws.closeFrame ? { closed: ws.closeFrame.code } : undefined));
+  const r = await waitFor(
+    `the reply to request ${id}`,
+    () => ws.json().find((f) => f['id'] === id) ?? (ws.closeFrame ? { closed: ws.closeFrame.code } : undefined),
+  );
   assert.equal(r['op'], 'error', JSON.stringify(r));
   assert.equal(r['code'], 'not_subscribed', JSON.stringify(r));
 }
 
 /** Waits for the server's "binary frames are not part of protocol v1" reply number `n`. */
 async function binaryRefused(ws: RawWs, n = 1): Promise<void> {
-  await waitFor(`${n} binary refusal(s)`, () => ws.json().filter((f) => f['code'] === 'bad_request' && /binary/.test(f['message'])).length >= n || ws.closeFrame);
+  await waitFor(
+    `${n} binary refusal(s)`,
+    () => ws.json().filter((f) => f['code'] === 'bad_request' && /binary/.test(f['message'])).length >= n || ws.closeFrame,
+  );
   assert.equal(ws.closeFrame, undefined);
 }
 
@@ -63,7 +69,10 @@ async function fails(ws: RawWs, code: number): Promise<void> {
 
 /** Common end: no server frame was masked (RFC 6455 5.1), and nothing followed its close frame (5.5.1). */
 function done(ws: RawWs): void {
-  assert.ok(ws.frames.every((f) => !f.masked), 'a server frame was masked');
+  assert.ok(
+    ws.frames.every((f) => !f.masked),
+    'a server frame was masked',
+  );
   const closeAt = ws.frames.findIndex((f) => f.opcode === Op.Close);
   if (closeAt >= 0) assert.equal(ws.frames.length, closeAt + 1, `${ws.frames.length - closeAt - 1} frame(s) after the close frame`);
   ws.destroy();
@@ -80,7 +89,15 @@ async function send(ws: RawWs, frames: FrameSpec[], chop = false): Promise<void>
 }
 
 describe('RFC 6455 1: framing', () => {
-  for (const [n, size] of [[1, 0], [2, 125], [3, 126], [4, 127], [5, 128], [6, 65535], [7, 65536]] as const) {
+  for (const [n, size] of [
+    [1, 0],
+    [2, 125],
+    [3, 126],
+    [4, 127],
+    [5, 128],
+    [6, 65535],
+    [7, 65536],
+  ] as const) {
     test(`1.1.${n}: a text message of ${size} bytes arrives whole (${size < 126 ? '7-bit' : size < 65536 ? '16-bit' : '64-bit'} length)`, async () => {
       const ws = await open();
       if (size === 0) {
@@ -103,7 +120,15 @@ describe('RFC 6455 1: framing', () => {
     await replied(ws, r.id);
     done(ws);
   });
-  for (const [n, size] of [[1, 0], [2, 125], [3, 126], [4, 127], [5, 128], [6, 65535], [7, 65536]] as const) {
+  for (const [n, size] of [
+    [1, 0],
+    [2, 125],
+    [3, 126],
+    [4, 127],
+    [5, 128],
+    [6, 65535],
+    [7, 65536],
+  ] as const) {
     test(`1.2.${n}: a binary message of ${size} bytes is read whole and refused by the protocol, not the framing`, async () => {
       const ws = await open();
       ws.sendFrame({ opcode: Op.Binary, payload: Buffer.alloc(size, 0xfe) });
@@ -153,15 +178,25 @@ describe('RFC 6455 2: ping/pong', () => {
     await replied(ws, r.id);
     done(ws);
   });
-  for (const [n, chop] of [[10, false], [11, true]] as const) {
+  for (const [n, chop] of [
+    [10, false],
+    [11, true],
+  ] as const) {
     test(`2.${n}: ten pings in a row${chop ? ', written byte by byte,' : ''} get ten pongs in order (the rate limit allows ten a second)`, async () => {
       const ws = await open();
-      await send(ws, Array.from({ length: 10 }, (_, i) => ({ opcode: Op.Ping, payload: `ping-${i}` })), chop);
+      await send(
+        ws,
+        Array.from({ length: 10 }, (_, i) => ({ opcode: Op.Ping, payload: `ping-${i}` })),
+        chop,
+      );
       const pongs = await waitFor('ten pongs', () => {
         const p = ws.frames.filter((f) => f.opcode === Op.Pong);
         return p.length >= 10 ? p : undefined;
       });
-      assert.deepEqual(pongs.map((p) => p.payload.toString()), Array.from({ length: 10 }, (_, i) => `ping-${i}`));
+      assert.deepEqual(
+        pongs.map((p) => p.payload.toString()),
+        Array.from({ length: 10 }, (_, i) => `ping-${i}`),
+      );
       done(ws);
     });
   }
@@ -212,19 +247,35 @@ describe('RFC 6455 4: opcodes', () => {
 describe('RFC 6455 5: fragmentation', () => {
   test('5.1: a fragmented ping fails the connection with 1002', async () => {
     const ws = await open();
-    await send(ws, [{ opcode: Op.Ping, payload: 'frag', fin: false }, { opcode: Op.Continuation, payload: 'ment' }]);
+    await send(ws, [
+      { opcode: Op.Ping, payload: 'frag', fin: false },
+      { opcode: Op.Continuation, payload: 'ment' },
+    ]);
     await fails(ws, 1002);
   });
   test('5.2: a fragmented pong fails the connection with 1002', async () => {
     const ws = await open();
-    await send(ws, [{ opcode: Op.Pong, payload: 'frag', fin: false }, { opcode: Op.Continuation, payload: 'ment' }]);
+    await send(ws, [
+      { opcode: Op.Pong, payload: 'frag', fin: false },
+      { opcode: Op.Continuation, payload: 'ment' },
+    ]);
     await fails(ws, 1002);
   });
-  for (const [n, chop] of [[3, false], [4, true]] as const) {
+  for (const [n, chop] of [
+    [3, false],
+    [4, true],
+  ] as const) {
     test(`5.${n}: a text message in two fragments${chop ? ', written byte by byte,' : ''} arrives whole`, async () => {
       const ws = await open();
       const r = request(200);
-      await send(ws, [{ opcode: Op.Text, payload: r.text.subarray(0, 90), fin: false }, { opcode: Op.Continuation, payload: r.text.subarray(90) }], chop);
+      await send(
+        ws,
+        [
+          { opcode: Op.Text, payload: r.text.subarray(0, 90), fin: false },
+          { opcode: Op.Continuation, payload: r.text.subarray(90) },
+        ],
+        chop,
+      );
       await replied(ws, r.id);
       done(ws);
     });
@@ -245,7 +296,10 @@ describe('RFC 6455 5: fragmentation', () => {
   });
   test('5.9: a final continuation without a start fails the connection with 1002', async () => {
     const ws = await open();
-    await send(ws, [{ opcode: Op.Continuation, payload: 'orphan' }, { opcode: Op.Text, payload: request().text }]);
+    await send(ws, [
+      { opcode: Op.Continuation, payload: 'orphan' },
+      { opcode: Op.Text, payload: request().text },
+    ]);
     await fails(ws, 1002);
   });
   test('5.12: a non-final continuation without a start fails the connection with 1002', async () => {
@@ -264,7 +318,10 @@ describe('RFC 6455 5: fragmentation', () => {
   });
   test('5.18: two text starts in a row fail the connection with 1002', async () => {
     const ws = await open();
-    await send(ws, [{ opcode: Op.Text, payload: '{', fin: false }, { opcode: Op.Text, payload: '}', fin: false }]);
+    await send(ws, [
+      { opcode: Op.Text, payload: '{', fin: false },
+      { opcode: Op.Text, payload: '}', fin: false },
+    ]);
     await fails(ws, 1002);
   });
   test('5.19: a text message in five fragments with pings between them gets every pong and arrives whole', async () => {
@@ -277,7 +334,10 @@ describe('RFC 6455 5: fragmentation', () => {
     }
     await send(ws, frames);
     await replied(ws, r.id);
-    assert.deepEqual(ws.frames.filter((f) => f.opcode === Op.Pong).map((f) => f.payload.toString()), ['p0', 'p1', 'p2', 'p3']);
+    assert.deepEqual(
+      ws.frames.filter((f) => f.opcode === Op.Pong).map((f) => f.payload.toString()),
+      ['p0', 'p1', 'p2', 'p3'],
+    );
     done(ws);
   });
   test('5.20: an empty final continuation completes a message', async () => {
@@ -354,7 +414,10 @@ describe('RFC 6455 7: close handling', () => {
     // once per tick); what must hold is the echo, and no frame after it.
     const ws = await open();
     const r = request();
-    await send(ws, [{ opcode: Op.Text, payload: r.text }, { opcode: Op.Close, payload: closeBody(1000) }]);
+    await send(ws, [
+      { opcode: Op.Text, payload: r.text },
+      { opcode: Op.Close, payload: closeBody(1000) },
+    ]);
     assert.equal((await ws.waitClose()).code, 1000);
     await ws.waitEnded();
     done(ws);
@@ -378,7 +441,12 @@ describe('RFC 6455 7: close handling', () => {
     try {
       // Fill the kernel buffers so that the server's close echo has to queue behind a backlog.
       // More than a tick's worth of queue: the kernel buffers are full and the socket holds a backlog.
-      await waitFor('a server-side backlog', async () => metricValue(await gw.metrics.registry.metrics(), 'gatehouse_outbound_queue_max_bytes') > 1024 * 1024, 10_000, 20);
+      await waitFor(
+        'a server-side backlog',
+        async () => metricValue(await gw.metrics.registry.metrics(), 'gatehouse_outbound_queue_max_bytes') > 1024 * 1024,
+        10_000,
+        20,
+      );
       ws.sendFrame({ opcode: Op.Close, payload: closeBody(1000) });
       // The close frame was in the server's receive buffer before this probe connected, so once
       // the probe's request is answered the server has read the close. Publications must then
@@ -427,7 +495,11 @@ describe('RFC 6455 7: close handling', () => {
     ws.sendFrame({ opcode: Op.Close, payload: Buffer.from([0x03]) });
     await fails(ws, 1002);
   });
-  for (const [n, reason] of [[3, ''], [4, 'Hello World!'], [5, 'x'.repeat(123)]] as const) {
+  for (const [n, reason] of [
+    [3, ''],
+    [4, 'Hello World!'],
+    [5, 'x'.repeat(123)],
+  ] as const) {
     test(`7.3.${n}: a close 1000 with a ${reason.length}-byte reason is echoed with 1000`, async () => {
       const ws = await open();
       ws.sendFrame({ opcode: Op.Close, payload: closeBody(1000, reason) });
@@ -466,7 +538,10 @@ describe('RFC 6455 7: close handling', () => {
       await fails(ws, 1002);
     });
   }
-  for (const [n, code] of [[1, 5000], [2, 65535]] as const) {
+  for (const [n, code] of [
+    [1, 5000],
+    [2, 65535],
+  ] as const) {
     test(`7.13.${n}: a close with out-of-range code ${code} fails the connection with 1002`, async () => {
       const ws = await open();
       ws.sendFrame({ opcode: Op.Close, payload: closeBody(code) });
@@ -502,7 +577,12 @@ describe('RFC 6455 9: limits (as configured: 64 KiB payload, 64 fragments)', () 
     ws.sendFrame({ opcode: Op.Binary, payload: Buffer.alloc(100_000) });
     await fails(ws, 1009);
   });
-  for (const [n, fragment] of [[1, 1024], [2, 4096], [3, 16384], [4, 65536]] as const) {
+  for (const [n, fragment] of [
+    [1, 1024],
+    [2, 4096],
+    [3, 16384],
+    [4, 65536],
+  ] as const) {
     test(`9.4.${n}: a 64 KiB text message in ${65536 / fragment} fragment(s) of ${fragment} bytes is accepted`, async () => {
       const ws = await open();
       const r = request(65536);
@@ -519,7 +599,8 @@ describe('RFC 6455 9: limits (as configured: 64 KiB payload, 64 fragments)', () 
     const ws = await open();
     const r = request(6500);
     const frames: FrameSpec[] = [];
-    for (let i = 0; i < 65; i++) frames.push({ opcode: i === 0 ? Op.Text : Op.Continuation, payload: r.text.subarray(i * 100, (i + 1) * 100), fin: i === 64 });
+    for (let i = 0; i < 65; i++)
+      frames.push({ opcode: i === 0 ? Op.Text : Op.Continuation, payload: r.text.subarray(i * 100, (i + 1) * 100), fin: i === 64 });
     await send(ws, frames);
     await fails(ws, 1008);
   });
@@ -529,7 +610,13 @@ describe('RFC 6455 9: limits (as configured: 64 KiB payload, 64 fragments)', () 
     ws.write(Buffer.concat(rs.map((r) => encodeFrame({ opcode: Op.Text, payload: r.text }))));
     await replied(ws, (rs.at(-1) as { id: number }).id);
     const ids = new Set(rs.map((r) => r.id));
-    assert.deepEqual(ws.json().filter((f) => ids.has(f['id'])).map((f) => f['id']), rs.map((r) => r.id));
+    assert.deepEqual(
+      ws
+        .json()
+        .filter((f) => ids.has(f['id']))
+        .map((f) => f['id']),
+      rs.map((r) => r.id),
+    );
     done(ws);
   });
 });

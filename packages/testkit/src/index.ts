@@ -23,11 +23,7 @@ export async function waitFor<T>(
 }
 
 /** Resolves with the arguments of the next `event`, or rejects after `timeoutMs`. */
-export function nextEvent<T extends unknown[] = unknown[]>(
-  emitter: EventEmitter,
-  event: string,
-  timeoutMs = 10_000,
-): Promise<T> {
+export function nextEvent<T extends unknown[] = unknown[]>(emitter: EventEmitter, event: string, timeoutMs = 10_000): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       emitter.off(event, on);
@@ -86,8 +82,14 @@ export const START_SERVICES = 'scripts/services.sh start';
  * so CI fails loudly instead of skipping. Skips are appended to `GATEHOUSE_SKIP_LOG` so the runner
  * can list them at the end.
  */
-export async function serviceSkipReason(service: keyof typeof SERVICES | 'nginx' | 'haproxy' | 'chromium' | 'prometheus', suite: string, probe?: () => Promise<boolean>): Promise<string | undefined> {
-  const ok = probe ? await probe() : await tcpReachable(SERVICES[service as keyof typeof SERVICES].host, SERVICES[service as keyof typeof SERVICES].port);
+export async function serviceSkipReason(
+  service: keyof typeof SERVICES | 'nginx' | 'haproxy' | 'chromium' | 'prometheus',
+  suite: string,
+  probe?: () => Promise<boolean>,
+): Promise<string | undefined> {
+  const ok = probe
+    ? await probe()
+    : await tcpReachable(SERVICES[service as keyof typeof SERVICES].host, SERVICES[service as keyof typeof SERVICES].port);
   if (ok) return undefined;
   const reason = `${suite}: ${service} is not available (start it with: ${START_SERVICES})`;
   if (process.env['GATEHOUSE_REQUIRE_SERVICES'] === '1') {

@@ -20,7 +20,8 @@ const LOG4J = join(ROOT, 'scripts', 'kafka', 'log4j2.properties');
 
 /** Why a private broker cannot start here, or undefined when it can. */
 export function privateKafkaUnavailable(): string | undefined {
-  if (!existsSync(join(LIB, '.pom.sha256')) || !existsSync(TEMPLATE)) return `the Kafka classpath is missing (${LIB}); run scripts/services.sh start`;
+  if (!existsSync(join(LIB, '.pom.sha256')) || !existsSync(TEMPLATE))
+    return `the Kafka classpath is missing (${LIB}); run scripts/services.sh start`;
   return spawnSync('java', ['-version'], { stdio: 'ignore' }).status === 0 ? undefined : 'java is not installed';
 }
 
@@ -59,7 +60,10 @@ export class PrivateKafka {
     writeFileSync(
       config,
       readFileSync(TEMPLATE, 'utf8')
-        .replaceAll('advertised.listeners=PLAINTEXT://127.0.0.1:9092', `advertised.listeners=PLAINTEXT://127.0.0.1:${options.advertisedPort ?? port}`)
+        .replaceAll(
+          'advertised.listeners=PLAINTEXT://127.0.0.1:9092',
+          `advertised.listeners=PLAINTEXT://127.0.0.1:${options.advertisedPort ?? port}`,
+        )
         .replaceAll('127.0.0.1:9092', `127.0.0.1:${port}`)
         .replaceAll('127.0.0.1:9093', `127.0.0.1:${controller}`)
         .replaceAll('@DATA_DIR@', join(dir, 'data')),
@@ -68,7 +72,16 @@ export class PrivateKafka {
     // in 64 starts with '-', so it goes in the --cluster-id=<id> form the parser cannot mistake.
     const format = spawnSync(
       'java',
-      [`-Dlog4j2.configurationFile=${LOG4J}`, '-cp', `${LIB}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${randomBytes(16).toString('base64url')}`, '-c', config],
+      [
+        `-Dlog4j2.configurationFile=${LOG4J}`,
+        '-cp',
+        `${LIB}/*`,
+        'kafka.tools.StorageTool',
+        'format',
+        `--cluster-id=${randomBytes(16).toString('base64url')}`,
+        '-c',
+        config,
+      ],
       { encoding: 'utf8', timeout: 120_000 },
     );
     if (format.status !== 0) {
@@ -100,10 +113,15 @@ export class PrivateKafka {
     this.proc = proc;
     let exited = false;
     proc.once('exit', () => (exited = true));
-    await waitFor(`the private Kafka broker on ${this.address} to serve (log: ${join(this.dir, 'kafka.log')})`, async () => {
-      if (exited) throw new Error(`the private Kafka broker exited while starting; log:\n${this.tail()}`);
-      return this.answers(this.address);
-    }, 120_000, 250);
+    await waitFor(
+      `the private Kafka broker on ${this.address} to serve (log: ${join(this.dir, 'kafka.log')})`,
+      async () => {
+        if (exited) throw new Error(`the private Kafka broker exited while starting; log:\n${this.tail()}`);
+        return this.answers(this.address);
+      },
+      120_000,
+      250,
+    );
   }
 
   /** Stops the process with `signal` and waits for it to be gone. */

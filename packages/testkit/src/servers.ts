@@ -45,7 +45,10 @@ export class PrivateServer {
   private proc: ChildProcess | undefined;
   readonly dir: string;
 
-  private constructor(readonly recipe: ServerRecipe, readonly port: number) {
+  private constructor(
+    readonly recipe: ServerRecipe,
+    readonly port: number,
+  ) {
     this.dir = mkdtempSync(join(tmpdir(), `gatehouse-${recipe.name}-`));
   }
 
@@ -98,7 +101,20 @@ export class PrivateServer {
 export const REDIS_RECIPE: ServerRecipe = {
   name: 'redis',
   command: 'redis-server',
-  args: (port, dir) => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'],
+  args: (port, dir) => [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--loglevel',
+    'warning',
+  ],
   url: (port) => `redis://127.0.0.1:${port}`,
 };
 

@@ -44,12 +44,17 @@ export interface GatewaySpec {
 export async function startGateway(spec: GatewaySpec): Promise<GatewayProcess> {
   const port = await freePort();
   const flags = [
-    '--node-id', spec.nodeId,
-    '--api-key', API_KEY,
-    '--heartbeat', String(spec.heartbeatSeconds ?? 1),
-    '--drain-window', String(spec.drainWindowSeconds ?? 1),
+    '--node-id',
+    spec.nodeId,
+    '--api-key',
+    API_KEY,
+    '--heartbeat',
+    String(spec.heartbeatSeconds ?? 1),
+    '--drain-window',
+    String(spec.drainWindowSeconds ?? 1),
     '--trust-proxy',
-    '--log-level', 'info',
+    '--log-level',
+    'info',
     ...(spec.backbone ? ['--backbone', spec.backbone] : []),
     ...(spec.flags ?? []),
   ];
@@ -65,10 +70,15 @@ export async function launchGateway(name: string, port: number, flags: string[])
   const args = [CLI_BIN, 'start', '--port', String(port), '--host', '127.0.0.1', ...flags];
   const service = new Service(`gateway ${name}`, process.execPath, args);
   try {
-    await waitFor(`gateway ${name} ready on port ${port}`, async () => {
-      if (!service.running) throw new Error(`gateway ${name} exited with ${JSON.stringify(service.exit)}`);
-      return (await readyz(port)) === 200;
-    }, 20_000, 50);
+    await waitFor(
+      `gateway ${name} ready on port ${port}`,
+      async () => {
+        if (!service.running) throw new Error(`gateway ${name} exited with ${JSON.stringify(service.exit)}`);
+        return (await readyz(port)) === 200;
+      },
+      20_000,
+      50,
+    );
   } catch (err) {
     await service.stop().catch(() => undefined);
     throw new Error(`${(err as Error).message}\n${service.describe()}`, { cause: err });
@@ -94,7 +104,12 @@ export async function connectionsOn(port: number): Promise<number> {
 }
 
 /** Publishes through the HTTP API at `port` (a gateway or a proxy in front of gateways). */
-export async function publish(port: number, channel: string, data: unknown, path = '/api/publish'): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function publish(
+  port: number,
+  channel: string,
+  data: unknown,
+  path = '/api/publish',
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `apikey ${API_KEY}` },

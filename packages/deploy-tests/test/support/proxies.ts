@@ -41,7 +41,13 @@ export interface Proxy {
 }
 
 /** Replaces every match of `pattern` (global), requiring exactly `count` of them. */
-export function substitute(text: string, pattern: RegExp, replacement: string | ((...m: string[]) => string), count: number, what: string): string {
+export function substitute(
+  text: string,
+  pattern: RegExp,
+  replacement: string | ((...m: string[]) => string),
+  count: number,
+  what: string,
+): string {
   const matches = text.match(pattern)?.length ?? 0;
   if (matches !== count) {
     throw new Error(`shipped config changed: expected ${count} match(es) of ${pattern} (${what}), found ${matches}`);
@@ -62,11 +68,17 @@ export function renderNginx(spec: ProxySpec, listenPort: number, dir: string): {
   let site = readFileSync(SHIPPED.nginxSite, 'utf8');
   site = substitute(site, /^ {4}listen 80;$/gm, `    listen 127.0.0.1:${listenPort};`, 1, 'listen');
   let first = true;
-  site = substitute(site, /^ {4}server 10\.0\.0\.\d+:8080( [^;]*)?;\n/gm, (_m, params = '') => {
-    if (!first) return '';
-    first = false;
-    return spec.backends.map((p) => `    server 127.0.0.1:${p}${params};\n`).join('');
-  }, 3, 'upstream servers');
+  site = substitute(
+    site,
+    /^ {4}server 10\.0\.0\.\d+:8080( [^;]*)?;\n/gm,
+    (_m, params = '') => {
+      if (!first) return '';
+      first = false;
+      return spec.backends.map((p) => `    server 127.0.0.1:${p}${params};\n`).join('');
+    },
+    3,
+    'upstream servers',
+  );
   site = substitute(
     site,
     /^( +)(proxy_read_timeout|proxy_send_timeout|send_timeout) 75s;$/gm,
@@ -88,11 +100,17 @@ export function renderHaproxy(spec: ProxySpec, listenPort: number): string {
   cfg = substitute(cfg, /^ {4}timeout tunnel 75s$/gm, `    timeout tunnel ${spec.idleTimeoutSeconds}s`, 1, 'tunnel timeout');
   cfg = substitute(cfg, / check inter 2s /g, ` check inter ${spec.checkIntervalMs ?? 2000}ms `, 1, 'check interval');
   let first = true;
-  cfg = substitute(cfg, /^ {4}server gw\d 10\.0\.0\.\d+:8080\n/gm, () => {
-    if (!first) return '';
-    first = false;
-    return spec.backends.map((p, i) => `    server gw${i + 1} 127.0.0.1:${p}\n`).join('');
-  }, 3, 'backend servers');
+  cfg = substitute(
+    cfg,
+    /^ {4}server gw\d 10\.0\.0\.\d+:8080\n/gm,
+    () => {
+      if (!first) return '';
+      first = false;
+      return spec.backends.map((p, i) => `    server gw${i + 1} 127.0.0.1:${p}\n`).join('');
+    },
+    3,
+    'backend servers',
+  );
   return cfg;
 }
 
@@ -124,10 +142,15 @@ export async function startProxy(kind: ProxyKind, spec: ProxySpec): Promise<Prox
     service = new Service('haproxy', binary, ['-db', '-f', file]);
   }
   try {
-    await waitFor(`${kind} listening on 127.0.0.1:${port}`, async () => {
-      if (!service.running) throw new Error(`${kind} exited with ${JSON.stringify(service.exit)}`);
-      return tcpReachable('127.0.0.1', port, 500);
-    }, 15_000, 50);
+    await waitFor(
+      `${kind} listening on 127.0.0.1:${port}`,
+      async () => {
+        if (!service.running) throw new Error(`${kind} exited with ${JSON.stringify(service.exit)}`);
+        return tcpReachable('127.0.0.1', port, 500);
+      },
+      15_000,
+      50,
+    );
   } catch (err) {
     await service.stop().catch(() => undefined);
     const errorLog = kind === 'nginx' ? readFileSync(join(dir.path, 'error.log'), 'utf8') : '';

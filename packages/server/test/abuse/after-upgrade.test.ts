@@ -81,7 +81,12 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
 
   test('case 12: reserved bits without a negotiated extension are closed with 1002', async () => {
     for (const rsv of [4, 2, 1, 7]) {
-      await expectClose(`RSV ${rsv} on text`, [{ opcode: Op.Text, payload: '{"op":"pong"}', rsv }], 1002, rsv & 3 ? 'WS_ERR_UNEXPECTED_RSV_2_3' : 'WS_ERR_UNEXPECTED_RSV_1');
+      await expectClose(
+        `RSV ${rsv} on text`,
+        [{ opcode: Op.Text, payload: '{"op":"pong"}', rsv }],
+        1002,
+        rsv & 3 ? 'WS_ERR_UNEXPECTED_RSV_2_3' : 'WS_ERR_UNEXPECTED_RSV_1',
+      );
     }
     await expectClose('RSV1 on ping', [{ opcode: Op.Ping, rsv: 4 }], 1002, 'WS_ERR_UNEXPECTED_RSV_1');
     await unharmed('reserved bits');
@@ -96,7 +101,12 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
 
   test('case 14: a control frame longer than 125 bytes, or fragmented, is closed with 1002', async () => {
     await expectClose('126-byte ping', [{ opcode: Op.Ping, payload: Buffer.alloc(126, 1) }], 1002, 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH');
-    await expectClose('126-byte close', [{ opcode: Op.Close, payload: closeBody(1000, 'x'.repeat(124)) }], 1002, 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH');
+    await expectClose(
+      '126-byte close',
+      [{ opcode: Op.Close, payload: closeBody(1000, 'x'.repeat(124)) }],
+      1002,
+      'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH',
+    );
     await expectClose('fragmented ping', [{ opcode: Op.Ping, payload: 'a', fin: false }], 1002, 'WS_ERR_EXPECTED_FIN');
     await expectClose('fragmented close', [{ opcode: Op.Close, payload: closeBody(1000), fin: false }], 1002, 'WS_ERR_EXPECTED_FIN');
     await unharmed('bad control frames');
@@ -104,14 +114,35 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
 
   test('case 15: a continuation without a start, or a new data frame inside a fragmented message, is closed with 1002', async () => {
     await expectClose('lone continuation', [{ opcode: Op.Continuation, payload: 'x' }], 1002, 'WS_ERR_INVALID_OPCODE');
-    await expectClose('text inside text', [{ opcode: Op.Text, payload: '{"op":', fin: false }, { opcode: Op.Text, payload: '"pong"}' }], 1002, 'WS_ERR_INVALID_OPCODE');
-    await expectClose('binary inside text', [{ opcode: Op.Text, payload: '{', fin: false }, { opcode: Op.Binary, payload: '}' }], 1002, 'WS_ERR_INVALID_OPCODE');
+    await expectClose(
+      'text inside text',
+      [
+        { opcode: Op.Text, payload: '{"op":', fin: false },
+        { opcode: Op.Text, payload: '"pong"}' },
+      ],
+      1002,
+      'WS_ERR_INVALID_OPCODE',
+    );
+    await expectClose(
+      'binary inside text',
+      [
+        { opcode: Op.Text, payload: '{', fin: false },
+        { opcode: Op.Binary, payload: '}' },
+      ],
+      1002,
+      'WS_ERR_INVALID_OPCODE',
+    );
     await unharmed('broken fragmentation');
   });
 
   test('case 16: invalid UTF-8 in a text message or a close reason, also split across fragments, is closed with 1007', async () => {
     await expectClose('0xff in text', [{ opcode: Op.Text, payload: Buffer.from([0x7b, 0xff, 0x7d]) }], 1007, 'WS_ERR_INVALID_UTF8');
-    await expectClose('surrogate half in text', [{ opcode: Op.Text, payload: Buffer.from([0xed, 0xa0, 0x80]) }], 1007, 'WS_ERR_INVALID_UTF8');
+    await expectClose(
+      'surrogate half in text',
+      [{ opcode: Op.Text, payload: Buffer.from([0xed, 0xa0, 0x80]) }],
+      1007,
+      'WS_ERR_INVALID_UTF8',
+    );
     // Each fragment ends or starts mid-character; only the whole message is invalid.
     await expectClose(
       'split across fragments',
@@ -122,17 +153,32 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
       1007,
       'WS_ERR_INVALID_UTF8',
     );
-    await expectClose('code point above U+10FFFF across fragments', [
-      { opcode: Op.Text, payload: Buffer.from([0x22, 0xf4]), fin: false },
-      { opcode: Op.Continuation, payload: Buffer.from([0x90, 0x80]), fin: false },
-      { opcode: Op.Continuation, payload: Buffer.from([0x80, 0x22]) },
-    ], 1007, 'WS_ERR_INVALID_UTF8');
-    await expectClose('bad close reason', [{ opcode: Op.Close, payload: closeBody(1000, Buffer.from([0xc0, 0xaf])) }], 1007, 'WS_ERR_INVALID_UTF8');
+    await expectClose(
+      'code point above U+10FFFF across fragments',
+      [
+        { opcode: Op.Text, payload: Buffer.from([0x22, 0xf4]), fin: false },
+        { opcode: Op.Continuation, payload: Buffer.from([0x90, 0x80]), fin: false },
+        { opcode: Op.Continuation, payload: Buffer.from([0x80, 0x22]) },
+      ],
+      1007,
+      'WS_ERR_INVALID_UTF8',
+    );
+    await expectClose(
+      'bad close reason',
+      [{ opcode: Op.Close, payload: closeBody(1000, Buffer.from([0xc0, 0xaf])) }],
+      1007,
+      'WS_ERR_INVALID_UTF8',
+    );
     await unharmed('invalid UTF-8');
   });
 
   test('case 17: a close frame with a one-byte body or an invalid code is closed with 1002', async () => {
-    await expectClose('one-byte close', [{ opcode: Op.Close, payload: Buffer.from([0x03]) }], 1002, 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH');
+    await expectClose(
+      'one-byte close',
+      [{ opcode: Op.Close, payload: Buffer.from([0x03]) }],
+      1002,
+      'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH',
+    );
     for (const code of [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535]) {
       await expectClose(`close code ${code}`, [{ opcode: Op.Close, payload: closeBody(code) }], 1002, 'WS_ERR_INVALID_CLOSE_CODE');
     }
@@ -152,7 +198,13 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
       encodeFrame({ opcode: Op.Binary, declaredLength: 0x8000_0000_0000_0000n }),
       encodeFrame({ opcode: Op.Text, declaredLength: 0xffff_ffff_ffff_ffffn }),
     ]; // header + mask key, no payload
-    for (const h of headers) await expectClose(`declared ${h.toString('hex').slice(0, 20)}`, [h], 1009, h.readBigUInt64BE(2) >= 2n ** 53n ? 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH' : 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH');
+    for (const h of headers)
+      await expectClose(
+        `declared ${h.toString('hex').slice(0, 20)}`,
+        [h],
+        1009,
+        h.readBigUInt64BE(2) >= 2n ** 53n ? 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH' : 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
+      );
     // Fifty at once, then memory.
     const many = await Promise.all(Array.from({ length: 50 }, () => RawWs.connect(gw.port)));
     for (const ws of many) ws.write(headers[1] as Buffer);
@@ -165,14 +217,24 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
   });
 
   test('case 19: fragments that together exceed the payload limit are closed with 1009', async () => {
-    await expectClose('40000 + 30000 bytes', [
-      { opcode: Op.Text, payload: Buffer.alloc(40_000, 0x20), fin: false },
-      { opcode: Op.Continuation, payload: Buffer.alloc(30_000, 0x20) },
-    ], 1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH');
-    await expectClose('20 x 4000 bytes', [
-      { opcode: Op.Binary, payload: Buffer.alloc(4000, 1), fin: false },
-      ...Array.from({ length: 19 }, () => ({ opcode: Op.Continuation, payload: Buffer.alloc(4000, 1), fin: false })),
-    ], 1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH');
+    await expectClose(
+      '40000 + 30000 bytes',
+      [
+        { opcode: Op.Text, payload: Buffer.alloc(40_000, 0x20), fin: false },
+        { opcode: Op.Continuation, payload: Buffer.alloc(30_000, 0x20) },
+      ],
+      1009,
+      'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
+    );
+    await expectClose(
+      '20 x 4000 bytes',
+      [
+        { opcode: Op.Binary, payload: Buffer.alloc(4000, 1), fin: false },
+        ...Array.from({ length: 19 }, () => ({ opcode: Op.Continuation, payload: Buffer.alloc(4000, 1), fin: false })),
+      ],
+      1009,
+      'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH',
+    );
     await unharmed('oversized fragmented messages');
     await gw.assertMemoryBack(baseline, 4, 'after oversized fragmented messages');
   });
@@ -204,7 +266,11 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
     const close = await drip.waitClose();
     assert.equal(close.code, 1008, `dripped frame: ${JSON.stringify(close)}`);
     drip.destroy();
-    assert.equal(await gw.metric('gatehouse_protocol_errors_total', { code: 'WS_ERR_TOO_MANY_BUFFERED_PARTS' }), partsBefore + 41, 'every one counted');
+    assert.equal(
+      await gw.metric('gatehouse_protocol_errors_total', { code: 'WS_ERR_TOO_MANY_BUFFERED_PARTS' }),
+      partsBefore + 41,
+      'every one counted',
+    );
     await unharmed('a fragment flood');
     await gw.assertMemoryBack(baseline, 4, 'after a fragment flood');
   });
@@ -246,7 +312,10 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
       const seen = ws.json().length;
       ws.write(Buffer.concat(Array.from({ length: 150 }, () => request)));
       const replies = await waitFor('150 replies', () => (ws.json().length >= seen + 150 ? ws.json().slice(seen) : undefined));
-      assert.ok(replies.every((r) => r['op'] === 'error'), JSON.stringify(replies.find((r) => r['op'] !== 'error')));
+      assert.ok(
+        replies.every((r) => r['op'] === 'error'),
+        JSON.stringify(replies.find((r) => r['op'] !== 'error')),
+      );
       throttled = replies.filter((r) => r['code'] === 'rate_limited').length;
     }
     assert.ok(throttled > 0, 'throttled with rate_limited errors');
@@ -265,7 +334,9 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
   test('case 24: subscription floods, invalid channel names and churn get one clear error each; backbone subscriptions return to baseline', async () => {
     const ws = await RawWs.connect(gw.port);
     // Past the cap: every request beyond it gets limit_exceeded.
-    const replies = await Promise.all(Array.from({ length: MAX_SUBSCRIPTIONS + 6 }, (_, i) => ws.request({ op: 'subscribe', channel: `public:flood-${i}` })));
+    const replies = await Promise.all(
+      Array.from({ length: MAX_SUBSCRIPTIONS + 6 }, (_, i) => ws.request({ op: 'subscribe', channel: `public:flood-${i}` })),
+    );
     assert.equal(replies.filter((r) => r['op'] === 'subscribed').length, MAX_SUBSCRIPTIONS);
     const refused = replies.filter((r) => r['op'] === 'error');
     assert.equal(refused.length, 6);
@@ -291,21 +362,30 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
     assert.equal((await ws.request({ op: 'unsubscribe', channel: 'public:never' }))['code'], 'not_subscribed');
     ws.destroy();
     // Churn on five connections: subscribe and unsubscribe distinct channels as fast as replies come.
-    await Promise.all(Array.from({ length: 5 }, async (_, c) => {
-      const w = await RawWs.connect(gw.port);
-      for (let round = 0; round < 4; round++) {
-        const chans = Array.from({ length: 10 }, (_, i) => `public:churn-${c}-${round}-${i}`);
-        const subs = await Promise.all(chans.map((channel) => w.request({ op: 'subscribe', channel })));
-        assert.ok(subs.every((r) => r['op'] === 'subscribed'), JSON.stringify(subs.find((r) => r['op'] !== 'subscribed')));
-        const unsubs = await Promise.all(chans.map((channel) => w.request({ op: 'unsubscribe', channel })));
-        assert.ok(unsubs.every((r) => r['op'] === 'ok'));
-      }
-      w.destroy();
-    }));
-    await waitFor('backbone subscriptions to return to baseline', async () => {
-      const b = await gw.command('backbone');
-      return b['subscriptions'] === baselineSubscriptions;
-    }, 5000);
+    await Promise.all(
+      Array.from({ length: 5 }, async (_, c) => {
+        const w = await RawWs.connect(gw.port);
+        for (let round = 0; round < 4; round++) {
+          const chans = Array.from({ length: 10 }, (_, i) => `public:churn-${c}-${round}-${i}`);
+          const subs = await Promise.all(chans.map((channel) => w.request({ op: 'subscribe', channel })));
+          assert.ok(
+            subs.every((r) => r['op'] === 'subscribed'),
+            JSON.stringify(subs.find((r) => r['op'] !== 'subscribed')),
+          );
+          const unsubs = await Promise.all(chans.map((channel) => w.request({ op: 'unsubscribe', channel })));
+          assert.ok(unsubs.every((r) => r['op'] === 'ok'));
+        }
+        w.destroy();
+      }),
+    );
+    await waitFor(
+      'backbone subscriptions to return to baseline',
+      async () => {
+        const b = await gw.command('backbone');
+        return b['subscriptions'] === baselineSubscriptions;
+      },
+      5000,
+    );
     assert.equal(await gw.metric('gatehouse_channels'), 1, 'only the bystander channel is left');
     await unharmed('subscription abuse');
     await gw.assertMemoryBack(baseline, 4, 'after subscription churn');
@@ -346,7 +426,10 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
     for (const [text, code] of cases) {
       const before = ws.json().length;
       ws.sendText(text);
-      const reply = await waitFor(`a reply to ${text.slice(0, 40)}`, () => ws.json()[before] ?? (ws.closeFrame ? { op: 'closed' } : undefined));
+      const reply = await waitFor(
+        `a reply to ${text.slice(0, 40)}`,
+        () => ws.json()[before] ?? (ws.closeFrame ? { op: 'closed' } : undefined),
+      );
       assert.equal(reply['op'], 'error', `${text.slice(0, 60)}: ${JSON.stringify(reply)}`);
       assert.equal(reply['code'], code, `${text.slice(0, 60)}: ${JSON.stringify(reply)}`);
     }
@@ -377,7 +460,11 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
     const pub = await RawWs.connect(gw.port, await mint('p27', { publish: ['public:*'] }));
     const watcher = await RawWs.connect(gw.port);
     assert.equal((await watcher.request({ op: 'subscribe', channel: 'public:proto' }))['op'], 'subscribed');
-    const polluting = await pub.request({ op: 'publish', channel: 'public:proto', data: JSON.parse('{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}}}') });
+    const polluting = await pub.request({
+      op: 'publish',
+      channel: 'public:proto',
+      data: JSON.parse('{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}}}'),
+    });
     assert.equal(polluting['op'], 'published');
     const [p] = await waitFor('the hostile publication', () => {
       const got = watcher.json().filter((f) => f['op'] === 'pub');
@@ -416,18 +503,28 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
         20_000,
       );
       assert.equal(await node.metric('gatehouse_slow_consumer_disconnects_total'), 1, 'one slow consumer, counted');
-      assert.ok(node.logs.some((l) => l.includes('slow consumer disconnected')), 'and logged');
+      assert.ok(
+        node.logs.some((l) => l.includes('slow consumer disconnected')),
+        'and logged',
+      );
       // The stalled socket was destroyed after the close timeout: reading now finds its end.
       stalled.socket.resume();
       await stalled.waitEnded(5000);
       if (stalled.closeFrame) assert.equal(stalled.closeFrame.code, 4300, 'if the close frame got through, it says slow consumer');
       assert.ok(stalled.json().filter((f) => f['op'] === 'pub').length < sent, 'the stalled client did not get everything');
       // The reading client got every publication, in order.
-      const got = await waitFor(`the reader to receive all ${sent} publications`, () => {
-        const pubs = reader.ws.json().filter((f) => f['op'] === 'pub' && f['channel'] === 'public:firehose');
-        return pubs.length >= sent ? pubs : undefined;
-      }, 15_000);
-      assert.deepEqual(got.map((f) => f['offset']), Array.from({ length: sent }, (_, i) => i + 1));
+      const got = await waitFor(
+        `the reader to receive all ${sent} publications`,
+        () => {
+          const pubs = reader.ws.json().filter((f) => f['op'] === 'pub' && f['channel'] === 'public:firehose');
+          return pubs.length >= sent ? pubs : undefined;
+        },
+        15_000,
+      );
+      assert.deepEqual(
+        got.map((f) => f['offset']),
+        Array.from({ length: sent }, (_, i) => i + 1),
+      );
       assert.equal(reader.ws.closeFrame, undefined);
       reader.close();
       await node.assertAlive();
@@ -511,7 +608,10 @@ describe('abuse cases 11-29: after the upgrade (19 cases)', () => {
       }
       const times = clients.map((c) => c.closedAt as number).sort((a, b) => a - b);
       assert.equal(times.length, clients.length);
-      assert.ok((times.at(-1) as number) - (times[0] as number) >= WINDOW / 2, `closes spread over ${(times.at(-1) as number) - (times[0] as number)} ms`);
+      assert.ok(
+        (times.at(-1) as number) - (times[0] as number) >= WINDOW / 2,
+        `closes spread over ${(times.at(-1) as number) - (times[0] as number)} ms`,
+      );
       const exit = await node.waitExit(10_000);
       assert.equal(exit.code, 0, 'the process exits by itself after the drain');
     } finally {

@@ -97,7 +97,10 @@ describe('abuse cases 1-10: before the upgrade (10 cases)', () => {
   test('case 5: a missing, malformed, expired, wrongly signed or unsigned token is refused with a clear reason and never logged', async () => {
     const expired = await mint('u5', {}, -60);
     const wrongKey = await mint('u5', {}, 3600, 'another-secret-0123456789');
-    const noSub = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode('test-secret-0123456789'));
+    const noSub = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode('test-secret-0123456789'));
     tokens.add(noSub);
     const unsigned = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from('{"sub":"u5","exp":9999999999}').toString('base64url')}.`;
     tokens.add(unsigned);
@@ -173,20 +176,35 @@ describe('abuse cases 1-10: before the upgrade (10 cases)', () => {
     const manyReq = upgradeRequest(gw.port, { Origin: ORIGIN }).replace(/\r\n\r\n$/, `\r\n${many}\r\n`);
     const big = upgradeRequest(gw.port, { Origin: ORIGIN, 'X-Big': 'x'.repeat(20_000) });
     const overflowsBefore = await gw.metric('gatehouse_protocol_errors_total', { code: 'HPE_HEADER_OVERFLOW' });
-    for (const [what, req] of [['3000 headers', manyReq], ['a 20 kB header', big]] as const) {
+    for (const [what, req] of [
+      ['3000 headers', manyReq],
+      ['a 20 kB header', big],
+    ] as const) {
       const res = await rawHttp(gw.port, req);
       assert.ok(res.status === 431 || res.status === 400, `${what}: got ${res.status}`);
     }
     // A burst of them in parallel.
     const all = await Promise.all(Array.from({ length: 50 }, () => rawHttp(gw.port, big)));
-    assert.ok(all.every((r) => r.status === 431 || r.status === 400), `statuses ${[...new Set(all.map((r) => r.status))]}`);
-    assert.equal(await gw.metric('gatehouse_protocol_errors_total', { code: 'HPE_HEADER_OVERFLOW' }), overflowsBefore + 52, 'each one counted');
+    assert.ok(
+      all.every((r) => r.status === 431 || r.status === 400),
+      `statuses ${[...new Set(all.map((r) => r.status))]}`,
+    );
+    assert.equal(
+      await gw.metric('gatehouse_protocol_errors_total', { code: 'HPE_HEADER_OVERFLOW' }),
+      overflowsBefore + 52,
+      'each one counted',
+    );
     await unharmed('header floods');
     await gw.assertMemoryBack(baseline, 4, 'after header floods');
   });
 
   test('case 8: a malformed Sec-WebSocket-Extensions is ignored (compression is off)', async () => {
-    for (const ext of ['permessage-deflate; client_max_window_bits=;;;,,"', 'x'.repeat(2000), '; ; ;', 'permessage-deflate; server_max_window_bits=99']) {
+    for (const ext of [
+      'permessage-deflate; client_max_window_bits=;;;,,"',
+      'x'.repeat(2000),
+      '; ; ;',
+      'permessage-deflate; server_max_window_bits=99',
+    ]) {
       const ws = await RawWs.open(gw.port, { headers: { Origin: ORIGIN, 'Sec-WebSocket-Extensions': ext } });
       assert.doesNotMatch(ws.handshake, /sec-websocket-extensions/i, 'no extension is negotiated');
       const reply = await ws.request({ op: 'connect', v: 1, token: await mint('u8') });
@@ -225,8 +243,15 @@ describe('abuse cases 1-10: before the upgrade (10 cases)', () => {
       clearInterval(drip);
       for (const s of sockets) s.destroy();
     }
-    assert.ok(answers.every((a) => a.startsWith('HTTP/1.1 408') || a.startsWith('HTTP/1.1 400')), `answers ${[...new Set(answers.map((a) => a.slice(0, 20)))]}`);
-    assert.equal(await gw.metric('gatehouse_protocol_errors_total', { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), timeoutsBefore + N, 'each one counted');
+    assert.ok(
+      answers.every((a) => a.startsWith('HTTP/1.1 408') || a.startsWith('HTTP/1.1 400')),
+      `answers ${[...new Set(answers.map((a) => a.slice(0, 20)))]}`,
+    );
+    assert.equal(
+      await gw.metric('gatehouse_protocol_errors_total', { code: 'ERR_HTTP_REQUEST_TIMEOUT' }),
+      timeoutsBefore + N,
+      'each one counted',
+    );
     await unharmed('slowloris');
     await gw.assertMemoryBack(baseline, 4, 'after slowloris');
   });
@@ -236,7 +261,10 @@ describe('abuse cases 1-10: before the upgrade (10 cases)', () => {
     const results = await Promise.all(Array.from({ length: 120 }, () => rawHttp(gw.port, upgradeRequest(gw.port, { Origin: ORIGIN }))));
     const refused = results.filter((r) => r.status === 429);
     assert.ok(refused.length >= 60, `${refused.length} of 120 refused`);
-    assert.ok(results.every((r) => r.status === 429 || r.status === 101), `statuses ${[...new Set(results.map((r) => r.status))]}`);
+    assert.ok(
+      results.every((r) => r.status === 429 || r.status === 101),
+      `statuses ${[...new Set(results.map((r) => r.status))]}`,
+    );
     for (const r of refused) assert.match(r.headers['retry-after'] ?? '', /^\d+$/);
     assert.ok((await gw.metric('gatehouse_admission_rejects_total', { reason: 'address_rate' })) >= refused.length);
     await unharmed('a connection flood');

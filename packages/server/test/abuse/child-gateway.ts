@@ -37,7 +37,13 @@ function memory(): Record<string, number> {
  * `seconds`, and stops early once the node holds fewer than `untilConnectionsBelow` connections
  * (the slow consumer it was meant to catch is gone).
  */
-async function flood(channel: string, size: number, bytesPerSecond: number, seconds: number, untilConnectionsBelow: number): Promise<number> {
+async function flood(
+  channel: string,
+  size: number,
+  bytesPerSecond: number,
+  seconds: number,
+  untilConnectionsBelow: number,
+): Promise<number> {
   const data = JSON.stringify('x'.repeat(Math.max(0, size - 2)));
   const tickMs = 20;
   const perTick = Math.max(1, Math.round((bytesPerSecond * tickMs) / 1000 / size));
@@ -58,12 +64,15 @@ async function handle(cmd: Record<string, any>): Promise<void> {
     case 'proto':
       return reply(cmd['id'], {
         changed: Object.getOwnPropertyNames(Object.prototype).sort().join(',') !== baselineProto,
-        polluted: ({} as Record<string, unknown>)['polluted'] !== undefined || ([] as unknown as Record<string, unknown>)['polluted'] !== undefined,
+        polluted:
+          ({} as Record<string, unknown>)['polluted'] !== undefined || ([] as unknown as Record<string, unknown>)['polluted'] !== undefined,
       });
     case 'backbone':
       return reply(cmd['id'], { subscriptions: backbone.bus.subscribers.size, connections: gw.connections });
     case 'flood':
-      return reply(cmd['id'], { sent: await flood(cmd['channel'], cmd['size'], cmd['bytesPerSecond'], cmd['seconds'], cmd['untilConnectionsBelow'] ?? 0) });
+      return reply(cmd['id'], {
+        sent: await flood(cmd['channel'], cmd['size'], cmd['bytesPerSecond'], cmd['seconds'], cmd['untilConnectionsBelow'] ?? 0),
+      });
     case 'drain':
       reply(cmd['id'], { draining: true });
       await gw.drain(cmd['windowMs']);

@@ -4,7 +4,6 @@ import { waitFor } from '@gatehouse/testkit';
 import { RawClient, api, startGateway, token } from '../helpers.js';
 import type { Frame } from '../helpers.js';
 
-
 test('frames sent right after connect wait for it and are answered in order', async () => {
   const gw = await startGateway();
   try {
@@ -16,7 +15,9 @@ test('frames sent right after connect wait for it and are answered in order', as
       { op: 'subscribe', id: 3, channel: 'public:news' },
       { op: 'publish', id: 4, channel: 'private:alice:inbox', data: {} },
     ]);
-    const replies = await waitFor('four replies', () => (c.frames.filter((f) => f['id'] !== undefined).length >= 4 ? c.frames.filter((f) => f['id'] !== undefined) : undefined));
+    const replies = await waitFor('four replies', () =>
+      c.frames.filter((f) => f['id'] !== undefined).length >= 4 ? c.frames.filter((f) => f['id'] !== undefined) : undefined,
+    );
     // connected comes first; the others answer as each operation completes (subscribe reads history).
     assert.equal(replies[0]?.['op'], 'connected');
     const byId = [...replies].sort((x, y) => x['id'] - y['id']);
@@ -53,7 +54,10 @@ test('an expired token sent with pipelined frames is refused with its own code, 
     const closed = await c.waitClose();
     assert.equal(closed.code, 4001);
     assert.match(closed.reason, /expired/);
-    assert.equal(c.frames.find((f) => f['op'] === 'subscribed'), undefined);
+    assert.equal(
+      c.frames.find((f) => f['op'] === 'subscribed'),
+      undefined,
+    );
   } finally {
     await gw.close();
   }

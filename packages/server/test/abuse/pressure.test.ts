@@ -7,7 +7,6 @@ import { FleetView } from '../../src/fleet.js';
 import { API_KEY, RawClient, api, startGateway } from '../helpers.js';
 import type { Frame } from '../helpers.js';
 
-
 test('past the hard rate limit, replies to processed frames and the rate_limited errors go out before the 1008 close', async () => {
   const gw = await startGateway({ maxMessagesPerSecond: 100 });
   try {
@@ -64,7 +63,14 @@ test('an error for a frame with an invalid op echoes its id', async () => {
 function post(agent: Agent, port: number, body: string): Promise<{ status: number; connection: string | undefined }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { agent, port, host: '127.0.0.1', path: '/api/publish', method: 'POST', headers: { authorization: `apikey ${API_KEY}`, 'content-type': 'application/json' } },
+      {
+        agent,
+        port,
+        host: '127.0.0.1',
+        path: '/api/publish',
+        method: 'POST',
+        headers: { authorization: `apikey ${API_KEY}`, 'content-type': 'application/json' },
+      },
       (res) => {
         res.resume();
         res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
@@ -102,7 +108,13 @@ test('rebalancing leaves a small fleet alone', () => {
 
 test('rebalancing never sheds connections younger than rebalanceMinAgeMs', async () => {
   const bus = new MemoryBus();
-  const opts = { announceIntervalMs: 50, rebalanceTolerance: 0.2, rebalancePerRound: 5, rebalanceMinFleetConnections: 0, rebalanceMinAgeMs: 60_000 };
+  const opts = {
+    announceIntervalMs: 50,
+    rebalanceTolerance: 0.2,
+    rebalancePerRound: 5,
+    rebalanceMinFleetConnections: 0,
+    rebalanceMinAgeMs: 60_000,
+  };
   const a = await startGateway({ nodeId: 'busy', ...opts }, { backbone: new MemoryBackbone({ bus }) });
   const clients = await Promise.all(Array.from({ length: 12 }, () => RawClient.connect(a.port)));
   const b = await startGateway({ nodeId: 'idle', ...opts }, { backbone: new MemoryBackbone({ bus }) });
@@ -135,10 +147,15 @@ test('a slow consumer cut is counted by the code the server decided (4300), not 
     (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     const blob = 'x'.repeat(30_000);
     const metrics = async () => (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
-    await waitFor('the slow consumer to be cut', async () => {
-      await api(gw.port, '/api/publish', { channel: 'public:firehose', data: { blob } });
-      return /gatehouse_slow_consumer_disconnects_total\{[^}]*\} 1/.test(await metrics());
-    }, 30_000, 0);
+    await waitFor(
+      'the slow consumer to be cut',
+      async () => {
+        await api(gw.port, '/api/publish', { channel: 'public:firehose', data: { blob } });
+        return /gatehouse_slow_consumer_disconnects_total\{[^}]*\} 1/.test(await metrics());
+      },
+      30_000,
+      0,
+    );
     const text = await waitFor('the close to be counted', async () => {
       const t = await metrics();
       return /gatehouse_disconnects_total\{[^}]*code="4300"[^}]*\} 1/.test(t) ? t : undefined;
@@ -171,11 +188,16 @@ test('a slow consumer that reads on after it was cut receives the 4300 close fra
     const socket = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
     socket.pause();
     const blob = 'x'.repeat(30_000);
-    await waitFor('the slow consumer to be cut', async () => {
-      await api(gw.port, '/api/publish', { channel: 'public:firehose', data: { blob } });
-      const text = await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
-      return /gatehouse_slow_consumer_disconnects_total\{[^}]*\} 1/.test(text);
-    }, 30_000, 0);
+    await waitFor(
+      'the slow consumer to be cut',
+      async () => {
+        await api(gw.port, '/api/publish', { channel: 'public:firehose', data: { blob } });
+        const text = await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
+        return /gatehouse_slow_consumer_disconnects_total\{[^}]*\} 1/.test(text);
+      },
+      30_000,
+      0,
+    );
     // A slow reader: it takes two seconds to come back to the socket (the server used to drop the
     // connection a second after the cut), then reads what is still held for it and the close frame.
     await new Promise((resolve) => setTimeout(resolve, 2000));

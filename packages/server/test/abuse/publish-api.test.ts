@@ -38,7 +38,12 @@ describe('abuse case 30: the publish API (1 case)', () => {
   });
 
   /** POSTs `body` (sent verbatim when a string) and returns status, headers and parsed JSON. */
-  async function post(path: string, body: unknown, key: string | null = API_KEY, extra: Record<string, string> = {}): Promise<{ status: number; type: string; json: any }> {
+  async function post(
+    path: string,
+    body: unknown,
+    key: string | null = API_KEY,
+    extra: Record<string, string> = {},
+  ): Promise<{ status: number; type: string; json: any }> {
     const res = await fetch(`http://127.0.0.1:${gw.port}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(key ? { authorization: `apikey ${key}` } : {}), ...extra },
@@ -61,7 +66,9 @@ describe('abuse case 30: the publish API (1 case)', () => {
     assertError(await post('/api/publish', big), 'payload_too_large', /limit/, 'declared oversized body');
     for (const chunked of [true, false]) {
       const head = `POST /api/publish HTTP/1.1\r\nHost: x\r\nAuthorization: apikey ${API_KEY}\r\nContent-Type: application/json\r\n`;
-      const req = chunked ? `${head}Transfer-Encoding: chunked\r\n\r\n${big.length.toString(16)}\r\n${big}\r\n0\r\n\r\n` : `${head}Content-Length: ${big.length}\r\n\r\n${big}`;
+      const req = chunked
+        ? `${head}Transfer-Encoding: chunked\r\n\r\n${big.length.toString(16)}\r\n${big}\r\n0\r\n\r\n`
+        : `${head}Content-Length: ${big.length}\r\n\r\n${big}`;
       const res = await rawHttp(gw.port, req);
       assert.equal(res.status, 413, `${chunked ? 'chunked' : 'raw'} oversized body`);
       assert.equal(JSON.parse(res.body).error.code, 'payload_too_large');
@@ -89,7 +96,12 @@ describe('abuse case 30: the publish API (1 case)', () => {
       ['key not allowed on a private channel', { channel: 'private:secret', data: 1 }, LIMITED_KEY, 'forbidden', /may not publish/],
     ];
     for (const [what, body, key, code, message] of bad) assertError(await post('/api/publish', body, key), code, message, what);
-    assertError(await post('/api/publish', { channel: 'public:target', data: 1 }, null, { authorization: `Bearer ${API_KEY}` }), 'unauthorized', /apikey/, 'wrong scheme');
+    assertError(
+      await post('/api/publish', { channel: 'public:target', data: 1 }, null, { authorization: `Bearer ${API_KEY}` }),
+      'unauthorized',
+      /apikey/,
+      'wrong scheme',
+    );
 
     // A broadcast is all or nothing: one forbidden channel refuses the whole request.
     assertError(
@@ -99,7 +111,12 @@ describe('abuse case 30: the publish API (1 case)', () => {
       'broadcast with one forbidden channel',
     );
     assertError(await post('/api/broadcast', { channels: [], data: 1 }), 'bad_request', /non-empty/, 'empty broadcast');
-    assertError(await post('/api/broadcast', { channels: Array.from({ length: 1001 }, (_, i) => `public:c${i}`), data: 1 }), 'bad_request', /at most/, 'huge broadcast');
+    assertError(
+      await post('/api/broadcast', { channels: Array.from({ length: 1001 }, (_, i) => `public:c${i}`), data: 1 }),
+      'bad_request',
+      /at most/,
+      'huge broadcast',
+    );
 
     // Wrong method and unknown route: JSON errors too.
     const get = await fetch(`http://127.0.0.1:${gw.port}/api/publish`);
@@ -111,14 +128,23 @@ describe('abuse case 30: the publish API (1 case)', () => {
 
     // Nothing was published: the first valid publication on each channel is offset 1, and it is
     // the only one the watcher saw.
-    for (const [channel, key] of [['public:target', API_KEY], ['public:allowed-1', LIMITED_KEY]] as const) {
+    for (const [channel, key] of [
+      ['public:target', API_KEY],
+      ['public:allowed-1', LIMITED_KEY],
+    ] as const) {
       const ok = await post('/api/publish', { channel, data: { ok: channel } }, key);
       assert.equal(ok.status, 200, JSON.stringify(ok.json));
       assert.equal(ok.json.offset, 1, `${channel}: nothing was published before`);
     }
     await bystander.check('a publication after API abuse');
     const pubs = watcher.json().filter((f) => f['op'] === 'pub');
-    assert.deepEqual(pubs.map((p) => [p['channel'], p['offset']]), [['public:target', 1], ['public:allowed-1', 1]]);
+    assert.deepEqual(
+      pubs.map((p) => [p['channel'], p['offset']]),
+      [
+        ['public:target', 1],
+        ['public:allowed-1', 1],
+      ],
+    );
 
     await gw.assertAlive();
     await gw.assertMemoryBack(baseline, 4, 'after API abuse');

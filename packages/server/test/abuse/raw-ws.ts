@@ -47,7 +47,10 @@ export function encodeFrame(spec: FrameSpec): Buffer {
     len7 = declared;
     lenBytes = Buffer.alloc(0);
   }
-  const head = Buffer.from([((spec.fin ?? true) ? 0x80 : 0) | (((spec.rsv ?? 0) & 7) << 4) | (spec.opcode & 0xf), (mask ? 0x80 : 0) | len7]);
+  const head = Buffer.from([
+    ((spec.fin ?? true) ? 0x80 : 0) | (((spec.rsv ?? 0) & 7) << 4) | (spec.opcode & 0xf),
+    (mask ? 0x80 : 0) | len7,
+  ]);
   if (!mask) return Buffer.concat([head, lenBytes, payload]);
   const key = randomBytes(4);
   const body = Buffer.from(payload);
@@ -155,7 +158,9 @@ export class RawWs {
   /** Opens a TCP connection and completes the upgrade; rejects with the status line on a refusal. */
   static async open(port: number, options: RawOpenOptions = {}): Promise<RawWs> {
     const key = randomBytes(16).toString('base64');
-    const extra = Object.entries(options.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const extra = Object.entries(options.headers ?? {})
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
     const socket = connect({ host: '127.0.0.1', port });
     socket.setNoDelay(true);
     return new Promise<RawWs>((resolve, reject) => {
@@ -183,7 +188,9 @@ export class RawWs {
           return;
         }
         const accept = /\r\nsec-websocket-accept:\s*(\S+)/i.exec(text)?.[1];
-        const expected = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+        const expected = createHash('sha1')
+          .update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11')
+          .digest('base64');
         if (accept !== expected) {
           socket.destroy();
           reject(new Error(`Sec-WebSocket-Accept is ${accept}, expected ${expected}`));
@@ -265,18 +272,26 @@ export class RawWs {
   async request(frame: Record<string, unknown>, timeoutMs = 5000): Promise<Record<string, any>> {
     const id = this.nextId++;
     this.sendText(JSON.stringify({ ...frame, id }));
-    return waitFor(`reply to ${String(frame['op'])} #${id}`, () => {
-      const reply = this.json().find((f) => f['id'] === id);
-      if (reply) return reply;
-      if (this.closeFrame) return { op: 'closed', code: this.closeFrame.code, reason: this.closeFrame.reason };
-      if (this.ended) return { op: 'closed', code: 1006, reason: '' };
-      return undefined;
-    }, timeoutMs);
+    return waitFor(
+      `reply to ${String(frame['op'])} #${id}`,
+      () => {
+        const reply = this.json().find((f) => f['id'] === id);
+        if (reply) return reply;
+        if (this.closeFrame) return { op: 'closed', code: this.closeFrame.code, reason: this.closeFrame.reason };
+        if (this.ended) return { op: 'closed', code: 1006, reason: '' };
+        return undefined;
+      },
+      timeoutMs,
+    );
   }
 
   /** Waits for the server's close frame; 1006 when the connection ended without one. */
   async waitClose(timeoutMs = 5000): Promise<ObservedClose> {
-    return waitFor('the server to close the connection', () => this.closeFrame ?? (this.ended ? { code: 1006, reason: '', body: Buffer.alloc(0) } : undefined), timeoutMs);
+    return waitFor(
+      'the server to close the connection',
+      () => this.closeFrame ?? (this.ended ? { code: 1006, reason: '', body: Buffer.alloc(0) } : undefined),
+      timeoutMs,
+    );
   }
 
   /** Waits until the TCP connection is gone. */
@@ -356,6 +371,9 @@ export function upgradeRequest(port: number, overrides: Record<string, string | 
     'Sec-WebSocket-Version': '13',
     ...overrides,
   };
-  const lines = Object.entries(headers).filter(([, v]) => v !== null).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const lines = Object.entries(headers)
+    .filter(([, v]) => v !== null)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
   return `${method} ${path} HTTP/1.1\r\n${lines}\r\n`;
 }
