@@ -407,13 +407,18 @@ function publish() {
     .finally(() => inflight--);
 }
 
-async function metrics(g) {
+/** A node's resident memory, used heap and memory outside the heap (Buffers), in MiB, from its /metrics. */
+async function memory(g) {
   const text = await fetch(`${g.base}/metrics`).then(
     (r) => r.text(),
     () => '',
   );
-  const rss = Number(text.match(/^process_resident_memory_bytes(?:\{[^}]*\})? ([0-9.e+]+)$/m)?.[1] ?? NaN);
-  return Math.round(rss / 2 ** 20);
+  const read = (name) => Math.round(Number(text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm'))?.[1] ?? NaN) / 2 ** 20);
+  return {
+    rss: read('process_resident_memory_bytes'),
+    heap: read('nodejs_heap_size_used_bytes'),
+    external: read('nodejs_external_memory_bytes'),
+  };
 }
 
 // ---- the run ----
@@ -448,9 +453,12 @@ while (Date.now() < endAt) {
   catchUp('publishes', Math.floor(elapsed * rate), rate, () => (publish(), true));
   if (Date.now() >= nextSample) {
     nextSample += sampleSeconds * 1000;
-    const rssMiB = await Promise.all(gateways.map(metrics));
+    const mem = await Promise.all(gateways.map(memory));
     const openNow = clients.filter((c) => c.conn?.open).length;
-    console.log(JSON.stringify({ t: Math.round((Date.now() - started) / 1000), open: openNow, rssMiB, ...counts }));
+    const rssMiB = mem.map((m) => m.rss);
+    const heapMiB = mem.map((m) => m.heap);
+    const externalMiB = mem.map((m) => m.external);
+    console.log(JSON.stringify({ t: Math.round((Date.now() - started) / 1000), open: openNow, rssMiB, heapMiB, externalMiB, ...counts }));
   }
   await sleep(20);
 }
@@ -460,7 +468,7 @@ const settle = Date.now() + 10_000;
 while (inflight > 0 && Date.now() < settle) await sleep(50);
 stopping = true;
 for (const c of clients) c.conn?.ws.terminate();
-const rssMiB = await Promise.all(gateways.map(metrics));
+const memoryMiB = await Promise.all(gateways.map(memory));
 for (const g of gateways) g.child.kill('SIGTERM');
 
 const broken = counts.duplicates + counts.outOfOrder + counts.stray + counts.beforeReply + counts.silentGaps;
@@ -481,7 +489,7 @@ const summary = {
   gapsByReason,
   closesByCode,
   errorsByCode,
-  rssMiB,
+  memoryMiB,
   violations,
   ok: broken === 0,
 };
