@@ -8,15 +8,15 @@
 // those after it.
 //
 //   node scripts/churn-soak.mjs [--backbone memory] [--minutes 4] [--connections 1000]
-//        [--channels 50] [--reconnects 50] [--moves 100] [--rate 100] [--nodes 1|2]
+//        [--channels 50] [--reconnects 50] [--moves 100] [--rate 100] [--recover 0.5] [--nodes 1|2]
 //        [--backbone-namespace <name>|none] [--port 18731] [--sample 15] [--cli <gatehouse.js>]
 //
 // A client is a logical one: its positions survive its reconnects. It holds two channels; a
 // reconnect closes its socket, waits for the close, opens a new one and subscribes again; a move
-// unsubscribes one channel and subscribes another. Half of the resubscribes and moves carry
-// `since`, the last position the client saw on that channel (a move with `since` returns to a
-// channel the client held before). Publications go through each node's HTTP API in turn,
-// each carrying a unique `s`. On a networked backbone two nodes run by default and a client
+// unsubscribes one channel and subscribes another. A share of the resubscribes and moves
+// (--recover, half by default) carry `since`, the last position the client saw on that channel (a
+// move with `since` returns to a channel the client held before). Publications go through each
+// node's HTTP API in turn, each carrying a unique `s`. On a networked backbone two nodes run by default and a client
 // reconnects to either, as behind a balancer. Prints one JSON line per sample and a summary; exits
 // 1 when any duplicate, disorder, stray publication or silent gap was counted. Loopback only; stops
 // by itself after --minutes. Needs a build (npx tsc -b).
@@ -38,6 +38,7 @@ const { values: v } = parseArgs({
     reconnects: { type: 'string', default: '50' },
     moves: { type: 'string', default: '100' },
     rate: { type: 'string', default: '100' },
+    recover: { type: 'string', default: '0.5' },
     nodes: { type: 'string' },
     port: { type: 'string', default: '18731' },
     sample: { type: 'string', default: '15' },
@@ -50,7 +51,7 @@ if (v.help) {
     'usage: node scripts/churn-soak.mjs [--backbone memory|redis://…|nats://…|jetstream://…|kafka://…] [--minutes 4] [--connections 1000]',
   );
   console.log(
-    '       [--channels 50] [--reconnects 50] [--moves 100] [--rate 100] [--nodes n] [--backbone-namespace name] [--port 18731] [--sample 15]',
+    '       [--channels 50] [--reconnects 50] [--moves 100] [--rate 100] [--recover 0.5] [--nodes n] [--backbone-namespace name] [--port 18731] [--sample 15]',
   );
   process.exit(0);
 }
@@ -71,6 +72,7 @@ const channelCount = num('channels', 3, 10000);
 const reconnectRate = num('reconnects', 0, 5000);
 const moveRate = num('moves', 0, 10000);
 const rate = num('rate', 0, 5000);
+const recoverShare = num('recover', 0, 1);
 const nodeCount = num('nodes', 1, 4, networked ? '2' : '1');
 const basePort = num('port', 1024, 65530);
 const sampleSeconds = num('sample', 1, 600);
@@ -200,7 +202,7 @@ function open(c) {
     conn.open = true;
     counts.connects++;
     ws.send(JSON.stringify({ op: 'connect', id: conn.nextId++, v: 1 }));
-    for (const channel of c.want) subscribe(c, channel, Math.random() < 0.5);
+    for (const channel of c.want) subscribe(c, channel, Math.random() < recoverShare);
   });
   ws.on('message', (raw) => onFrame(c, conn, raw.toString()));
   ws.on('error', () => counts.socketErrors++);
@@ -353,7 +355,7 @@ function move(c) {
   // Half the moves return to a channel seen before and recover from where the client left it
   // (or learn it cannot: history is 100 per channel). A channel still leaving is not taken again
   // until its `ok`, so replies never cross.
-  const recover = Math.random() < 0.5;
+  const recover = Math.random() < recoverShare;
   const known = recover ? [...c.positions.keys()] : [];
   for (let tries = 0; tries < 10; tries++) {
     const channel =
@@ -483,6 +485,7 @@ const summary = {
     reconnectsPerSecond: reconnectRate,
     movesPerSecond: moveRate,
     publicationsPerSecond: rate,
+    recoverShare,
   },
   contiguousChecked: contiguous,
   counts,
