@@ -30,13 +30,21 @@ export class ReplayCache {
     if (hit) return hit;
     const built = framing.message(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data));
     if (built.length <= this.maxBytes / 8) {
-      this.frames.set(key, built);
-      this.bytes += built.length;
+      // A small Buffer is a slice of Node's shared 8 KiB pool: keeping it would keep the whole
+      // slab alive and the byte count would lie. Cache a copy that owns its memory.
+      let owned = built;
+      if (built.buffer.byteLength > built.length) {
+        owned = Buffer.allocUnsafeSlow(built.length);
+        built.copy(owned);
+      }
+      this.frames.set(key, owned);
+      this.bytes += owned.length;
       for (const [k, f] of this.frames) {
         if (this.bytes <= this.maxBytes) break;
         this.frames.delete(k);
         this.bytes -= f.length;
       }
+      return owned;
     }
     return built;
   }

@@ -748,3 +748,14 @@ test('a session that subscribes while a fill from history runs gets nothing at o
   assert.deepEqual(y.t.offsets(CH), [first.offset + 3], 'nothing at or below the subscribed position follows the reply');
   assert.deepEqual(x.t.offsets(CH), range(first.offset, first.offset + 3));
 });
+
+test('the replay cache keeps frames that own their memory, not slices of a shared pool', async () => {
+  const { ReplayCache } = await import('../src/replay-cache.js');
+  const cache = new ReplayCache(1 << 20);
+  const pub: Publication = { channel: CH, epoch: 'e', offset: 1, ts: 1, data: '"small"' };
+  const framing = { id: 3, message: (json: string) => Buffer.from(json) };
+  const frame = cache.frame(pub, framing);
+  assert.equal(frame.buffer.byteLength, frame.length, 'a frame of its own, counted as what it holds');
+  assert.equal(cache.size, frame.length);
+  assert.equal(cache.frame(pub, framing), frame, 'shared on the next use');
+});
