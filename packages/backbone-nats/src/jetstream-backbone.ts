@@ -95,6 +95,13 @@ const REPLACE_ON = new Set(['heartbeats_missed', 'consumer_not_found', 'consumer
 /** Server heartbeats are expected every half of this; two missed ones mean the reader stalled. */
 const PULL_EXPIRES_MS = 10_000;
 
+/** A history read waiting for the channel's live reader to deliver through `seq` (epoch `epoch`). */
+interface BarrierWait {
+  readonly seq: number;
+  readonly epoch: string;
+  readonly done: (err?: Error) => void;
+}
+
 /** A Backbone on one JetStream stream. */
 export class JetStreamBackbone implements Backbone {
   readonly kind = 'jetstream';
@@ -112,6 +119,8 @@ export class JetStreamBackbone implements Backbone {
   private readersEpoch = '';
   private recovering = false;
   private readonly readers = new Map<string, ChannelReader>();
+  /** History reads waiting for a channel's live reader (the history barrier, see `history`). */
+  private readonly barrier = new Map<string, BarrierWait[]>();
   private readonly pending = new Map<string, Promise<void>>();
 
   constructor(options: JetStreamBackboneOptions) {
@@ -318,15 +327,59 @@ export class JetStreamBackbone implements Backbone {
     if (typeof env === 'string') {
       this.link.stats.malformed++;
       this.options.onMalformed?.(env, m.subject);
-      return;
+    } else {
+      this.link.deliver(this.handler, { channel, epoch: this.epoch, offset: m.seq, ts: env.ts, data: env.data });
     }
-    this.link.deliver(this.handler, { channel, epoch: this.epoch, offset: m.seq, ts: env.ts, data: env.data });
+    if (this.barrier.has(channel)) this.releaseBarrier(channel, (w) => w.epoch !== this.epoch || w.seq <= m.seq);
+  }
+
+  /**
+   * Waits until the live reader of `channel` (if this node subscribes it) has delivered through
+   * sequence `seq`: the reader and the history read are separate consumers, so a read can answer a
+   * position whose message the reader has not handed over yet. Rejects after the timeout.
+   */
+  private async liveThrough(channel: string, seq: number): Promise<void> {
+    const reader = this.readers.get(channel);
+    if (!reader || seq === 0 || reader.last >= seq) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const list = this.barrier.get(channel);
+        const i = list?.indexOf(wait) ?? -1;
+        if (list && i >= 0) list.splice(i, 1);
+        if (list?.length === 0) this.barrier.delete(channel);
+        reject(new BackboneUnavailableError(`jetstream history ${channel}: the live reader did not reach ${seq} in time`));
+      }, this.options.timeoutMs);
+      const wait: BarrierWait = {
+        seq,
+        epoch: this.epoch,
+        done: (err) => {
+          clearTimeout(timer);
+          if (err) reject(err);
+          else resolve();
+        },
+      };
+      const list = this.barrier.get(channel);
+      if (list) list.push(wait);
+      else this.barrier.set(channel, [wait]);
+    });
+  }
+
+  /** Ends the waits on `channel` that `match` picks (all when it is absent), with `err` if given. */
+  private releaseBarrier(channel: string, match?: (w: BarrierWait) => boolean, err?: Error): void {
+    const list = this.barrier.get(channel);
+    if (!list) return;
+    const keep = match ? list.filter((w) => !match(w)) : [];
+    for (const w of list) if (!match || match(w)) w.done(err);
+    if (keep.length > 0) this.barrier.set(channel, keep);
+    else this.barrier.delete(channel);
   }
 
   async unsubscribe(channel: string): Promise<void> {
     const reader = this.readers.get(channel);
     if (!reader) return;
     this.readers.delete(channel);
+    // No longer subscribed: nothing more will be delivered for a waiting read to wait for.
+    this.releaseBarrier(channel);
     // The ordered consumer is ephemeral: stopping it lets the server drop it.
     reader.messages?.stop();
   }
@@ -339,7 +392,11 @@ export class JetStreamBackbone implements Backbone {
       throw new TypeError('after must be {epoch: string, offset: integer >= 0}');
     }
     try {
-      return await this.readHistory(channel, after, limit);
+      const result = await this.readHistory(channel, after, limit);
+      // History is a barrier (the contract): resolve only once the live reader has delivered
+      // through the position answered, so nothing at or below it follows.
+      if (result.epoch === this.epoch) await this.liveThrough(channel, result.offset);
+      return result;
     } catch (err) {
       if (err instanceof BackboneUnavailableError) throw err;
       throw new BackboneUnavailableError(`jetstream history ${channel}: ${(err as Error).message}`, { cause: err });
@@ -429,6 +486,8 @@ export class JetStreamBackbone implements Backbone {
   async close(): Promise<void> {
     for (const r of this.readers.values()) r.messages?.stop();
     this.readers.clear();
+    for (const channel of [...this.barrier.keys()])
+      this.releaseBarrier(channel, undefined, new BackboneUnavailableError('backbone closed'));
     await this.link.close();
   }
 
@@ -517,6 +576,8 @@ export class JetStreamBackbone implements Backbone {
       for (const [channel, r] of [...this.readers]) {
         r.messages?.stop();
         this.readers.set(channel, { messages: undefined, last: 0 });
+        // Nothing of the old stream will be delivered any more: reads waiting on it are done.
+        this.releaseBarrier(channel);
       }
       // The slots now hold positions in the new stream, so a failed attempt below resumes from them.
       this.readersEpoch = this.epoch;
