@@ -185,7 +185,7 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
         ch.offset = hist.offset;
       }
       const result: SubscribeResult = { epoch: hist.epoch, offset: hist.offset };
-      let replay = since && hist.complete;
+      let replay = false;
       if (since) {
         // A replay that cannot fit the outbound queue would cut the client as a slow consumer
         // before it is subscribed, and it would come back and be cut again: refuse it instead.
@@ -213,8 +213,8 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
         const p = deliver[i] as Publication;
         // A replay is bounded by the namespace's history size, so only the byte cap applies to it:
         // the message cap would cut every client whose outage outlasted that many publications.
-        if (i < replayed) this.enqueue(s, this.replays.frame(p, framing), false);
-        else this.enqueue(s, framing.message(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data)));
+        if (i < replayed) this.out.enqueue(s, this.replays.frame(p, framing), false);
+        else this.out.enqueue(s, framing.message(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data)));
       }
     } catch (err) {
       this.removeFromChannel(s, channel);
@@ -291,7 +291,7 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
       }
       if (s.floors !== undefined && this.belowFloor(s, ch.name, pub)) continue;
       const framing = s.transport.framing;
-      this.enqueue(s, (frames[framing.id] ??= framing.message(json)));
+      this.out.enqueue(s, (frames[framing.id] ??= framing.message(json)));
       n++;
     }
     frames.length = 0;
@@ -317,22 +317,12 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
     this.out.enqueue(s, s.transport.framing.message(json));
   }
 
-  /** Queues bytes for `s` (outbound.ts: the caps, one write per flush). */
-  enqueue(s: Session, frame: Buffer, countMessage = true): void {
-    this.out.enqueue(s, frame, countMessage);
-  }
-
-  /** Writes everything queued in this tick (what the scheduled flush does; tests call it). */
-  flush(): void {
-    this.out.flush();
-  }
-
   private gap(ch: Channel, reason: GapReason): void {
     const json = encodeServerFrame({ op: 'gap', channel: ch.name, reason });
     const frames = this.frames;
     for (const s of ch.subs) {
       const framing = s.transport.framing;
-      this.enqueue(s, (frames[framing.id] ??= framing.message(json)));
+      this.out.enqueue(s, (frames[framing.id] ??= framing.message(json)));
     }
     frames.length = 0;
   }

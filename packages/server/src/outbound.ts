@@ -57,14 +57,7 @@ export class Outbound {
       this.o.onSlowConsumer(s);
       return;
     }
-    if (q.length === 0 && !s.waitingDrain) {
-      this.dirty.push(s);
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        if (this.o.coalesceMs > 0) setTimeout(this.flushBound, this.o.coalesceMs);
-        else setImmediate(this.flushBound);
-      }
-    }
+    if (q.length === 0 && !s.waitingDrain) this.markDirty(s);
     q.push(frame);
     s.queuedBytes += frame.length;
   }
@@ -107,11 +100,15 @@ export class Outbound {
   private drained(s: Session): void {
     s.waitingDrain = false;
     s.socketBacklog = s.transport.bufferedBytes;
-    if (s.state === SessionState.Closing || s.queue.length === 0) return;
+    if (s.state !== SessionState.Closing && s.queue.length > 0) this.markDirty(s);
+  }
+
+  /** `s` has frames for the next flush; schedules the flush if none is. */
+  private markDirty(s: Session): void {
     this.dirty.push(s);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushBound);
-    }
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    if (this.o.coalesceMs > 0) setTimeout(this.flushBound, this.o.coalesceMs);
+    else setImmediate(this.flushBound);
   }
 }
