@@ -107,7 +107,8 @@ export class ClientProtocol implements SessionHandler {
   private done(s: Session): void {
     s.inflight--;
     if (s.inflight === 0 && s.closeAfter && s.state !== SessionState.Closing) {
-      // The last reply was queued just now: let this tick's flush write it, then close.
+      // A publish's reply is queued right after this (its `then` follows this `finally`): close on
+      // the next turn; closeSession writes what is queued before the close frame.
       const { code, reason } = s.closeAfter;
       setImmediate(() => this.closeSession(s, code, reason));
     }
