@@ -191,3 +191,55 @@ describe('server API on two nodes over Redis', { skip: skip ?? false }, () => {
     });
   });
 });
+
+const NATS = `nats://${SERVICES.nats.host}:${SERVICES.nats.port}`;
+const natsSkip = await serviceSkipReason('nats', 'server API on two nodes over NATS core');
+
+describe('server API on two nodes over NATS core (no history, no atomic claims)', { skip: natsSkip ?? false }, () => {
+  const ns = `api14n-${process.pid}-${Date.now().toString(36)}`;
+  const nodes: { child: ChildProcess; port: number }[] = [];
+  let a: HttpPublisher;
+  let b: HttpPublisher;
+
+  before(async () => {
+    for (const id of ['na', 'nb']) {
+      const args = ['--backbone', NATS, '--backbone-namespace', ns, '--node-id', `${ns}-${id}`, '--api-key', KEY];
+      nodes.push(await startChild([...args, '--token-secret', SECRET, '--announce-interval', '0.2', '--log-level', 'info']));
+    }
+    a = new HttpPublisher({ url: `http://127.0.0.1:${nodes[0]!.port}`, apiKey: KEY, retries: 0 });
+    b = new HttpPublisher({ url: `http://127.0.0.1:${nodes[1]!.port}`, apiKey: KEY, retries: 0 });
+    await waitFor('both nodes in the fleet', async () => ((await a.info()).nodes.length === 2 ? true : undefined), 15_000);
+  });
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    await Promise.all(nodes.map((n) => stopChild(n.child)));
+  });
+
+  test('history answers a clear, stable error', async () => {
+    await assert.rejects(
+      a.history(`private:${ns}-h`),
+      (e: PublishError) => e.code === 'not_supported' && e.status === 501 && /keeps no history/.test(e.message),
+    );
+  });
+
+  test('an idempotent retry on the other node publishes once (the key’s owner node holds it)', async () => {
+    const channel = `public:${ns}-i`;
+    const c = new GatehouseClient(`ws://127.0.0.1:${nodes[1]!.port}/ws`);
+    c.on('error', () => {});
+    const got: unknown[] = [];
+    c.subscribe(channel).on('publication', (p) => got.push(p.data));
+    c.connect();
+    try {
+      await waitFor('subscribed', () => (c.getSubscription(channel)?.state === 'subscribed' ? true : undefined));
+      await a.publish(channel, 'once', { idempotencyKey: 'k1' });
+      await b.publish(channel, 'once', { idempotencyKey: 'k1' });
+      await a.publish(channel, 'once', { idempotencyKey: 'k1' });
+      await b.publish(channel, 'marker');
+      await waitFor('the marker', () => (got.includes('marker') ? true : undefined));
+      assert.deepEqual(got, ['once', 'marker']);
+    } finally {
+      c.close();
+    }
+  });
+});
