@@ -9,9 +9,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { pino } from 'pino';
@@ -62,29 +61,19 @@ test(
     // Another site: a page on localhost (not 127.0.0.1) that POSTs to the gateway.
     const evil = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>evil</title>'));
     await new Promise<void>((resolve) => evil.listen(0, '127.0.0.1', resolve));
-    const profile = await mkdtemp(join(tmpdir(), 'gatehouse-admin-'));
-    const context = await chromium.launchPersistentContext(profile, {
+    // launch() gives the run a fresh, temporary profile.
+    const browser = await chromium.launch({
       executablePath: CHROMIUM,
-      headless: true,
       timeout: 60_000,
-      viewport: { width: 1280, height: 860 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run'],
     });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     t.after(async () => {
       for (const c of clients) c.close();
-      await context.close();
+      await browser.close();
       await new Promise<void>((resolve) => evil.close(() => resolve()));
       await a.close();
       await b.close();
-      await rm(profile, { recursive: true, force: true });
     });
     if (SHOTS) await mkdir(SHOTS, { recursive: true });
     const shot = async (name: string) => {
@@ -102,7 +91,7 @@ test(
     }
     await waitFor('three clients connected', () => (clients.every((c) => c.state === 'connected') ? true : undefined));
 
-    const page = context.pages()[0] ?? (await context.newPage());
+    const page = await context.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));
     const origin = `http://127.0.0.1:${a.port}`;
