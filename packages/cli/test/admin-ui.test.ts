@@ -1,7 +1,8 @@
 /**
  * The admin UI in real Chromium against two gateway nodes sharing a bus (the UI is served by node
  * A; node B holds the users): sign in, see both nodes, publish and see the message in the channel's
- * history, disconnect a user and see node B's count drop; a wrong key is refused, and a cross-site
+ * history, disconnect a user and see node B's count drop, revoke a token, drain node B; a wrong key
+ * is refused, and a cross-site
  * POST (another origin's page, a stolen cookie without the CSRF token, a foreign Origin) publishes
  * nothing. With GATEHOUSE_ADMIN_SCREENSHOTS=<dir> the main views are saved there as PNGs (docs/admin/
  * holds the committed ones: `GATEHOUSE_ADMIN_SCREENSHOTS=docs/admin node scripts/test.mjs cli/dist/test/admin-ui`).
@@ -229,6 +230,17 @@ test(
     await page.locator('#nodes tbody tr[data-node="ui-node-a"]').waitFor();
     await shot('phone');
     await page.setViewportSize({ width: 1280, height: 860 });
+
+    // Revoke a token, and drain node B (after confirming): its state turns to draining.
+    await page.locator('#revoke-jti').fill('token-id-7');
+    await page.locator('#revoke-form button').click();
+    await page.locator('#action-result').filter({ hasText: 'token token-id-7 revoked on every node' }).waitFor();
+    page.once('dialog', (d) => void d.accept());
+    await page.locator('#nodes tbody tr[data-node="ui-node-b"] button').click();
+    await page.locator('#nodes tbody tr[data-node="ui-node-b"]').filter({ hasText: 'draining' }).waitFor();
+    assert.equal(b.ready, false);
+    assert.equal(a.ready, true);
+
     await page.locator('#sign-out').click();
     await page.locator('#sign-in').waitFor();
     assert.deepEqual(pageErrors, []);
