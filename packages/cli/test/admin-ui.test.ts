@@ -1,11 +1,11 @@
 /**
  * The admin UI in real Chromium against two gateway nodes sharing a bus (the UI is served by node
- * A; node B holds the users): sign in, see both nodes, publish and see the message in the channel's
- * history, disconnect a user and see node B's count drop, revoke a token, drain node B; a wrong key
- * is refused, and a cross-site
- * POST (another origin's page, a stolen cookie without the CSRF token, a foreign Origin) publishes
- * nothing. With GATEHOUSE_ADMIN_SCREENSHOTS=<dir> the main views are saved there as PNGs (docs/admin/
- * holds the committed ones: `GATEHOUSE_ADMIN_SCREENSHOTS=docs/admin node scripts/test.mjs cli/dist/test/admin-ui`).
+ * A; node B holds the users): sign in, see both nodes, publish and see the message in the
+ * channel's history, disconnect a user and see node B's count drop, revoke a token, drain node B.
+ * A wrong key is refused, and a cross-site POST (another origin's page, a stolen cookie without the
+ * CSRF token, a foreign Origin) publishes nothing. With GATEHOUSE_ADMIN_SCREENSHOTS=<dir> the main
+ * views are saved there as PNGs; docs/admin/ holds the committed ones:
+ * `GATEHOUSE_ADMIN_SCREENSHOTS=docs/admin node scripts/test.mjs cli/dist/test/admin-ui`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
