@@ -200,6 +200,10 @@ test(
     assert.match(statuses[1] as string, /^blocked/, 'the preflighted POST is blocked');
     // The same forgery from a server, with the stolen cookie: refused by the Origin and CSRF checks.
     const cookie = `gh_admin=${session.value}`;
+    // The session is signed with a key derived from the API key: node B accepts node A's cookie.
+    const onB = await fetch(`http://127.0.0.1:${b.port}/admin/session`, { headers: { cookie } });
+    assert.equal(onB.status, 200, 'a session opened on A holds on B');
+    assert.equal(typeof ((await onB.json()) as { csrf?: unknown }).csrf, 'string');
     const forged = async (headers: Record<string, string>) =>
       (
         await fetch(`${origin}/admin/call/publish`, {
