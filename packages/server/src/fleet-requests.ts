@@ -85,8 +85,8 @@ export class FleetRequests {
     const expected = new Set(to === undefined ? this.liveNodes() : [to]);
     expected.add(to ?? this.control.node);
     const answer = new Promise<FleetAnswer>((resolve) => {
+      // Not unref'd: whoever asked waits for the answer, and the deadline bounds the wait.
       const timer = setTimeout(() => this.finish(id), timeoutMs);
-      timer.unref();
       this.pending.set(id, { expected, replies: new Map(), resolve, timer });
     });
     try {
