@@ -92,13 +92,17 @@ export class HttpRoutes {
       return;
     }
     if (path?.startsWith('/admin/')) {
-      handleAdmin(req, res, path, this.d.admin).catch((err: unknown) => {
-        if (err instanceof ApiError) sendError(res, err);
-        else {
-          this.d.log.error({ err }, 'admin API failed');
-          sendError(res, new ApiError('internal', 'internal error'));
-        }
-      });
+      // The key-guessing brake first (server-api.ts), then the admin API's own checks.
+      Promise.resolve()
+        .then(() => this.d.api.authenticate(req))
+        .then(() => handleAdmin(req, res, path, this.d.admin))
+        .catch((err: unknown) => {
+          if (err instanceof ApiError) sendError(res, err);
+          else {
+            this.d.log.error({ err }, 'admin API failed');
+            sendError(res, new ApiError('internal', 'internal error'));
+          }
+        });
       return;
     }
     if (path !== undefined && this.statics.handle(req, res, path)) return;

@@ -136,6 +136,7 @@ describe('abuse case 30: the server API and the admin sign-in (1 case)', () => {
     assert.ok(Number(refused.retryAfter) > 0, 'with Retry-After');
     assertError(await post('/api/info', {}, API_KEY, GUESSER), 'rate_limited', 'even the right key waits out the window');
     assertError(await post('/api/publish', { channel: 'public:x', data: 1 }, API_KEY, GUESSER), 'rate_limited', 'publish too');
+    assertError(await post('/admin/revoke', { jti: 'x' }, API_KEY, GUESSER), 'rate_limited', 'the admin API too');
     const signIn = await post('/admin/session', { key: API_KEY }, null, { ...GUESSER, origin: `http://127.0.0.1:${gw.port}` });
     assertError(signIn, 'rate_limited', 'the admin sign-in shares the brake');
 
