@@ -85,7 +85,14 @@ export class AdminUi {
     const file = FILES[path];
     if (file) {
       if (req.method !== 'GET' && req.method !== 'HEAD') sendError(res, new ApiError('bad_request', `${path} takes GET`));
-      else this.serve(req, res, file).catch(() => res.destroy());
+      else {
+        this.serve(req, res, file).catch(() =>
+          sendError(
+            res,
+            new ApiError('not_found', `the admin UI's ${file.file} is missing from this installation (packages/server/admin/)`),
+          ),
+        );
+      }
       return true;
     }
     if (path === '/admin') {
