@@ -1,6 +1,7 @@
 /**
- * The node's plain HTTP routes: health, readiness, metrics, the publish API, the admin API, and
- * the browser SDK with its demo page (static.ts).
+ * The node's plain HTTP routes: health, readiness, metrics, the publish API, the rest of the server
+ * API (server-api.ts), the admin API, the admin UI when enabled (admin-ui.ts), and the browser SDK
+ * with its demo page (static.ts).
  * WebSocket upgrades never come here (upgrade.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
