@@ -110,7 +110,10 @@ export class Idempotency {
     if (key === undefined) return this.d.publish(channel, data);
     const deadline = Date.now() + WAIT_FOR_FIRST_MS;
     for (;;) {
-      const held = await this.store.claim(channel, key, PENDING, Math.min(PENDING_TTL_MS, this.d.windowMs));
+      const held = await this.store.claim(channel, key, PENDING, Math.min(PENDING_TTL_MS, this.d.windowMs)).catch((err: unknown) => {
+        if (err instanceof ApiError) throw err;
+        throw new ApiError('unavailable', `the idempotency key could not be claimed: ${(err as Error).message}`, 1);
+      });
       if (held === undefined) break;
       if (held !== PENDING) {
         const first = JSON.parse(held) as PublishResult;
