@@ -104,6 +104,22 @@ export interface ControlRecord {
   readonly expiresAt: number;
 }
 
+/**
+ * Optional: short-lived keys claimed atomically across the fleet (idempotent publish). `scope` is
+ * the channel the key belongs to, so an adapter keeps the key beside the channel's data.
+ */
+export interface ClaimStore {
+  /**
+   * Stores `value` under (scope, key) for `ttlMs` unless the key is held. Resolves undefined when
+   * this call took the key, or with the value held (the first caller's) when it did not.
+   */
+  claim(scope: string, key: string, value: string, ttlMs: number): Promise<string | undefined>;
+  /** Replaces the value of a key this node claimed, for `ttlMs` from now. */
+  settle(scope: string, key: string, value: string, ttlMs: number): Promise<void>;
+  /** Gives a claimed key up (the work it guarded failed, so a retry may do it). */
+  release(scope: string, key: string): Promise<void>;
+}
+
 /** What an adapter can promise; the core and the conformance suite read these. */
 export interface BackboneCapabilities {
   /**
@@ -182,6 +198,8 @@ export interface Backbone {
   records(kind: string): Promise<ControlRecord[]>;
   /** Disconnects. Pending operations reject. Idempotent. */
   close(): Promise<void>;
+  /** Optional atomic claims (Redis: SET NX); without them the core routes claims to one owner node. */
+  readonly claims?: ClaimStore;
   /**
    * Optional counters of the adapter's own (reconnects, publish errors, malformed messages, ...):
    * every numeric field is exported as `gatehouse_backbone_stat{stat="<field>"}`.

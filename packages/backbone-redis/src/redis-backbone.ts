@@ -21,7 +21,7 @@
  * (subscriber). Anything the Cluster client reports (a node lost or added, ready, closed) makes
  * that side not ready and runs its check again, with backoff, until it passes.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import {
@@ -45,6 +45,7 @@ import {
   type BackboneCapabilities,
   type BackboneHandler,
   type BackboneState,
+  type ClaimStore,
   type ControlMessage,
   type ControlRecord,
   type HistoryResult,
@@ -380,6 +381,49 @@ export class RedisBackbone implements Backbone {
    * other that is up: every node listens on every shard, so one publication reaches each node
    * once wherever it went. Rejects only when no shard can carry it.
    */
+  /**
+   * Idempotency claims: one string key per (channel, key) on the channel's shard (its hash tag, so
+   * the same cluster slot), taken with SET NX PX: atomic across every node of the fleet.
+   */
+  readonly claims: ClaimStore = {
+    claim: async (scope, key, value, ttlMs) => {
+      const shard = this.usable(scope);
+      const k = this.claimKey(scope, key);
+      const conn = shard.pub as Connection;
+      try {
+        for (let i = 0; i < 2; i++) {
+          if ((await conn.set(k, value, 'PX', Math.max(1, Math.round(ttlMs)), 'NX')) === 'OK') return undefined;
+          const held = await conn.get(k);
+          // Expired between the two commands: try to take it again, once.
+          if (held !== null) return held;
+        }
+        return undefined;
+      } catch (err) {
+        throw this.translate(shard, err);
+      }
+    },
+    settle: async (scope, key, value, ttlMs) => {
+      const shard = this.usable(scope);
+      try {
+        await (shard.pub as Connection).set(this.claimKey(scope, key), value, 'PX', Math.max(1, Math.round(ttlMs)));
+      } catch (err) {
+        throw this.translate(shard, err);
+      }
+    },
+    release: async (scope, key) => {
+      const shard = this.usable(scope);
+      try {
+        await (shard.pub as Connection).del(this.claimKey(scope, key));
+      } catch (err) {
+        throw this.translate(shard, err);
+      }
+    },
+  };
+
+  private claimKey(channel: string, key: string): string {
+    return `${this.options.keyPrefix}:{${channel}}:idem:${createHash('sha256').update(key).digest('base64url')}`;
+  }
+
   async sendControl(msg: ControlMessage): Promise<void> {
     this.checkOpen();
     checkControlMessage(msg);

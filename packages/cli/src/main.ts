@@ -18,19 +18,21 @@ import { UsageError, parse, suggestion } from './args.js';
 import { createLogger, startupSummary } from './logging.js';
 import { readData } from './publish-data.js';
 import { aggregateWorkerMetrics, shareWorkerMetrics } from './worker-metrics.js';
+import { API_COMMANDS, apiCommand, apiUsage, isApiCommand } from './api-commands.js';
 
 const USAGE = `gatehouse <command> [options]
 
 Commands:
   start      start a gateway node (gatehouse start --help lists every option)
   token      print a development JWT:  gatehouse token --sub <id> --channels <pattern...> --secret <s> [--publish <pattern...>] [--ttl <seconds>]
-  publish    publish through the HTTP API:  gatehouse publish <channel> <json | - | @file> [--url <http://host:port>] [--api-key <key>]
+  publish    publish through the HTTP API:  gatehouse publish <channel> <json | - | @file> [--url <http://host:port>] [--api-key <key>] [--idempotency-key <k>]
+${apiUsage()}
   bench      load-test a gateway: gatehouse bench <idle|fanout|channels|storm> [options] (--help lists them)
   capacity   memory math for sizing: gatehouse capacity --connections-per-node <n> ... (--help lists them)
 
 Run "gatehouse <command> --help" for a command's options, "gatehouse --version" for the version.`;
 
-const COMMANDS = ['start', 'token', 'publish', 'bench', 'capacity', 'help', 'version'];
+const COMMANDS = ['start', 'token', 'publish', ...API_COMMANDS, 'bench', 'capacity', 'help', 'version'];
 
 /** This package's version, from its package.json (dist/src/main.js is two levels below it). */
 function version(): string {
@@ -185,14 +187,19 @@ async function token(argv: string[]): Promise<void> {
 }
 
 async function publish(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, { url: { type: 'string' }, 'api-key': { type: 'string' } }, true);
+  const { values, positionals } = parse(
+    argv,
+    { url: { type: 'string' }, 'api-key': { type: 'string' }, 'idempotency-key': { type: 'string' } },
+    true,
+  );
   if (values['help']) {
     console.log(
       [
-        'gatehouse publish <channel> <json | - | @file> [--url <http://127.0.0.1:8080>] [--api-key <key>]',
+        'gatehouse publish <channel> <json | - | @file> [--url <http://127.0.0.1:8080>] [--api-key <key>] [--idempotency-key <key>]',
         '',
         'The data is JSON: given inline, read from standard input with "-", or from a file with "@path".',
         'The key may also come from GATEHOUSE_API_KEY, the URL from GATEHOUSE_URL. Prints {"channel","epoch","offset"}.',
+        'With --idempotency-key, a retry with the same key on the channel inside the window publishes nothing.',
       ].join('\n'),
     );
     return;
@@ -206,7 +213,8 @@ async function publish(argv: string[]): Promise<void> {
   if (!apiKey) throw new UsageError('--api-key <key> (or GATEHOUSE_API_KEY) is required');
   const { HttpPublisher } = await import('@gatehouse/publisher');
   const publisher = new HttpPublisher({ url, apiKey });
-  const result = await publisher.publish(channel, data);
+  const key = values['idempotency-key'] as string | undefined;
+  const result = await publisher.publish(channel, data, key === undefined ? {} : { idempotencyKey: key });
   console.log(JSON.stringify({ channel, ...result }));
 }
 
@@ -243,6 +251,10 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? 2 : 0;
       default:
+        if (isApiCommand(command)) {
+          await apiCommand(command, rest);
+          return 0;
+        }
         console.error(`unknown command "${command}"${suggestion(command, COMMANDS)}\n\n${USAGE}`);
         return 2;
     }

@@ -160,6 +160,20 @@ export const SETTINGS: Setting[] = [
   },
   { flag: 'trust-proxy', kind: 'bool', option: 'trustProxy', help: 'take the client address from X-Forwarded-For', defaultText: 'false' },
   {
+    flag: 'admin-ui',
+    kind: 'bool',
+    option: 'adminUi',
+    help: 'serve the admin web UI at /admin/ (sign in with an unrestricted API key)',
+    defaultText: 'false',
+  },
+  {
+    flag: 'idempotency-window',
+    kind: 'seconds',
+    option: 'idempotencyWindowMs',
+    help: 'seconds a publish idempotencyKey is remembered (a retry within it publishes nothing)',
+    defaultText: ms(DEFAULTS.idempotencyWindowMs),
+  },
+  {
     flag: 'max-payload',
     kind: 'int',
     option: 'maxPayloadBytes',

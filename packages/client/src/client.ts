@@ -198,6 +198,12 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
     if (this.#subs.has(channel)) {
       throw new Error(`already subscribed to ${channel}; use getSubscription() to reach the existing subscription`);
     }
+    const sub = this.#newSubscription(channel);
+    if (this.#conn?.ready) this.#sendSubscribe(this.#conn, sub);
+    return sub;
+  }
+
+  #newSubscription(channel: string): Subscription {
     const sub = new Subscription(
       channel,
       (s) => this.#leave(s),
@@ -205,7 +211,6 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
       (err, event) => this.#listenerFailed(err, event),
     );
     this.#subs.set(channel, sub);
-    if (this.#conn?.ready) this.#sendSubscribe(this.#conn, sub);
     return sub;
   }
 
@@ -471,6 +476,19 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
       case 'refresh':
         void this.#refresh(conn);
         return;
+      case 'server_subscribed': {
+        // The backend subscribed this connection (server API): a subscription like any other from here on.
+        const sub = this.#subs.get(frame.channel) ?? this.#newSubscription(frame.channel);
+        if (sub.state !== 'subscribed')
+          sub.confirm({ op: 'subscribed', id: 0, channel: frame.channel, epoch: frame.epoch, offset: frame.offset }, undefined);
+        return;
+      }
+      case 'server_unsubscribed': {
+        const sub = this.#subs.get(frame.channel);
+        if (sub) this.#subs.delete(frame.channel);
+        sub?.end('server');
+        return;
+      }
       case 'connected':
         this.emit('error', new GatehouseError('protocol', 'the server sent a second connected frame'));
         return;
@@ -556,6 +574,8 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
       case 'subscribe': {
         const { sub, since } = pending;
         if (this.#subs.get(sub.channel) !== sub) return; // unsubscribed meanwhile
+        // The backend subscribed this connection while the request was on its way: already served.
+        if (frame.op === 'error' && frame.code === 'already_subscribed' && sub.state === 'subscribed') return;
         if (frame.op === 'subscribed' && frame.channel === sub.channel && isPosition(frame)) {
           sub.confirm(frame, since);
         } else {

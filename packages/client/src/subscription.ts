@@ -37,8 +37,11 @@ export interface GapEvent {
 /** Payload of `unsubscribed`: the subscription ended and will not come back by itself. */
 export interface UnsubscribedEvent {
   readonly channel: string;
-  /** Why: the application asked, the server refused the subscription, or the client closed. */
-  readonly reason: 'unsubscribe' | 'error' | 'closed';
+  /**
+   * Why: the application asked, the server refused the subscription, the client closed, or the
+   * application's backend ended it through the server API (`server`).
+   */
+  readonly reason: 'unsubscribe' | 'error' | 'closed' | 'server';
 }
 
 /** Events of a `Subscription`. */
@@ -51,7 +54,7 @@ export interface SubscriptionEvents {
 }
 
 /** The subscription events the client re-emits on itself, so one listener can watch every channel. */
-export type RelayedEvents = Omit<SubscriptionEvents, 'unsubscribed'>;
+export type RelayedEvents = SubscriptionEvents;
 
 /** @internal How a subscription passes its events on to the client. */
 export type Relay = <K extends keyof RelayedEvents>(event: K, payload: RelayedEvents[K]) => void;
@@ -194,6 +197,6 @@ export class Subscription extends TypedEmitter<SubscriptionEvents> {
   end(reason: UnsubscribedEvent['reason']): void {
     if (this.#state === 'unsubscribed') return;
     this.#state = 'unsubscribed';
-    this.emit('unsubscribed', { channel: this.channel, reason });
+    this.#tell('unsubscribed', { channel: this.channel, reason });
   }
 }

@@ -40,6 +40,8 @@ export const CloseCode = {
   UnsupportedVersion: 4004,
   /** The token expired while connected and was not refreshed within the grace period. */
   TokenExpired: 4005,
+  /** The application's backend disconnected this user or client (server API) and asked it to stay away. */
+  Disconnected: 4006,
 
   /** The node refused the connection (connect-rate limit, event-loop lag, capacity). */
   Overloaded: 4100,
@@ -52,6 +54,8 @@ export const CloseCode = {
   Drain: 4200,
   /** The node sheds load to rebalance the fleet: reconnect to another node. */
   Rebalance: 4201,
+  /** The application's backend disconnected this user or client (server API) and lets it reconnect. */
+  DisconnectedReconnect: 4202,
 
   /** The connection could not keep up: its outbound queue hit the cap. Reconnect and recover. */
   SlowConsumer: 4300,
@@ -85,6 +89,7 @@ export const CLOSE_CODES: readonly CloseCodeInfo[] = [
     class: 'terminal',
     meaning: 'token expired while connected and was not refreshed (the SDK reconnects once with a fresh token if it has getToken)',
   },
+  { code: 4006, name: 'Disconnected', class: 'terminal', meaning: 'disconnected by the server API; do not reconnect' },
   {
     code: 4100,
     name: 'Overloaded',
@@ -95,6 +100,7 @@ export const CLOSE_CODES: readonly CloseCodeInfo[] = [
   { code: 4102, name: 'BackboneUnavailable', class: 'backoff', meaning: 'backbone unreachable from this node' },
   { code: 4200, name: 'Drain', class: 'reconnect', meaning: 'node draining; reconnect elsewhere after retry=<ms>' },
   { code: 4201, name: 'Rebalance', class: 'reconnect', meaning: 'node shedding load; reconnect elsewhere after retry=<ms>' },
+  { code: 4202, name: 'DisconnectedReconnect', class: 'reconnect', meaning: 'disconnected by the server API; reconnect after retry=<ms>' },
   { code: 4300, name: 'SlowConsumer', class: 'resumable', meaning: 'outbound queue cap reached; reconnect and recover' },
   { code: 4301, name: 'HeartbeatTimeout', class: 'resumable', meaning: 'heartbeat deadline missed; reconnect and recover' },
 ];

@@ -184,6 +184,13 @@ export function decodeServerFrame(text: string): ServerFrame {
     case 'refresh':
     case 'gap':
       return f as unknown as ServerFrame;
+    case 'server_subscribed':
+    case 'server_unsubscribed':
+      if (!isValidChannel(f['channel'])) throw new DecodeError('bad_request', `malformed ${f['op']} frame`);
+      if (f['op'] === 'server_subscribed' && (typeof f['epoch'] !== 'string' || !isOffset(f['offset']))) {
+        throw new DecodeError('bad_request', 'malformed server_subscribed frame');
+      }
+      return f as unknown as ServerFrame;
     default:
       throw new DecodeError('unknown_op', `unknown server op "${String(f['op']).slice(0, 32)}"`);
   }

@@ -156,12 +156,40 @@ export interface GapFrame {
   reason: GapReason;
 }
 
+/**
+ * The server subscribed this connection to a channel (the server API's `POST /api/subscribe`).
+ * Publications on the channel follow, exactly as after a `subscribed` reply.
+ */
+export interface ServerSubscribedFrame {
+  op: 'server_subscribed';
+  channel: string;
+  /** The channel's stream position at the moment of subscribing. */
+  epoch: string;
+  offset: number;
+}
+
+/** The server ended this connection's subscription to a channel (`POST /api/unsubscribe`). */
+export interface ServerUnsubscribedFrame {
+  op: 'server_unsubscribed';
+  channel: string;
+}
+
 /** Why a channel's continuity broke. */
 export type GapReason = 'history' | 'epoch' | 'backbone';
 
 /** Any frame the server may send. */
 export type ServerFrame =
-  ConnectedFrame | SubscribedFrame | PublishedFrame | OkFrame | ErrorFrame | PubFrame | PingFrame | RefreshNeededFrame | GapFrame;
+  | ConnectedFrame
+  | SubscribedFrame
+  | PublishedFrame
+  | OkFrame
+  | ErrorFrame
+  | PubFrame
+  | PingFrame
+  | RefreshNeededFrame
+  | GapFrame
+  | ServerSubscribedFrame
+  | ServerUnsubscribedFrame;
 
 /** Stable error codes, shared by the WebSocket protocol and the HTTP API. */
 export type ErrorCode =
@@ -178,6 +206,7 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'not_found'
   | 'unavailable'
+  | 'not_supported'
   | 'internal';
 
 /** HTTP status for each error code when the HTTP API returns it. */
@@ -195,5 +224,6 @@ export const ERROR_HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   payload_too_large: 413,
   not_found: 404,
   unavailable: 503,
+  not_supported: 501,
   internal: 500,
 };

@@ -1,11 +1,24 @@
 /**
  * Publishes through a gateway's HTTP API (`POST /api/publish`, `POST /api/broadcast`) with the
- * global fetch. Refusals the server marks as temporary (429, 5xx) and network failures are
+ * global fetch, and makes the rest of the server API's calls (history, channels, disconnect,
+ * server-side subscribe, info, drain; docs/api.md). Refusals the server marks as temporary (429, 5xx) and network failures are
  * retried with jittered exponential backoff, never sooner than the server's Retry-After.
  */
 import { isValidChannel, type ErrorCode, type StreamPosition } from '@gatehouse/protocol';
 import { PublishError } from './errors.js';
 import type { BroadcastResult, Publisher } from './publisher.js';
+import type {
+  ChannelsResult,
+  DisconnectResult,
+  DrainResult,
+  SubscribeResult,
+  UnsubscribeResult,
+  HistoryOptions,
+  HistoryResult,
+  InfoResult,
+  PublishOptions,
+  Target,
+} from './api-types.js';
 
 /** Options for `new HttpPublisher(options)`. */
 export interface HttpPublisherOptions {
@@ -103,7 +116,7 @@ function resolve(o: HttpPublisherOptions): Resolved {
 /**
  * Publishes through the gateway's HTTP API. Retries may deliver a publication twice when an
  * earlier attempt reached the server but its answer was lost (network error, timeout, 5xx);
- * set `retries: 0` where at-most-once matters more than getting through.
+ * pass an `idempotencyKey` (the gateway then publishes once per key), or set `retries: 0`.
  */
 export class HttpPublisher implements Publisher {
   readonly #o: Resolved;
@@ -116,23 +129,23 @@ export class HttpPublisher implements Publisher {
     this.#o = resolve(options);
   }
 
-  /** Publishes `data` to `channel` with `POST /api/publish`. */
-  async publish(channel: string, data: unknown): Promise<StreamPosition> {
+  /** Publishes `data` to `channel` with `POST /api/publish` (with an idempotency key, at most once). */
+  async publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<StreamPosition> {
     if (!isValidChannel(channel))
       throw new PublishError('invalid_channel', `invalid channel ${JSON.stringify(channel)}: expected "namespace:name"`);
-    const body = serialize({ channel, data }, data);
+    const body = serialize({ channel, data, ...keyOf(options) }, data);
     const json = await this.#post('api/publish', body);
     if (!isPosition(json)) throw new PublishError('bad_response', 'publish answer lacks {"epoch": string, "offset": integer}');
     return { epoch: json.epoch, offset: json.offset };
   }
 
   /** Publishes `data` to every channel in `channels` with `POST /api/broadcast`. */
-  async broadcast(channels: readonly string[], data: unknown): Promise<BroadcastResult[]> {
+  async broadcast(channels: readonly string[], data: unknown, options: PublishOptions = {}): Promise<BroadcastResult[]> {
     if (!Array.isArray(channels) || channels.length === 0) throw new PublishError('bad_request', 'channels must be a non-empty array');
     const invalid = channels.find((c) => !isValidChannel(c));
     if (invalid !== undefined)
       throw new PublishError('invalid_channel', `invalid channel ${JSON.stringify(invalid)}: expected "namespace:name"`);
-    const body = serialize({ channels, data }, data);
+    const body = serialize({ channels, data, ...keyOf(options) }, data);
     const json = await this.#post('api/broadcast', body);
     const results = isObject(json) ? json['results'] : undefined;
     if (!Array.isArray(results) || results.length !== channels.length || !results.every(isBroadcastResult)) {
@@ -142,6 +155,47 @@ export class HttpPublisher implements Publisher {
       );
     }
     return results;
+  }
+
+  /** `POST /api/history`: the channel's publications with their positions. */
+  async history(channel: string, options: HistoryOptions = {}): Promise<HistoryResult> {
+    return this.#call<HistoryResult>('history', { channel, ...options });
+  }
+
+  /** `POST /api/channels`: channels with subscribers anywhere in the fleet, most subscribers first. */
+  async channels(options: { pattern?: string; limit?: number } = {}): Promise<ChannelsResult> {
+    return this.#call<ChannelsResult>('channels', options);
+  }
+
+  /** `POST /api/disconnect`: closes a user's (or one client's) connections on every node; `reconnect` picks 4202 over 4006. */
+  async disconnect(target: Target & { reconnect?: boolean; reason?: string }): Promise<DisconnectResult> {
+    return this.#call<DisconnectResult>('disconnect', target);
+  }
+
+  /** `POST /api/subscribe`: subscribes a user's (or one client's) live connections to `channel`. */
+  async subscribe(target: Target, channel: string): Promise<SubscribeResult> {
+    return this.#call<SubscribeResult>('subscribe', { ...target, channel });
+  }
+
+  /** `POST /api/unsubscribe`: ends a user's (or one client's) subscription to `channel`. */
+  async unsubscribe(target: Target, channel: string): Promise<UnsubscribeResult> {
+    return this.#call<UnsubscribeResult>('unsubscribe', { ...target, channel });
+  }
+
+  /** `POST /api/info`: every node with its figures (and its `slowest` connections when asked). */
+  async info(options: { slowest?: number } = {}): Promise<InfoResult> {
+    return this.#call<InfoResult>('info', options);
+  }
+
+  /** `POST /api/drain`: starts a drain of the node named `node`. */
+  async drain(node: string): Promise<DrainResult> {
+    return this.#call<DrainResult>('drain', { node });
+  }
+
+  async #call<T>(name: string, body: object): Promise<T> {
+    const json = await this.#post(`api/${name}`, JSON.stringify(body));
+    if (!isObject(json)) throw new PublishError('bad_response', `${name} answer is not a JSON object`);
+    return json as T;
   }
 
   /** Aborts requests in flight and pending retries; later calls reject with code 'closed'. */
@@ -254,6 +308,15 @@ export class HttpPublisher implements Publisher {
       this.#sleeping.add(wake);
     });
   }
+}
+
+function keyOf(options: PublishOptions): { idempotencyKey?: string } {
+  const key = options?.idempotencyKey;
+  if (key === undefined) return {};
+  if (typeof key !== 'string' || key.length === 0 || key.length > 256) {
+    throw new PublishError('bad_request', 'options.idempotencyKey must be a string of 1-256 characters');
+  }
+  return { idempotencyKey: key };
 }
 
 function serialize(body: object, data: unknown): string {

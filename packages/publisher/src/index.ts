@@ -6,3 +6,18 @@ export { HttpPublisher, HTTP_PUBLISHER_DEFAULTS, parseRetryAfter } from './http-
 export type { HttpPublisherOptions } from './http-publisher.js';
 export { PublishError } from './errors.js';
 export type { PublisherErrorCode } from './errors.js';
+export type {
+  ChannelsResult,
+  DisconnectResult,
+  DrainResult,
+  SubscribeResult,
+  UnsubscribeResult,
+  FleetMeta,
+  HistoryOptions,
+  HistoryPublication,
+  HistoryResult,
+  InfoResult,
+  NodeInfo,
+  PublishOptions,
+  Target,
+} from './api-types.js';

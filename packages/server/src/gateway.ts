@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { CloseCode, encodeServerFrame } from '@gatehouse/protocol';
 import { LagMonitor } from './admission.js';
-import type { SlowConnection } from './admin.js';
+import { slowestSessions, wireServerApi } from './api-wiring.js';
 import { TokenVerifier } from './auth.js';
 import type { Backbone, Publication } from './backbone.js';
 import { nowMs } from './backbone.js';
@@ -164,7 +164,17 @@ export class Gateway {
       metrics,
       (transport) => protocol.accept(transport),
     );
+    const apiKeys = new ApiKeys(o.apiKeys);
+    const [control, registry, hub, view] = [this.control, this.registry, this.hub, this.fleet.view];
+    const node = {
+      lag: this.lag,
+      ready: () => this.ready,
+      draining: () => this.drainPromise !== undefined,
+      drain: () => void this.drain(),
+    };
+    const apiParts = wireServerApi(o, { backbone, control, view, registry, hub, protocol, publisher, apiKeys, metrics, log }, node);
     const routes = new HttpRoutes({
+      ...apiParts,
       options: o,
       backbone,
       metrics,
@@ -177,10 +187,10 @@ export class Gateway {
         connections: () => this.registry.size,
       },
       admin: {
-        apiKeys: new ApiKeys(o.apiKeys),
+        apiKeys,
         node: o.nodeId,
         fleet: () => this.fleet.view.list(),
-        slowest: (n) => this.slowest(n),
+        slowest: (n) => slowestSessions(this.registry, n),
         preferredNode: (user) => this.fleet.view.preferredNode(user),
         drain: () => void this.drain(),
         draining: () => this.drainPromise !== undefined,
@@ -327,15 +337,6 @@ export class Gateway {
       this.metrics.rebalanceClosed.inc();
       this.protocol.closeSession(s, CloseCode.Rebalance, 'rebalancing; reconnect elsewhere', Math.floor(Math.random() * 2000));
     }
-  }
-
-  private slowest(n: number): SlowConnection[] {
-    const all: SlowConnection[] = [];
-    for (const s of this.registry) {
-      if (s.state !== SessionState.Open) continue;
-      all.push({ client: s.id, user: s.grant?.user ?? '', address: s.address, pendingBytes: s.pendingBytes, channels: s.channels.length });
-    }
-    return all.sort((a, b) => b.pendingBytes - a.pendingBytes).slice(0, n);
   }
 
   /**

@@ -103,6 +103,8 @@ export interface PublishRequest {
   channels: string[];
   /** The data as JSON text, serialized once. */
   data: string;
+  /** A retry with the same key (per channel) inside the window publishes nothing (idempotency.ts). */
+  idempotencyKey?: string;
 }
 
 type Obj = Record<string, unknown>;
@@ -160,5 +162,11 @@ export function parsePublishBody(
     // JSON.parse accepts nesting that JSON.stringify overflows the stack on (abuse case 30).
     throw new ApiError('bad_request', '"data" is nested too deeply');
   }
-  return { channels: [...new Set(channels as string[])], data };
+  const key = o['idempotencyKey'];
+  if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 256)) {
+    throw new ApiError('bad_request', '"idempotencyKey" must be a string of 1-256 characters');
+  }
+  const request: PublishRequest = { channels: [...new Set(channels as string[])], data };
+  if (key !== undefined) request.idempotencyKey = key;
+  return request;
 }

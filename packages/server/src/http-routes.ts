@@ -1,17 +1,22 @@
 /**
- * The node's plain HTTP routes: health, readiness, metrics, the publish API, the admin API, and
- * the browser SDK with its demo page (static.ts).
+ * The node's plain HTTP routes: health, readiness, metrics, the publish API, the rest of the server
+ * API (server-api.ts), the admin API, the admin UI when enabled (admin-ui.ts), and the browser SDK
+ * with its demo page (static.ts).
  * WebSocket upgrades never come here (upgrade.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { handleAdmin } from './admin.js';
 import type { AdminContext } from './admin.js';
+import type { AdminUi } from './admin-ui.js';
 import type { Backbone } from './backbone.js';
 import { ApiError, parsePublishBody, readBody, sendError, sendJson } from './http-api.js';
+import type { Idempotency } from './idempotency.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { GatewayOptions } from './options.js';
 import type { Publisher } from './publish.js';
+import { SERVER_API_ROUTES, respond } from './server-api.js';
+import type { ServerApi } from './server-api.js';
 import { StaticRoutes } from './static.js';
 
 /** Channels one broadcast may name. */
@@ -34,6 +39,10 @@ export interface HttpRoutesDeps {
   publisher: Publisher;
   status: NodeStatus;
   admin: AdminContext;
+  /** The server API beyond publish (server-api.ts), idempotent publish, and the admin UI when enabled. */
+  api: ServerApi;
+  idempotency: Idempotency;
+  adminUi: AdminUi | undefined;
 }
 
 /** Answers every HTTP request that is not a WebSocket upgrade. */
@@ -64,6 +73,8 @@ export class HttpRoutes {
       this.metrics(res);
       return;
     }
+    if (path !== undefined && SERVER_API_ROUTES.has(path)) return respond(req, res, this.d, this.d.api.handle(req, res, path));
+    if (path?.startsWith('/admin/') && this.d.adminUi?.handle(req, res, path, (r, w) => this.onRequest(r, w))) return;
     if (path === '/api/publish' || path === '/api/broadcast') {
       if (req.method !== 'POST') {
         sendJson(res, 405, { error: { code: 'bad_request', message: `${path} takes POST` } }, { allow: 'POST' });
@@ -82,13 +93,17 @@ export class HttpRoutes {
       return;
     }
     if (path?.startsWith('/admin/')) {
-      handleAdmin(req, res, path, this.d.admin).catch((err: unknown) => {
-        if (err instanceof ApiError) sendError(res, err);
-        else {
-          this.d.log.error({ err }, 'admin API failed');
-          sendError(res, new ApiError('internal', 'internal error'));
-        }
-      });
+      // The key-guessing brake first (server-api.ts), then the admin API's own checks.
+      Promise.resolve()
+        .then(() => this.d.api.authenticate(req))
+        .then(() => handleAdmin(req, res, path, this.d.admin))
+        .catch((err: unknown) => {
+          if (err instanceof ApiError) sendError(res, err);
+          else {
+            this.d.log.error({ err }, 'admin API failed');
+            sendError(res, new ApiError('internal', 'internal error'));
+          }
+        });
       return;
     }
     if (path !== undefined && this.statics.handle(req, res, path)) return;
@@ -114,19 +129,24 @@ export class HttpRoutes {
   }
 
   private async publish(req: IncomingMessage, res: ServerResponse, broadcast: boolean): Promise<void> {
-    const { options, backbone, publisher } = this.d;
-    const allowed = this.d.admin.apiKeys.authenticate(req.headers.authorization);
+    const { options, backbone, idempotency } = this.d;
+    const allowed = this.d.api.authenticate(req);
     const body = await readBody(req, options.maxPayloadBytes);
     const request = parsePublishBody(body, broadcast, (ns) => ns in options.namespaces, allowed, MAX_BROADCAST_CHANNELS);
     if (backbone.state !== 'up') throw new ApiError('unavailable', `backbone is ${backbone.state}`, 1);
     if (!broadcast) {
-      const pub = await publisher.publish(request.channels[0] as string, request.data, 'api');
-      sendJson(res, 200, { channel: pub.channel, epoch: pub.epoch, offset: pub.offset });
+      const pub = await idempotency.publish(request.channels[0] as string, request.data, request.idempotencyKey);
+      sendJson(
+        res,
+        200,
+        { channel: pub.channel, epoch: pub.epoch, offset: pub.offset },
+        pub.replayed ? { 'idempotent-replayed': 'true' } : {},
+      );
       return;
     }
     const results = await Promise.all(
       request.channels.map((channel) =>
-        publisher.publish(channel, request.data, 'api').then(
+        idempotency.publish(channel, request.data, request.idempotencyKey).then(
           (pub) => ({ channel, epoch: pub.epoch, offset: pub.offset }),
           (err: unknown) => ({ channel, error: { code: 'unavailable', message: (err as Error).message } }),
         ),

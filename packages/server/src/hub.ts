@@ -81,6 +81,11 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
     return this.channels.size;
   }
 
+  /** Each channel of this node with its local subscriber count (the server API's channel list). */
+  *channelSubscribers(): IterableIterator<[string, number]> {
+    for (const ch of this.channels.values()) if (ch.subs.size > 0) yield [ch.name, ch.subs.size];
+  }
+
   // ---- backbone handler ----
 
   onPublication(pub: Publication): void {
@@ -194,7 +199,12 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
         result.recovered = replay;
         this.o.metrics.recoveries.inc({ outcome });
       }
-      this.send(s, encodeServerFrame({ op: 'subscribed', id: requestId, channel, ...result }));
+      // Request id 0: the server API subscribed the session (session-commands.ts), not the client.
+      const reply =
+        requestId > 0
+          ? { op: 'subscribed' as const, id: requestId, channel, ...result }
+          : { op: 'server_subscribed' as const, channel, ...result };
+      this.send(s, encodeServerFrame(reply));
       if (hist.epoch !== '' && (ch.resync !== undefined || hist.epoch !== ch.epoch || hist.offset > ch.offset)) {
         // The reply's position is ahead of what this node delivered: what the hub still delivers
         // up to it (a fill, a lagging channel) was covered by the reply or the replay.

@@ -117,6 +117,10 @@ export interface GatewayOptions {
   maxHeaderBytes: number;
   /** Ms to receive a full request header (slowloris). Default 10000. */
   headersTimeoutMs: number;
+  /** Serve the admin web UI at /admin/ (docs/api.md). Default false. */
+  adminUi: boolean;
+  /** Ms a publish's idempotencyKey is remembered: a retry within it publishes nothing. Default 300000. */
+  idempotencyWindowMs: number;
 }
 
 /** Defaults for every namespace field. */
@@ -168,6 +172,8 @@ export const DEFAULTS: GatewayOptions = {
   rebalanceMinFleetConnections: 1000,
   maxHeaderBytes: 8192,
   headersTimeoutMs: 10_000,
+  adminUi: false,
+  idempotencyWindowMs: 300_000,
 };
 
 /** A configuration mistake, naming the field. */
@@ -233,6 +239,8 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
   ])
     intField(rec, k, 0);
   intField(rec, 'coalesceMs', 0, 1000);
+  intField(rec, 'idempotencyWindowMs', 1000, 86_400_000);
+  if (typeof o.adminUi !== 'boolean') throw new OptionsError('adminUi must be true or false');
   if (typeof o.rebalanceTolerance !== 'number' || !(o.rebalanceTolerance >= 0 && o.rebalanceTolerance <= 10)) {
     throw new OptionsError(`rebalanceTolerance must be a number from 0 to 10, got ${JSON.stringify(o.rebalanceTolerance)}`);
   }
