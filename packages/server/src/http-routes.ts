@@ -34,6 +34,8 @@ export interface HttpRoutesDeps {
   publisher: Publisher;
   status: NodeStatus;
   admin: AdminContext;
+  /** The stream doors (`/sse`, `/stream`, stream-door.ts). */
+  streams?: { handle(req: IncomingMessage, res: ServerResponse, path: string): boolean };
 }
 
 /** Answers every HTTP request that is not a WebSocket upgrade. */
@@ -91,6 +93,7 @@ export class HttpRoutes {
       });
       return;
     }
+    if (path !== undefined && this.d.streams?.handle(req, res, path)) return;
     if (path !== undefined && this.statics.handle(req, res, path)) return;
     if (path === '/ws') {
       sendJson(res, 426, { error: { code: 'bad_request', message: 'this endpoint takes WebSocket upgrades' } }, { upgrade: 'websocket' });

@@ -1,0 +1,155 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CloseCode } from '@gatehouse/protocol';
+import { waitFor } from '@gatehouse/testkit';
+import { MemoryBackbone, MemoryBus } from '../src/index.js';
+import { decodeEventId } from '../src/stream-transport.js';
+import { RawClient, startGateway, token } from './helpers.js';
+import { HttpStreamReader, SseReader } from './stream-client.js';
+
+const NS = { public: { historySize: 100, historyTtlSeconds: 60, anonymous: true, subscribe: 'claims' as const } };
+
+test('GET /sse: anonymous channels, publications as unnamed events whose id holds every channel position', async () => {
+  const gw = await startGateway({ namespaces: NS });
+  try {
+    const sse = SseReader.open(gw.port, '?channel=public:a&channel=public:b');
+    assert.equal(await sse.opened(), 200);
+    await sse.next('subscribed', (d) => d.channel === 'public:a');
+    await sse.next('subscribed', (d) => d.channel === 'public:b');
+    const a = await gw.publish('public:a', '{"n":1}');
+    const b = await gw.publish('public:b', '{"n":2}');
+    await waitFor('two publications', () => sse.pubs().length === 2);
+    assert.deepEqual(
+      sse.pubs().map((p) => p.data),
+      [{ n: 1 }, { n: 2 }],
+    );
+    const last = sse.events.at(-1)!;
+    const pos = decodeEventId(last.id, 10);
+    assert.deepEqual(pos.get('public:a'), { epoch: a.epoch, offset: a.offset });
+    assert.deepEqual(pos.get('public:b'), { epoch: b.epoch, offset: b.offset });
+    const connected = await sse.next('connected');
+    assert.equal(connected.data.node, gw.options.nodeId);
+    const metrics = await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
+    assert.match(metrics, /^gatehouse_connections\{[^}]*transport="sse"[^}]*\} 1$/m);
+    sse.close();
+  } finally {
+    await gw.close();
+  }
+});
+
+test('Last-Event-ID resumes every channel on another node: nothing lost, nothing twice', async () => {
+  const bus = new MemoryBus();
+  const a = await startGateway({ nodeId: 'sse-a', namespaces: NS }, { backbone: new MemoryBackbone({ bus }) });
+  const b = await startGateway({ nodeId: 'sse-b', namespaces: NS }, { backbone: new MemoryBackbone({ bus }) });
+  try {
+    const first = SseReader.open(a.port, '?channel=public:x');
+    await first.next('subscribed');
+    for (let i = 1; i <= 3; i++) await a.publish('public:x', String(i));
+    await waitFor('three publications', () => first.pubs().length === 3);
+    const lastId = first.lastId;
+    first.close();
+    for (let i = 4; i <= 6; i++) await a.publish('public:x', String(i));
+    // The browser reconnects to the same URL with the last id it saw; here it lands on node b.
+    const second = SseReader.open(b.port, '?channel=public:x', { 'last-event-id': lastId });
+    const sub = await second.next('subscribed');
+    assert.equal(sub.data.recovered, true);
+    await b.publish('public:x', '7');
+    await waitFor('the missed three and the live one', () => second.pubs().length === 4);
+    assert.deepEqual(
+      second.pubs().map((p) => p.data),
+      [4, 5, 6, 7],
+    );
+    second.close();
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('POST /stream: protocol v1 frames both ways; commands reach the stream from another node', async () => {
+  const bus = new MemoryBus();
+  const a = await startGateway({ nodeId: 'hs-a', namespaces: NS, announceIntervalMs: 100 }, { backbone: new MemoryBackbone({ bus }) });
+  const b = await startGateway({ nodeId: 'hs-b', namespaces: NS, announceIntervalMs: 100 }, { backbone: new MemoryBackbone({ bus }) });
+  try {
+    const tok = await token('alice', { publish: ['public:*'] });
+    const s = HttpStreamReader.open(a.port, [
+      { op: 'connect', id: 1, v: 1, token: tok },
+      { op: 'subscribe', id: 2, channel: 'public:hs' },
+    ]);
+    await s.next('subscribed');
+    assert.ok(s.stream.startsWith('hs-a~'));
+    // Same node.
+    assert.equal((await s.command(a.port, [{ op: 'publish', id: 3, channel: 'public:hs', data: 'one' }])).status, 202);
+    await s.next('published', (f) => f['id'] === 3);
+    // Another node: forwarded over the control plane once b has heard of a.
+    await waitFor('b knows a', async () => {
+      const r = await s.command(b.port, [{ op: 'publish', id: 4, channel: 'public:hs', data: 'two' }]);
+      return r.status === 202;
+    });
+    await s.next('published', (f) => f['id'] === 4);
+    await waitFor('both publications', () => s.frames.filter((f) => f['op'] === 'pub').length === 2);
+    // Same replies as on WebSocket: errors for bad frames, in order on the stream.
+    await s.command(b.port, [{ op: 'subscribe', id: 5, channel: 'public:hs' }]);
+    assert.equal((await s.next('error', (f) => f['id'] === 5))['code'], 'already_subscribed');
+    // Only the owner commands the stream.
+    const wrong = await s.command(b.port, [{ op: 'unsubscribe', id: 6, channel: 'public:hs' }], 'not-the-secret-000000');
+    assert.equal(wrong.status, 403);
+    const unknown = await fetch(`http://127.0.0.1:${a.port}/stream/hs-a~AAAAAAAAAAAAAAAAAAAAAAAA`, {
+      method: 'POST',
+      headers: { 'gatehouse-secret': s.secret },
+      body: '{"op":"pong"}',
+    });
+    assert.equal(unknown.status, 404);
+    s.close();
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('SSE tickets: a token is traded for a single-use ticket that opens an authenticated stream', async () => {
+  const gw = await startGateway({
+    namespaces: { private: { historySize: 10, historyTtlSeconds: 60, anonymous: false, subscribe: 'claims' } },
+  });
+  try {
+    const tok = await token('bob', { channels: ['private:*'] });
+    const refused = await fetch(`http://127.0.0.1:${gw.port}/sse/ticket`, { method: 'POST', headers: { authorization: 'Bearer nope' } });
+    assert.equal(refused.status, 401);
+    const r = await fetch(`http://127.0.0.1:${gw.port}/sse/ticket`, { method: 'POST', headers: { authorization: `Bearer ${tok}` } });
+    assert.equal(r.status, 200);
+    const { ticket } = (await r.json()) as { ticket: string };
+    const sse = SseReader.open(gw.port, `?ticket=${ticket}`);
+    assert.equal(await sse.opened(), 200);
+    await sse.next('connected');
+    const again = SseReader.open(gw.port, `?ticket=${ticket}`);
+    assert.equal(await again.opened(), 401, 'a ticket opens one stream only');
+    const anon = SseReader.open(gw.port, '?channel=private:x');
+    const closed = await anon.next('close');
+    assert.equal(closed.data.code, CloseCode.Unauthorized);
+    sse.close();
+    again.close();
+  } finally {
+    await gw.close();
+  }
+});
+
+test('a drained stream ends with a drain event carrying the retry delay (SSE) or a close line (http-stream)', async () => {
+  const gw = await startGateway({ namespaces: NS });
+  try {
+    const sse = SseReader.open(gw.port, '?channel=public:d');
+    await sse.next('subscribed');
+    const hs = HttpStreamReader.open(gw.port, [{ op: 'connect', id: 1, v: 1 }]);
+    await hs.next('connected');
+    const ws = await RawClient.connect(gw.port);
+    void gw.drain(200);
+    const drain = await sse.next('drain');
+    assert.equal(drain.data.code, CloseCode.Drain);
+    assert.equal(typeof drain.data.retry, 'number');
+    const close = await hs.next('close');
+    assert.equal(close['code'], CloseCode.Drain);
+    await waitFor('streams ended', () => sse.ended && hs.ended);
+    ws.close();
+  } finally {
+    await gw.close();
+  }
+});
