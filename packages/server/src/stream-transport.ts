@@ -109,6 +109,8 @@ export function closeFrame(code: number, reason: string, retryMs: number | undef
   return JSON.stringify(retryMs === undefined ? { op: 'close', code, reason } : { op: 'close', code, reason, retry: retryMs });
 }
 
+const SSE_PING = 'event: ping\ndata: {"op":"ping"}\n\n';
+
 /** One client's stream: an HTTP response kept open. */
 export class StreamTransport implements Transport {
   readonly framing: Framing;
@@ -198,7 +200,8 @@ export class StreamTransport implements Transport {
     // A stream has no pong: bytes leaving the process are its sign of life (the heartbeat loop
     // calls this only while the backlog is small, so a reader that stops reading is cut after
     // two beats once its backlog passes that mark, or as a slow consumer before).
-    this.res.write(this.kind === 'sse' ? ': ping\n\n' : '{"op":"ping"}\n');
+    // A named event on SSE: invisible to `onmessage`, and the SDK's watchdog sees it.
+    this.res.write(this.kind === 'sse' ? SSE_PING : '{"op":"ping"}\n');
     this.listener?.onAlive();
   }
 
