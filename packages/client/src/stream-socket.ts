@@ -46,6 +46,7 @@ abstract class StreamSocketBase implements WebSocketLike {
   protected secret = '';
   protected readonly outbox: string[] = [];
   private posting = false;
+  private postFailures = 0;
 
   constructor(url: string) {
     this.base = httpBase(url);
@@ -128,8 +129,15 @@ abstract class StreamSocketBase implements WebSocketLike {
       if (res.status === 202) this.outbox.splice(0, n);
       else if (res.status === 429 || res.status === 503 || res.status === 504) await new Promise((r) => setTimeout(r, 500));
       else return this.end(1006, `command POST refused: HTTP ${res.status}`);
+      this.postFailures = 0;
     } catch (err) {
-      return this.end(1006, `command POST failed: ${messageOf(err)}`);
+      // A kept-alive connection to a node that just died fails before the request reaches anyone:
+      // try once more on a fresh one, unless a publish is in the batch (it may have landed, and
+      // its outcome is then unknown, as on a WebSocket that drops).
+      if (this.readyState !== OPEN || ++this.postFailures > 1 || batch.some((f) => f.includes('"op":"publish"'))) {
+        return this.end(1006, `command POST failed: ${messageOf(err)}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
     } finally {
       this.posting = false;
     }

@@ -22,6 +22,8 @@ export const StreamControlType = {
 export const MAX_PENDING = 1000;
 /** How long a forward waits for its answer. */
 export const FORWARD_DEADLINE_MS = 5000;
+/** The same for a node this one has not heard of (yet). */
+export const UNKNOWN_NODE_DEADLINE_MS = 1000;
 
 /** The outcome of handing commands to a stream: an HTTP status and a message for errors. */
 export interface CommandResult {
@@ -80,14 +82,21 @@ export class StreamRouter {
     const node = nodeOfStream(stream);
     if (node === undefined) return Promise.resolve({ status: 404, message: 'no such stream' });
     if (node === this.control.node) return Promise.resolve(this.local(stream, secret, frames));
-    if (!this.isMember(node)) return Promise.resolve({ status: 404, message: 'no such stream (its node is not in the fleet)' });
     if (this.pending.size >= MAX_PENDING) return Promise.resolve({ status: 503, message: 'too many forwarded commands waiting; retry' });
+    // A node this one has not heard announce itself may be new (announcements are periodic) or may
+    // not exist: forward anyway, but give up sooner and call the stream unknown.
+    const member = this.isMember(node);
+    const deadline = member ? FORWARD_DEADLINE_MS : UNKNOWN_NODE_DEADLINE_MS;
     const cid = ++this.seq;
     return new Promise<CommandResult>((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(cid);
-        resolve({ status: 504, message: `the node holding the stream did not answer within ${FORWARD_DEADLINE_MS} ms` });
-      }, FORWARD_DEADLINE_MS);
+        resolve(
+          member
+            ? { status: 504, message: `the node holding the stream did not answer within ${deadline} ms` }
+            : { status: 404, message: 'no such stream (its node did not answer and is not in the fleet)' },
+        );
+      }, deadline);
       timer.unref();
       this.pending.set(cid, { resolve, timer });
       this.control.send(StreamControlType.Command, { cid, stream, secret, frames }, node).catch(() => {
