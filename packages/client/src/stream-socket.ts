@@ -207,7 +207,7 @@ export class HttpStreamSocket extends StreamSocketBase {
 }
 
 /** The named SSE events the SDK reads (publications are the unnamed `message` events). */
-const SSE_EVENTS = ['stream', 'connected', 'subscribed', 'published', 'ok', 'error', 'ping', 'refresh', 'gap', 'close', 'drain'];
+const SSE_EVENTS = ['stream', 'connected', 'subscribed', 'published', 'ok', 'problem', 'ping', 'refresh', 'gap', 'close', 'drain'];
 
 interface EventSourceLike {
   readyState: number;

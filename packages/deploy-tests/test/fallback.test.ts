@@ -5,6 +5,7 @@
  *
  * - The browser SDK tries WebSocket, falls back to HTTP streaming, receives, and keeps receiving
  *   across a kill -9 of the gateway holding its stream: every publication once, in order.
+ * - The SDK on SSE alone (EventSource down, POSTs up) does the same.
  * - The browser's native EventSource on /sse resumes by Last-Event-ID after its gateway is killed
  *   and restarted: every publication once, in order.
  */
@@ -68,13 +69,21 @@ describe('fallback transports through nginx that refuses upgrades, on Redis', { 
   const restart = async (g: GatewayProcess) => {
     const i = fleet.indexOf(g);
     fleet[i] = await launchGateway(g.nodeId, g.port, gatewayFlags(spec(g.nodeId.slice(-1))));
+    await sleep(1100); // nginx's fail_timeout
     return fleet[i] as GatewayProcess;
   };
 
   before(async () => {
     if (!existsSync(BUNDLE)) throw new Error('the browser SDK is not built: run `npm run build -w packages/client`');
     fleet.push(...(await Promise.all(['a', 'b'].map((x) => startGateway(spec(x))))));
-    proxy = await startProxy('nginx', { backends: fleet.map((g) => g.port), idleTimeoutSeconds: 3, refuseUpgrades: true });
+    // A killed gateway stays out of nginx's rotation for fail_timeout: 1 s here (10 s shipped), so the
+    // one restarted by one case is back in rotation for the next.
+    proxy = await startProxy('nginx', {
+      backends: fleet.map((g) => g.port),
+      idleTimeoutSeconds: 3,
+      refuseUpgrades: true,
+      failTimeoutSeconds: 1,
+    });
     web = await startPageServer();
     const { chromium } = await import('playwright-core');
     profile = await mkdtemp(join(tmpdir(), 'gatehouse-fallback-'));
@@ -163,6 +172,44 @@ describe('fallback transports through nginx that refuses upgrades, on Redis', { 
     await page.evaluate(() => (globalThis as any).client.close());
     await page.close();
     // The victim comes back for the next test.
+    await restart(victim);
+  });
+
+  test("the SDK on transports: ['sse'] (EventSource down, POSTs up) receives and recovers across a kill -9", async () => {
+    const page = await newPage();
+    const channel = `public:sdk-sse-${ns}`;
+    await page.evaluate(
+      ({ url, channel }) => {
+        const w = globalThis as unknown as Record<string, any>;
+        w.got = [];
+        w.transports = [];
+        const client = new w.GatehouseClient(url, { transports: ['sse'], backoff: { minMs: 100, maxMs: 1000 } });
+        w.client = client;
+        w.disconnects = [];
+        client.on('disconnected', (e: unknown) => w.disconnects.push(e));
+        client.on('connected', () => w.transports.push(client.transport));
+        client.subscribe(channel).on('publication', (p: { data: unknown }) => w.got.push(p.data));
+        client.connect();
+      },
+      { url: `ws://127.0.0.1:${proxy!.port}/ws`, channel },
+    );
+    await page.waitForFunction((c) => (globalThis as any).client.getSubscription(c).state === 'subscribed', channel, { timeout: 30_000 });
+    const { victim, survivor } = await holder();
+    await publishRange(survivor.port, channel, 1, 10);
+    await page.waitForFunction(() => (globalThis as any).got.length === 10, null, { timeout: 10_000 });
+    await kill(victim);
+    await publishRange(survivor.port, channel, 11, 20);
+    await page.waitForFunction(() => (globalThis as any).got.length >= 20, null, { timeout: 30_000 });
+    await sleep(200);
+    assert.deepEqual(
+      await page.evaluate(() => (globalThis as any).got),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+      'every publication once, in order',
+    );
+    const disconnects = await page.evaluate(() => (globalThis as any).disconnects);
+    assert.deepEqual(await page.evaluate(() => (globalThis as any).transports), ['sse', 'sse'], JSON.stringify(disconnects));
+    await page.evaluate(() => (globalThis as any).client.close());
+    await page.close();
     await restart(victim);
   });
 

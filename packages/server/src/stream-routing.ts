@@ -21,7 +21,7 @@ export const StreamControlType = {
 /** Forwards waiting for their answer, per node. */
 export const MAX_PENDING = 1000;
 /** How long a forward waits for its answer. */
-export const FORWARD_DEADLINE_MS = 5000;
+export const FORWARD_DEADLINE_MS = 2000;
 /** The same for a node this one has not heard of (yet). */
 export const UNKNOWN_NODE_DEADLINE_MS = 1000;
 

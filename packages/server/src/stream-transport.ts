@@ -57,7 +57,9 @@ export const SSE_FRAMING: Framing = {
       }
       return buf;
     }
-    const buf = Buffer.from(`event: ${op}\ndata: ${oneLine(json)}\n\n`, 'utf8');
+    // `error` frames are `problem` events: an `error` event is EventSource's own (a lost
+    // connection), and `onerror` would take a refused subscribe for one.
+    const buf = Buffer.from(`event: ${op === 'error' ? 'problem' : op}\ndata: ${oneLine(json)}\n\n`, 'utf8');
     if (op === 'subscribed') {
       const f = JSON.parse(json) as Position;
       if (f.epoch !== '') positions.set(buf, { channel: f.channel, epoch: f.epoch, offset: f.offset, recovered: f.recovered });

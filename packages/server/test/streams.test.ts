@@ -27,6 +27,9 @@ test('GET /sse: anonymous channels, publications as unnamed events whose id hold
     const pos = decodeEventId(last.id, 10);
     assert.deepEqual(pos.get('public:a'), { epoch: a.epoch, offset: a.offset });
     assert.deepEqual(pos.get('public:b'), { epoch: b.epoch, offset: b.offset });
+    const unknown = SseReader.open(gw.port, '?channel=nope:x');
+    assert.equal((await unknown.next('problem')).data.code, 'unknown_namespace', 'error frames are `problem` events');
+    unknown.close();
     const connected = await sse.next('connected');
     assert.equal(connected.data.node, gw.options.nodeId);
     const metrics = await (await fetch(`http://127.0.0.1:${gw.port}/metrics`)).text();
@@ -125,6 +128,7 @@ test('SSE tickets: a token is traded for a single-use ticket that opens an authe
     assert.equal(await again.opened(), 401, 'a ticket opens one stream only');
     const anon = SseReader.open(gw.port, '?channel=private:x');
     const closed = await anon.next('close');
+
     assert.equal(closed.data.code, CloseCode.Unauthorized);
     sse.close();
     again.close();

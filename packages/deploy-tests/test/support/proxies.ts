@@ -30,6 +30,8 @@ export interface ProxySpec {
   idleTimeoutSeconds: number;
   /** HAProxy health-check interval, ms; shipped: 2000. */
   checkIntervalMs?: number;
+  /** nginx only: how long a failed gateway stays out of rotation, seconds; shipped: 10. */
+  failTimeoutSeconds?: number;
   /** nginx only: use the shipped variant that refuses WebSocket upgrades (deploy/nginx/no-websocket.conf). */
   refuseUpgrades?: boolean;
 }
@@ -90,6 +92,9 @@ export function renderNginx(spec: ProxySpec, listenPort: number, dir: string): {
     6,
     'WebSocket and stream idle timeouts',
   );
+  if (spec.failTimeoutSeconds !== undefined) {
+    site = substitute(site, / fail_timeout=10s;/g, ` fail_timeout=${spec.failTimeoutSeconds}s;`, spec.backends.length, 'fail_timeout');
+  }
   if (spec.refuseUpgrades) {
     const variant = readFileSync(SHIPPED.nginxNoWebSocket, 'utf8').replace(/^#.*\n/gm, '');
     site = substitute(site, /^ {4}location = \/ws \{\n[\s\S]*?^ {4}\}\n/gm, () => variant, 1, 'the /ws location');
