@@ -157,3 +157,30 @@ test('a drained stream ends with a drain event carrying the retry delay (SSE) or
     await gw.close();
   }
 });
+
+test('on a stream too: per-user limits, revocation, and the refresh handshake by POST', async () => {
+  const gw = await startGateway({ namespaces: NS, maxConnectionsPerUser: 1, heartbeatMs: 100, refreshLeadMs: 60_000 });
+  try {
+    const tok = await token('carol', { jti: 'carol-1' }, 30);
+    const ws = await RawClient.connect(gw.port, tok);
+    const second = HttpStreamReader.open(gw.port, [{ op: 'connect', id: 1, v: 1, token: tok }]);
+    assert.equal((await second.next('close'))['code'], CloseCode.UserConnectionLimit);
+    ws.close();
+    await waitFor('the WebSocket gone', () => gw.connections === 0);
+    const s = HttpStreamReader.open(gw.port, [{ op: 'connect', id: 1, v: 1, token: tok }]);
+    await s.next('connected');
+    // The token expires within the refresh lead: the stream is asked, and answers by POST.
+    const ask = await s.next('refresh');
+    assert.equal(typeof ask['in'], 'number');
+    const fresh = await token('carol', { jti: 'carol-2' });
+    assert.equal((await s.command(gw.port, [{ op: 'refresh', id: 2, token: fresh }])).status, 202);
+    await s.next('ok', (f) => f['id'] === 2);
+    await gw.revoke('carol-2');
+    const closed = await s.next('close');
+    assert.equal(closed['code'], CloseCode.Unauthorized);
+    assert.match(closed['reason'], /revoked/);
+    await waitFor('the stream gone', () => s.ended);
+  } finally {
+    await gw.close();
+  }
+});
