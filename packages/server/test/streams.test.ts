@@ -184,3 +184,21 @@ test('on a stream too: per-user limits, revocation, and the refresh handshake by
     await gw.close();
   }
 });
+
+test('admission refuses a stream as it refuses a WebSocket: opened, then closed with 4100 and a retry delay', async () => {
+  const gw = await startGateway({ namespaces: NS, maxConnections: 1 });
+  try {
+    const ws = await RawClient.connect(gw.port);
+    const sse = SseReader.open(gw.port, '?channel=public:full');
+    const closed = await sse.next('close');
+    assert.equal(closed.data.code, CloseCode.Overloaded);
+    assert.ok(closed.data.retry >= 1000, `retry ${closed.data.retry}`);
+    const hs = HttpStreamReader.open(gw.port, [{ op: 'connect', id: 1, v: 1 }]);
+    assert.equal((await hs.next('close'))['code'], CloseCode.Overloaded);
+    await waitFor('both ended', () => sse.ended && hs.ended);
+    assert.equal(gw.connections, 1);
+    ws.close();
+  } finally {
+    await gw.close();
+  }
+});
