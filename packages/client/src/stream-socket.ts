@@ -99,6 +99,8 @@ abstract class StreamSocketBase implements WebSocketLike {
       this.end(code, reason);
       return;
     }
+    // The gap an SSE stream adds after `subscribed` with `recovered: false`: the core reports that one.
+    if (text.startsWith('{"op":"gap"') && text.endsWith('"resume":true}')) return;
     if (text.startsWith('{"op":"stream"')) {
       const f = JSON.parse(text) as { stream: string; secret: string };
       this.identified(f.stream, f.secret);

@@ -184,9 +184,15 @@ export class StreamTransport implements Transport {
       if (p !== undefined && p.recovered !== true) {
         this.positions.set(p.channel, { epoch: p.epoch, offset: p.offset });
         if (this.positions.size > this.channels.length * 2 + 8) this.prune();
-        out.push(Buffer.from(`id: ${encodeEventId(this.positions, this.channels)}\n`, 'utf8'));
-        if (p.recovered === false)
-          out.push(Buffer.from(`event: gap\ndata: {"op":"gap","channel":${JSON.stringify(p.channel)},"reason":"history"}\n\n`));
+        out.push(Buffer.from(`id: ${encodeEventId(this.positions, this.channels)}\n`, 'utf8'), c);
+        // A resume history could not cover: say so as a gap event too, for EventSource users (the
+        // SDK, which reads `recovered` itself, skips gaps marked `resume`).
+        if (p.recovered === false) {
+          out.push(
+            Buffer.from(`event: gap\ndata: {"op":"gap","channel":${JSON.stringify(p.channel)},"reason":"history","resume":true}\n\n`),
+          );
+        }
+        continue;
       }
       out.push(c);
     }

@@ -202,3 +202,27 @@ test('admission refuses a stream as it refuses a WebSocket: opened, then closed 
     await gw.close();
   }
 });
+
+test('a resume that history cannot cover is a subscribed with recovered false, then a gap event', async () => {
+  const gw = await startGateway({
+    namespaces: { public: { historySize: 2, historyTtlSeconds: 60, anonymous: true, subscribe: 'claims' } },
+  });
+  try {
+    const first = SseReader.open(gw.port, '?channel=public:short');
+    await first.next('subscribed');
+    await gw.publish('public:short', '1');
+    await waitFor('one publication', () => first.pubs().length === 1);
+    const lastId = first.lastId;
+    first.close();
+    for (let i = 2; i <= 6; i++) await gw.publish('public:short', String(i));
+    const second = SseReader.open(gw.port, '?channel=public:short', { 'last-event-id': lastId });
+    const sub = await second.next('subscribed');
+    assert.equal(sub.data.recovered, false);
+    const gap = await second.next('gap');
+    assert.deepEqual(gap.data, { op: 'gap', channel: 'public:short', reason: 'history', resume: true });
+    assert.ok(second.events.indexOf(sub) < second.events.indexOf(gap), 'the gap follows the subscribed event');
+    second.close();
+  } finally {
+    await gw.close();
+  }
+});
