@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { CloseCode } from '@gatehouse/protocol';
 import { waitFor } from '@gatehouse/testkit';
 import { MemoryBackbone, MemoryBus } from '../src/index.js';
-import { decodeEventId } from '../src/stream-transport.js';
+import { decodeEventId, encodeEventId } from '../src/stream-transport.js';
 import { RawClient, startGateway, token } from './helpers.js';
 import { HttpStreamReader, SseReader } from './stream-client.js';
 
@@ -225,4 +225,42 @@ test('a resume that history cannot cover is a subscribed with recovered false, t
   } finally {
     await gw.close();
   }
+});
+
+test('a ticket opens one stream fleet-wide: a replay on another node is refused once it heard', async () => {
+  const bus = new MemoryBus();
+  const ns = { private: { historySize: 10, historyTtlSeconds: 60, anonymous: false, subscribe: 'claims' as const } };
+  const a = await startGateway({ nodeId: 'tk-a', namespaces: ns }, { backbone: new MemoryBackbone({ bus }) });
+  const b = await startGateway({ nodeId: 'tk-b', namespaces: ns }, { backbone: new MemoryBackbone({ bus }) });
+  try {
+    const tok = await token('dave', { channels: ['private:*'] });
+    const r = await fetch(`http://127.0.0.1:${a.port}/sse/ticket`, { method: 'POST', headers: { authorization: `Bearer ${tok}` } });
+    const { ticket } = (await r.json()) as { ticket: string };
+    // Issued by a, opened on b (the key comes from the shared token secret).
+    const first = SseReader.open(b.port, `?ticket=${ticket}&channel=private:d`);
+    await first.next('subscribed');
+    const replay = await waitFor('a to hear the ticket was used', async () => {
+      const again = SseReader.open(a.port, `?ticket=${ticket}`);
+      const status = await again.opened();
+      again.close();
+      return status === 401 ? status : undefined;
+    });
+    assert.equal(replay, 401);
+    first.close();
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('event ids: positions round-trip, malformed entries are skipped, oversized ids are ignored', () => {
+  const pos = new Map([
+    ['public:a', { epoch: 'e|1,2%', offset: 7 }],
+    ['public:b/c+d', { epoch: '', offset: 0 }],
+  ]);
+  const id = encodeEventId(pos, ['public:a', 'public:b/c+d', 'public:none']);
+  assert.deepEqual(decodeEventId(id, 10), pos);
+  assert.deepEqual([...decodeEventId('public:a|e|x,|||,public:b|%E0%A4%A|3,public:c|e|5', 10)], [['public:c', { epoch: 'e', offset: 5 }]]);
+  assert.equal(decodeEventId('public:a|e|1,public:b|e|2', 1).size, 1, 'at most max entries');
+  assert.equal(decodeEventId('x'.repeat(5000), 10).size, 0);
 });
