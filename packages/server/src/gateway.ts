@@ -167,15 +167,8 @@ export class Gateway {
       metrics,
       (transport) => protocol.accept(transport),
     );
-    this.streams = new StreamDoor({
-      options: o,
-      log,
-      door: this.door,
-      control: this.control,
-      accept: (transport) => protocol.accept(transport),
-      isMember: (node) => this.fleet.view.list().some((m) => m.node === node),
-      verify: (token) => this.verifier.verify(token),
-    });
+    const streamParts = { door: this.door, control: this.control, fleet: this.fleet.view, verifier: this.verifier };
+    this.streams = new StreamDoor({ options: o, log, protocol, ...streamParts });
     const routes = new HttpRoutes({
       options: o,
       backbone,

@@ -40,12 +40,12 @@ export interface StreamDoorDeps {
   /** Admission: origin, per-address rate, node refusals. */
   door: WebSocketDoor;
   control: ControlPlane;
-  /** Hands a new transport to the protocol handler. */
-  accept(transport: Transport): Session;
-  /** True when `node` is a live fleet member. */
-  isMember(node: string): boolean;
-  /** Verifies a token (for tickets); throws when it is not valid. */
-  verify(token: string): Promise<unknown>;
+  /** Takes each new stream, as it takes each WebSocket. */
+  protocol: { accept(transport: Transport): Session };
+  /** Which nodes are live (a forward to one not heard of gives up sooner). */
+  fleet: { list(): readonly { node: string }[] };
+  /** Verifies a token for a ticket; throws when it is not valid. */
+  verifier: { verify(token: string): Promise<unknown> };
 }
 
 /** Serves `/sse`, `/stream`, `/stream/<id>` and `/sse/ticket`. */
@@ -57,7 +57,8 @@ export class StreamDoor {
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: StreamDoorDeps) {
-    this.router = new StreamRouter(d.control, (id, secret, frames) => this.local(id, secret, frames), d.isMember, d.log);
+    const isMember = (node: string) => d.fleet.list().some((m) => m.node === node);
+    this.router = new StreamRouter(d.control, (id, secret, frames) => this.local(id, secret, frames), isMember, d.log);
     this.tickets = new StreamTickets(d.options.tokenSecret);
     d.control.on(StreamControlType.TicketUsed, (msg) => {
       const nonce = parseObject(msg.data)?.['nonce'];
@@ -203,7 +204,7 @@ export class StreamDoor {
       t.close(code, formatCloseReason(`overloaded (${verdict.refusal})`, verdict.retryMs));
       return undefined;
     }
-    const s = this.d.accept(t);
+    const s = this.d.protocol.accept(t);
     t.channels = s.channels;
     this.streams.set(id, t);
     res.once('close', () => this.streams.delete(id));
@@ -215,7 +216,7 @@ export class StreamDoor {
     const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : '';
     if (token === '') throw new ApiError('unauthorized', 'send the token as "Authorization: Bearer <token>"');
     try {
-      await this.d.verify(token);
+      await this.d.verifier.verify(token);
     } catch (err) {
       throw new ApiError('unauthorized', err instanceof Error ? err.message : 'token could not be verified');
     }
