@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import type { BaselineMode } from './child-protocol.js';
 import { htmlReport } from './html.js';
 import { BENCH_HELP, UsageError, parseBenchArgs } from './params.js';
-import type { BenchParams } from './params.js';
+import type { BenchParams, BenchTransport } from './params.js';
 import { WorkerPool } from './pool.js';
 import { hotSpots, readProfiles } from './profile.js';
 import { Progress } from './progress.js';
@@ -29,7 +29,7 @@ export interface BenchIo {
 
 const defaultIo: BenchIo = { out: (t) => process.stdout.write(t + '\n'), err: process.stderr };
 
-type Phase = { kind: 'gateway' } | { kind: 'raw-ws'; mode: BaselineMode };
+type Phase = { kind: 'gateway'; transport: BenchTransport } | { kind: 'raw-ws'; mode: BaselineMode };
 
 /**
  * Runs `gatehouse bench` with `argv` (the arguments after "bench"). Resolves with the exit code:
@@ -64,7 +64,7 @@ export async function benchMain(argv: string[], io: BenchIo = defaultIo): Promis
   process.once('SIGTERM', onTerm);
   const live = new Set<TargetSet>();
   let pool: WorkerPool | undefined;
-  const state: RunState = { startedAt: new Date(), gateway: [], baselines: new Map(), profiles: [] };
+  const state: RunState = { startedAt: new Date(), gateway: [], baselines: new Map(), transports: new Map(), profiles: [] };
   const write = (doc: BenchDocument) => {
     io.out(textSummary(doc));
     if (p.jsonFile) {
@@ -110,6 +110,8 @@ interface RunState {
   startedAt: Date;
   gateway: TargetResult[];
   baselines: Map<BaselineMode, TargetResult[]>;
+  /** The gateway over the transports after the first (--transport). */
+  transports: Map<BenchTransport, TargetResult[]>;
   profiles: { target: string; files: string[] }[];
 }
 
@@ -148,7 +150,10 @@ async function run(
     return TargetSet.startRaw({ ...spawn, mode: phase.mode, hosts: Array.from({ length: p.gateways }, (_, i) => `127.0.2.${i + 1}`) });
   };
 
-  const phases: Phase[] = [{ kind: 'gateway' }, ...(p.against ? p.baselineModes.map((mode) => ({ kind: 'raw-ws' as const, mode })) : [])];
+  const phases: Phase[] = [
+    ...p.transports.map((transport) => ({ kind: 'gateway' as const, transport })),
+    ...(p.against ? p.baselineModes.map((mode) => ({ kind: 'raw-ws' as const, mode })) : []),
+  ];
   let phaseNo = 0;
   for (let round = 0; round < p.rounds; round++) {
     // Alternate the order so drift on a shared machine does not always favour the same side.
@@ -156,10 +161,16 @@ async function run(
     if (p.rounds > 1) progress.phase(`round ${round + 1} of ${p.rounds}`);
     for (const phase of order) {
       const set = await start(phase);
+      const stream = phase.kind === 'gateway' && phase.transport !== p.transports[0];
+      if (phase.kind === 'gateway' && phase.transport !== 'websocket') {
+        set.transport = phase.transport;
+        set.label = `gateway-${phase.transport}`;
+      }
       if (set.owned) live.add(set);
       try {
         const result = await measure({ params: p, pool, progress, phaseNo: phaseNo++, signal, profiles: state.profiles }, set);
-        if (phase.kind === 'gateway') state.gateway.push(result);
+        if (stream) state.transports.set(phase.transport, [...(state.transports.get(phase.transport) ?? []), result]);
+        else if (phase.kind === 'gateway') state.gateway.push(result);
         else state.baselines.set(phase.mode, [...(state.baselines.get(phase.mode) ?? []), result]);
       } finally {
         await pool.stop().catch(() => undefined);
@@ -205,6 +216,14 @@ function assemble(p: BenchParams, state: RunState, error?: string): BenchDocumen
     if (Object.keys(all).length > 1) {
       doc.baselines = all;
       doc.ratios = ratios;
+    }
+  }
+  if (state.transports.size > 0) {
+    doc.transports = {};
+    doc.transportRatios = {};
+    for (const [t, rs] of state.transports) {
+      doc.transports[t] = combineRounds(rs);
+      doc.transportRatios[t] = combineRatios(rs.slice(0, state.gateway.length), state.gateway.slice(0, rs.length));
     }
   }
   if (p.rounds > 1) {

@@ -19,6 +19,10 @@ export const MAX_SOCKETS_PER_PROCESS = 19_000;
 /** Connections the bench spreads over one 127.x source address (ephemeral ports: ~28,000). */
 export const CONNECTIONS_PER_SOURCE_ADDRESS = 10_000;
 
+/** Transports the gateway can be measured over. */
+export const BENCH_TRANSPORTS = ['websocket', 'sse', 'http-stream'] as const;
+export type BenchTransport = (typeof BENCH_TRANSPORTS)[number];
+
 /** Everything a bench run is told, after defaults and validation. */
 export interface BenchParams {
   scenario: Scenario;
@@ -29,6 +33,8 @@ export interface BenchParams {
   against: 'raw-ws' | undefined;
   baselineModes: BaselineMode[];
   client: 'lean' | 'sdk';
+  /** Transports the gateway is measured over, in this order, in the same run (default websocket). */
+  transports: BenchTransport[];
   workers: number;
   gateways: number;
   rampPerSecond: number;
@@ -68,6 +74,7 @@ const OPTIONS = {
   against: { type: 'string' },
   'baseline-mode': { type: 'string', multiple: true },
   client: { type: 'string' },
+  transport: { type: 'string', multiple: true },
   workers: { type: 'string' },
   gateways: { type: 'string' },
   ramp: { type: 'string' },
@@ -127,6 +134,9 @@ Load:
   --connections <n>           connections (default 1000)
   --client lean|sdk           lean: raw TCP + hand-written WebSocket frames (default);
                               sdk: @gatehouse/client over ws (storm always uses sdk)
+  --transport <t>             websocket, sse, http-stream: the gateway over each, in the same run
+                              (repeat or comma-separate; default websocket); streams use lean
+                              clients (raw TCP, chunked response decoded by hand)
   --workers <n>               load worker processes (default: one per 15,000 connections)
   --ramp <per second>         connection opening rate over all workers (default 1000)
   --settle <seconds>          wait after the last subscription before measuring (default 2)
@@ -260,6 +270,16 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
   if (scenario === 'storm' && client !== 'sdk')
     throw new UsageError("--client lean cannot run storm: the storm measures the SDK's reconnect backoff (use --client sdk)");
 
+  const transportsRaw = ((v['transport'] as string[] | undefined) ?? ['websocket']).flatMap((t) => t.split(',')).map((t) => t.trim());
+  for (const t of transportsRaw) {
+    if (!BENCH_TRANSPORTS.includes(t as BenchTransport))
+      throw new UsageError(`--transport must be one of ${BENCH_TRANSPORTS.join(', ')}, got ${JSON.stringify(t)}`);
+  }
+  const transports = [...new Set(transportsRaw)] as BenchTransport[];
+  if (transports.some((t) => t !== 'websocket') && (client !== 'lean' || scenario === 'storm')) {
+    throw new UsageError('--transport sse and http-stream run lean clients: not with --client sdk or the storm scenario');
+  }
+
   const publishing = scenario === 'fanout' || scenario === 'channels';
   if (!publishing) {
     for (const f of ['rate', 'burst', 'batch'] as const) {
@@ -315,6 +335,7 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
     against,
     baselineModes,
     client,
+    transports,
     workers,
     gateways,
     rampPerSecond,

@@ -46,6 +46,12 @@ export interface BenchDocument {
   /** Every baseline mode measured, and its ratio, when there are several. */
   baselines?: Partial<Record<BaselineMode, TargetResult>>;
   ratios?: Partial<Record<BaselineMode, Ratio>>;
+  /**
+   * With --transport naming more than one: the gateway over each transport after the first, and
+   * its ratio to the first (the `gateway` column; ratios above 1 for memory and p99 mean costlier).
+   */
+  transports?: Record<string, TargetResult>;
+  transportRatios?: Record<string, Ratio>;
   /** With --rounds above 1: each round's headline figures. */
   rounds?: { target: string; memoryPerConnectionBytes: number | null; deliveriesPerCpuSecond: number | null; p99Ms: number | null }[][];
   /** With --profile: the gateway's hot spots. */
@@ -85,6 +91,7 @@ export function paramsForDocument(p: BenchParams): Record<string, unknown> {
   if (p.scenario !== 'storm') delete out['cause'];
   if (p.scenario !== 'channels' && p.scenario !== 'idle') delete out['channels'];
   if (!p.against) delete out['baselineModes'];
+  if (p.transports.length === 1 && p.transports[0] === 'websocket') delete out['transports'];
   return out;
 }
 
@@ -210,6 +217,7 @@ export function textSummary(doc: BenchDocument): string {
   const cols: { name: string; r: TargetResult }[] = [{ name: doc.gateway.target, r: doc.gateway }];
   for (const [, r] of Object.entries(doc.baselines ?? (doc.baseline ? { first: doc.baseline } : {})))
     if (r) cols.push({ name: r.target, r });
+  for (const r of Object.values(doc.transports ?? {})) cols.push({ name: r.target, r });
   const ratio = doc.ratio;
   const rows: [string, (r: TargetResult) => string, string][] = [
     [
@@ -252,8 +260,8 @@ export function textSummary(doc: BenchDocument): string {
     '',
   ]);
   const table = [
-    ['', ...cols.map((c) => c.name), cols.length > 1 ? `ratio (gateway / ${cols[1]?.name})` : ''],
-    ...rows.map(([label, f, r]) => [label, ...cols.map((c) => f(c.r)), cols.length > 1 ? r : '']),
+    ['', ...cols.map((c) => c.name), ratio ? `ratio (gateway / ${doc.baseline?.target ?? cols[1]?.name})` : ''],
+    ...rows.map(([label, f, r]) => [label, ...cols.map((c) => f(c.r)), ratio ? r : '']),
   ];
   const width = (table[0] as string[]).map((_, i) => Math.max(...table.map((row) => (row[i] ?? '').length)) + 2);
   const line = (cells: string[]) =>

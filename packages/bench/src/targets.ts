@@ -52,7 +52,7 @@ export class TargetSet {
 
   private constructor(
     readonly kind: TargetKind,
-    readonly label: string,
+    public label: string,
     readonly targets: Target[],
     private readonly script: URL | undefined,
     private readonly spawn: SpawnOptions | undefined,
@@ -97,8 +97,12 @@ export class TargetSet {
 
   /** Where load connections go. */
   endpoints(): Endpoint[] {
-    return this.targets.map((t) => ({ host: t.host, port: t.port, path: '/ws' }));
+    const path = this.transport === 'sse' ? '/sse' : this.transport === 'http-stream' ? '/stream' : '/ws';
+    return this.targets.map((t) => ({ host: t.host, port: t.port, path }));
   }
+
+  /** The transport the load uses on this set (gateways only; set before measuring). */
+  transport: 'websocket' | 'sse' | 'http-stream' = 'websocket';
 
   private async startAll(): Promise<void> {
     const o = this.spawn as SpawnOptions;

@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { LeanConnection, LoadStats, SdkConnection, subscribeFrameFor } from './load.js';
 import type { Endpoint, LoadConnection, LoadReport } from './load.js';
+import { StreamConnection } from './stream-load.js';
 
 /** One channel and how many of this worker's connections subscribe to it. */
 export interface PlanEntry {
@@ -82,9 +83,11 @@ function start(msg: Extract<ToWorker, { type: 'start' }>): void {
       const local = msg.sourceAddresses.length > 0 ? msg.sourceAddresses[k % msg.sourceAddresses.length] : undefined;
       const channel = (msg.plan[entry] as PlanEntry).channel;
       conns.push(
-        msg.mode === 'lean'
-          ? new LeanConnection(stats, entry, frames[entry] as Buffer, endpoint, local)
-          : new SdkConnection(stats, entry, channel, endpoint, local),
+        msg.mode === 'sdk'
+          ? new SdkConnection(stats, entry, channel, endpoint, local)
+          : endpoint.path === '/ws'
+            ? new LeanConnection(stats, entry, frames[entry] as Buffer, endpoint, local)
+            : new StreamConnection(stats, entry, channel, endpoint, local),
       );
       k++;
     }

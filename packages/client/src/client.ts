@@ -26,6 +26,7 @@ import { TypedEmitter } from './emitter.js';
 import { GatehouseError } from './errors.js';
 import { resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
 import { Subscription, type RelayedEvents } from './subscription.js';
+import { TransportChooser, type TransportKind } from './transports.js';
 import { OPEN, type SocketCloseEvent, type SocketMessageEvent, type WebSocketConstructor, type WebSocketLike } from './transport.js';
 
 /** Where the client stands. `closed` is terminal: a closed client never connects again. */
@@ -135,6 +136,7 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
   #tokenRetryUsed = false;
   readonly #subs = new Map<string, Subscription>();
   readonly #queue: PublishRequest[] = [];
+  readonly #transports: TransportChooser;
 
   /**
    * @param url `ws://` or `wss://` URL of the gateway's `/ws` endpoint.
@@ -146,6 +148,12 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
     this.#opts = resolveOptions(url, options, defaultWebSocket);
     this.url = url;
     this.#backoff = new Backoff(this.#opts.backoff, this.#opts.random);
+    this.#transports = new TransportChooser(this.#opts.transports, this.#opts.WebSocket, this.#opts.websocketRetryMs);
+  }
+
+  /** The transport of the current (or next) connection: 'websocket', 'http-stream' or 'sse'. */
+  get transport(): TransportKind {
+    return this.#transports.current;
   }
 
   /** Where the client stands. */
@@ -281,7 +289,7 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
     }
     let ws: WebSocketLike;
     try {
-      ws = new this.#opts.WebSocket(this.url);
+      ws = this.#transports.open(this.url);
     } catch (err) {
       this.#afterLoss(undefined, 1006, `cannot open socket: ${messageOf(err)}`);
       return;
@@ -358,6 +366,7 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
   /** Decides, after a socket or attempt ended, whether and when to try again. */
   #afterLoss(conn: Connection | undefined, code: number, reason: string): void {
     if (this.#state === 'closed') return;
+    if (conn) this.#transports.lost(conn.ready, code);
     clearTimeout(this.#connectTimer);
     this.#connectTimer = undefined;
     const hint = parseRetryHint(reason);
@@ -424,6 +433,7 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
 
   /** Settles everything the client holds when it closes for good. */
   #shutdown(code?: number, reason?: string): void {
+    this.#transports.stopProbe();
     const detail =
       code === undefined ? 'the client was closed' : `the server closed the connection for good (${code}${reason ? ` ${reason}` : ''})`;
     for (const req of this.#queue.splice(0)) {
@@ -519,6 +529,9 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
     if (heartbeat > 0) this.#armWatchdog(conn, heartbeat + this.#opts.heartbeatGraceMs);
     else conn.healthyTimer = setTimeout(() => this.#markHealthy(conn), HEALTHY_WITHOUT_HEARTBEAT_MS);
     this.#setState('connected');
+    this.#transports.connected(this.url, () => {
+      if (this.#conn === conn) this.#abandon(conn, CloseCode.GoingAway, 'moving back to websocket');
+    });
     const event: ConnectedEvent =
       typeof expires === 'number'
         ? { client: frame.client, node: frame.node, heartbeat, expires, reconnect }

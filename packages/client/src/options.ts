@@ -3,6 +3,8 @@
  * with a TypeError that names the field.
  */
 import type { WebSocketConstructor } from './transport.js';
+import { TRANSPORT_KINDS } from './transports.js';
+import type { TransportKind } from './transports.js';
 
 /** Exponential backoff with full jitter, for reconnects after failures. */
 export interface BackoffOptions {
@@ -37,19 +39,30 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** Source of randomness in [0, 1) for jitter; inject a fixed one in tests. Default Math.random. */
   random?: () => number;
+  /**
+   * Transports in order of preference: the next is tried when a connection dies before `connected`
+   * with no close from the server (a blocked upgrade). Default ['websocket', 'http-stream', 'sse']
+   * ('sse' only where EventSource exists). The stream endpoints live beside the `/ws` URL.
+   */
+  transports?: TransportKind[];
+  /** While on a fallback, try WebSocket again after this long (doubling per failed try). Default 60000. */
+  websocketRetryMs?: number;
 }
 
 /** Options after defaults and validation. */
 export interface ResolvedOptions {
   token: string | undefined;
   getToken: (() => Promise<string | undefined>) | undefined;
-  WebSocket: WebSocketConstructor;
+  /** Undefined only when 'websocket' is not among the transports. */
+  WebSocket: WebSocketConstructor | undefined;
   backoff: Required<BackoffOptions>;
   connectTimeoutMs: number;
   heartbeatGraceMs: number;
   maxQueuedRequests: number;
   requestTimeoutMs: number;
   random: () => number;
+  transports: TransportKind[];
+  websocketRetryMs: number;
 }
 
 /** The defaults, in one place. */
@@ -59,6 +72,7 @@ export const DEFAULTS = {
   heartbeatGraceMs: 10_000,
   maxQueuedRequests: 100,
   requestTimeoutMs: 10_000,
+  websocketRetryMs: 60_000,
 } as const;
 
 // setTimeout stores delays in a signed 32-bit integer; anything longer fires at once.
@@ -93,11 +107,15 @@ export function resolveOptions(url: unknown, options: ClientOptions, defaultWebS
   if (getToken !== undefined && typeof getToken !== 'function') {
     throw new TypeError('options.getToken must be a function returning a Promise of a token');
   }
+  const transports = options.transports ?? [...TRANSPORT_KINDS];
+  if (!Array.isArray(transports) || transports.length === 0 || !transports.every((t) => TRANSPORT_KINDS.includes(t))) {
+    throw new TypeError(`options.transports must be a non-empty list of ${TRANSPORT_KINDS.map((t) => `'${t}'`).join(', ')}`);
+  }
   const WebSocket = options.WebSocket ?? defaultWebSocket;
-  if (typeof WebSocket !== 'function') {
+  if (typeof WebSocket !== 'function' && (transports.includes('websocket') || options.WebSocket !== undefined)) {
     throw new TypeError(
       options.WebSocket === undefined
-        ? 'no WebSocket implementation found: pass options.WebSocket, or on Node import the package under its "node" condition (which uses the ws package)'
+        ? 'no WebSocket implementation found: pass options.WebSocket, or on Node import the package under its "node" condition (which uses the ws package), or leave \'websocket\' out of options.transports'
         : 'options.WebSocket must be a WebSocket constructor',
     );
   }
@@ -128,5 +146,7 @@ export function resolveOptions(url: unknown, options: ClientOptions, defaultWebS
     maxQueuedRequests,
     requestTimeoutMs: duration('requestTimeoutMs', options.requestTimeoutMs, DEFAULTS.requestTimeoutMs, 1),
     random,
+    transports,
+    websocketRetryMs: duration('websocketRetryMs', options.websocketRetryMs, DEFAULTS.websocketRetryMs, 1),
   };
 }

@@ -10,5 +10,6 @@ export type { ClientErrorCode, GatehouseErrorCode } from './errors.js';
 export { DEFAULTS } from './options.js';
 export type { ClientOptions, BackoffOptions } from './options.js';
 export type { WebSocketLike, WebSocketConstructor } from './transport.js';
+export type { TransportKind } from './transports.js';
 export type { Listener } from './emitter.js';
 export { CloseCode, closeClass, type CloseClass, type StreamPosition, type GapReason } from '@gatehouse/protocol';

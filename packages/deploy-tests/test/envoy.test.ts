@@ -53,9 +53,14 @@ test('/ws goes to the gateways with no route timeout and an idle timeout of at l
   assert.deepEqual(retry['retriable_status_codes'], [503], 'a draining gateway refuses upgrades with 503; try another');
 });
 
-test('only /ws and the publish API reach the gateways; everything else is 404', () => {
-  const toCluster = routes.filter((r) => r['route']).map((r) => r['match']?.['path']);
-  assert.deepEqual(toCluster.sort(), ['/api/broadcast', '/api/publish', '/ws']);
+test('only /ws, the stream fallbacks and the publish API reach the gateways; everything else is 404', () => {
+  const toCluster = routes.filter((r) => r['route']).map((r) => r['match']?.['path'] ?? r['match']?.['prefix']);
+  assert.deepEqual(toCluster.sort(), ['/api/broadcast', '/api/publish', '/sse', '/sse/ticket', '/stream', '/stream/', '/ws']);
+  for (const path of ['/sse', '/stream']) {
+    const r = routes.find((x) => x['match']?.['path'] === path) as Node;
+    assert.equal(seconds(r['route']['timeout']), 0, `${path}: a stream is one long response`);
+    assert.ok(seconds(r['route']['idle_timeout']) >= (3 * DEFAULTS.heartbeatMs) / 1000, `${path}: idle timeout of three heartbeats`);
+  }
   for (const r of routes.filter((x) => x['route'])) assert.equal(r['route']['cluster'], 'gatehouse');
   const last = routes.at(-1) as Node;
   assert.equal(last['match']['prefix'], '/');

@@ -3,7 +3,7 @@
  * disconnects, subscriptions, publications and gaps, each with the time it happened. The records
  * are what the accountant judges.
  */
-import { GatehouseClient, type BackoffOptions, type WebSocketConstructor } from '@gatehouse/client';
+import { GatehouseClient, type BackoffOptions, type TransportKind, type WebSocketConstructor } from '@gatehouse/client';
 import type { ClientEvent, ClientLog } from './accountant.js';
 
 /** What a publication's data carries: the publisher's sequence number and route. */
@@ -23,6 +23,8 @@ export interface RecordingClientOptions {
   readonly channels: readonly string[];
   readonly backoff?: BackoffOptions;
   readonly WebSocket?: WebSocketConstructor;
+  /** The SDK's transport list (default: the SDK's, WebSocket first). */
+  readonly transports?: TransportKind[];
 }
 
 /** One SDK client and its record. */
@@ -46,6 +48,7 @@ export class RecordingClient implements ClientLog {
     this.client = new GatehouseClient(o.url, {
       ...(o.backoff ? { backoff: o.backoff } : {}),
       ...(o.WebSocket ? { WebSocket: o.WebSocket } : {}),
+      ...(o.transports ? { transports: o.transports } : {}),
     });
     const c = this.client;
     c.on('connected', (e) => {
@@ -121,6 +124,8 @@ export interface ClientPoolOptions {
   readonly backoff?: BackoffOptions;
   /** A prefix for client ids. */
   readonly prefix?: string;
+  /** How many of the clients use HTTP streaming instead of WebSocket (spread evenly). Default 0. */
+  readonly streams?: number;
 }
 
 /** M recording clients spread over the channels. */
@@ -131,8 +136,16 @@ export class ClientPool {
     const per = Math.min(o.channels.length, o.perClient ?? o.channels.length);
     for (let i = 0; i < o.count; i++) {
       const channels = Array.from({ length: per }, (_, k) => o.channels[(i + k) % o.channels.length] as string);
+      // Client i streams when the running share of stream clients falls behind `streams / count`.
+      const stream = Math.floor(((i + 1) * (o.streams ?? 0)) / o.count) > Math.floor((i * (o.streams ?? 0)) / o.count);
       this.clients.push(
-        new RecordingClient({ id: `${o.prefix ?? 'c'}${i}`, url: o.url, channels, ...(o.backoff ? { backoff: o.backoff } : {}) }),
+        new RecordingClient({
+          id: `${o.prefix ?? 'c'}${stream ? 's' : ''}${i}`,
+          url: o.url,
+          channels,
+          ...(o.backoff ? { backoff: o.backoff } : {}),
+          ...(stream ? { transports: ['http-stream'] as TransportKind[] } : {}),
+        }),
       );
     }
   }

@@ -29,6 +29,7 @@ Fleet drills (rolling-restart, kill, backbone-restart):
                          backbone-restart starts a private server of that kind (host and port ignored)
   --nodes <n>            gateway processes (default 3)
   --clients <n>          SDK clients behind the balancer (default 30)
+  --streams <n>          of those, clients on HTTP streaming instead of WebSocket (default a third)
   --channels <n>         channels, every client subscribes to all (default 3)
   --rate <n>             publications per second (default 50)
   --duration <s>         publishing time besides the fault (default 3)
@@ -97,6 +98,7 @@ export async function runDrill(argv: string[]): Promise<number> {
           backbone: { type: 'string' },
           nodes: { type: 'string' },
           clients: { type: 'string' },
+          streams: { type: 'string' },
           channels: { type: 'string' },
           rate: { type: 'string' },
           duration: { type: 'string' },
@@ -136,8 +138,10 @@ async function fleetDrill(name: Exclude<DrillName, 'storm'>, v: Record<string, u
   for (const k of ['workers', 'admission', 'cause', 'addresses', 'ramp', 'timeout', 'gateway-arg']) {
     if (v[k] !== undefined) throw new DrillUsageError(`--${k} applies to storm, not ${name}`);
   }
+  const clients = int(v['clients'], 'clients', 30);
   const load: LoadOptions = {
-    clients: int(v['clients'], 'clients', 30),
+    clients,
+    streamClients: Math.min(clients, int(v['streams'], 'streams', Math.floor(clients / 3), 0)),
     channels: int(v['channels'], 'channels', 3),
     ratePerSecond: int(v['rate'], 'rate', 50),
     durationMs: int(v['duration'], 'duration', 3) * 1000,
@@ -167,7 +171,7 @@ async function fleetDrill(name: Exclude<DrillName, 'storm'>, v: Record<string, u
 }
 
 async function storm(v: Record<string, unknown>): Promise<number> {
-  for (const k of ['channels', 'rate', 'duration', 'drain-window', 'no-rebalance']) {
+  for (const k of ['channels', 'rate', 'duration', 'drain-window', 'no-rebalance', 'streams']) {
     if (v[k] !== undefined) throw new DrillUsageError(`--${k} does not apply to storm`);
   }
   const admission = (v['admission'] as string | undefined) ?? 'both';

@@ -18,6 +18,8 @@ import { sleep } from './stats.js';
 export interface LoadOptions {
   /** SDK clients, spread over the nodes by the balancer. */
   readonly clients: number;
+  /** How many of them use HTTP streaming (POST commands, forwarded between nodes) instead of WebSocket. Default 0. */
+  readonly streamClients?: number;
   /** Channels; each client subscribes to `perClient` of them (default all). */
   readonly channels: number;
   readonly perClient?: number;
@@ -54,6 +56,8 @@ export interface ScenarioReport extends Figures {
   readonly backbone: string;
   readonly nodes: number;
   readonly clients: number;
+  /** Of those, clients on HTTP streaming. */
+  readonly streamClients: number;
   readonly channels: number;
   readonly ratePerSecond: number;
   /** Length of the publishing phase, ms. */
@@ -90,6 +94,7 @@ export async function runScenario(fleet: Fleet, name: string, load: LoadOptions,
     url: fleet.url,
     channels,
     ...(load.perClient ? { perClient: load.perClient } : {}),
+    ...(load.streamClients ? { streams: load.streamClients } : {}),
     prefix: `${name}-`,
   });
   const publisher = new SteadyPublisher({ channels, ratePerSecond: load.ratePerSecond, routes: () => fleet.routes() });
@@ -132,6 +137,7 @@ export async function runScenario(fleet: Fleet, name: string, load: LoadOptions,
       backbone: backboneKind(fleet.options.backbone[0] as string),
       nodes: fleet.nodes.length,
       clients: load.clients,
+      streamClients: load.streamClients ?? 0,
       channels: load.channels,
       ratePerSecond: load.ratePerSecond,
       publishingMs,

@@ -85,6 +85,22 @@ test('kill -9 of one gateway: the drill reports its clients back on the others',
 });
 
 test(
+  'kill -9 with a mix of WebSocket and HTTP-stream clients on Redis: nothing lost, nothing silent',
+  { skip: skipRedis ?? false },
+  async () => {
+    const { code, lines, stderr } = await drill(['kill', '--backbone', redis, ...SMALL, '--streams', '7']);
+    const r = lines[0];
+    assert.ok(r, `a figures line (stderr: ${stderr.slice(-2000)})`);
+    assert.equal(code, 0, `violations: ${JSON.stringify(r['violations'])}`);
+    assert.equal(r['streamClients'], 7);
+    assert.equal(r['reconnects'], r['clientsOnKilled']);
+    assert.equal(r['lost'], 0);
+    assert.equal(r['lostSilent'], 0);
+    assert.equal(r['duplicated'], 0);
+  },
+);
+
+test(
   'backbone restart: the drill restarts a private server under the gateways',
   { skip: skipNats ?? privateServerUnavailable('nats') ?? false },
   async () => {

@@ -161,7 +161,7 @@ export class ClientProtocol implements SessionHandler {
     this.d.hub.removeSession(s);
     this.d.registry.delete(s);
     if (wasOpen && s.grant && s.grant.user !== '') this.d.registry.removeUser(s.grant.user);
-    this.d.metrics.disconnectsTotal.inc({ code: String(s.closeCode || code) });
+    this.d.metrics.disconnectsTotal.inc({ code: String(s.closeCode || code), transport: s.transport.kind });
   }
 
   onMessage(s: Session, data: Buffer, isBinary: boolean): void {
@@ -306,7 +306,7 @@ export class ClientProtocol implements SessionHandler {
     s.state = SessionState.Open;
     s.openedAt = Date.now();
     s.id = `${options.nodeId}-${++this.seq}`;
-    metrics.connectsTotal.inc();
+    metrics.connectsTotal.inc({ transport: s.transport.kind });
     if (frame.reconnect) metrics.reconnectsTotal.inc();
     this.d.hub.send(
       s,

@@ -37,6 +37,7 @@ import { SessionRegistry } from './registry.js';
 import { Revocations } from './revocations.js';
 import { SessionState } from './session.js';
 import type { Session } from './session.js';
+import { StreamDoor } from './stream-door.js';
 import { WebSocketDoor } from './upgrade.js';
 
 /** Encoded replay frames shared between recovering clients, bytes. */
@@ -68,6 +69,7 @@ export class Gateway {
   private readonly revocations: Revocations;
   private readonly heartbeats: Heartbeats;
   private readonly door: WebSocketDoor;
+  private readonly streams: StreamDoor;
   private readonly server: Server;
   private readonly lag = new LagMonitor();
   private started = false;
@@ -83,6 +85,7 @@ export class Gateway {
     const log = this.log;
     const metrics = (this.metrics = new GatewayMetrics(o.nodeId, {
       connectionCount: () => this.registry.size,
+      connectionsByTransport: () => this.registry.byTransport(),
       queueDepths: () => this.queueDepths(),
       backboneUp: () => backbone.state === 'up',
       channelCount: () => this.hub.channelCount,
@@ -173,6 +176,8 @@ export class Gateway {
       drain: () => void this.drain(),
     };
     const apiParts = wireServerApi(o, { backbone, control, view, registry, hub, protocol, publisher, apiKeys, metrics, log }, node);
+    const streamParts = { door: this.door, control: this.control, fleet: this.fleet.view, verifier: this.verifier };
+    this.streams = new StreamDoor({ options: o, log, protocol, ...streamParts });
     const routes = new HttpRoutes({
       ...apiParts,
       options: o,
@@ -180,6 +185,7 @@ export class Gateway {
       metrics,
       log,
       publisher,
+      streams: this.streams,
       status: {
         closed: () => this.closed,
         ready: () => this.ready,
@@ -263,6 +269,7 @@ export class Gateway {
     this.fleet.start();
     this.heartbeats.start();
     this.door.start();
+    this.streams.start();
     const port = (this.server.address() as AddressInfo).port;
     this.log.info({ port, host: this.options.host, backbone: this.backbone.kind, tls: !!this.options.tlsCert }, 'gateway listening');
     return { port };
@@ -363,6 +370,7 @@ export class Gateway {
     this.closed = true;
     this.heartbeats.stop();
     this.door.stop();
+    this.streams.stop();
     this.fleet.stop();
     this.lag.stop();
     for (const s of this.registry) {

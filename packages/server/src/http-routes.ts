@@ -43,6 +43,8 @@ export interface HttpRoutesDeps {
   api: ServerApi;
   idempotency: Idempotency;
   adminUi: AdminUi | undefined;
+  /** The stream doors (`/sse`, `/stream`, stream-door.ts). */
+  streams?: { handle(req: IncomingMessage, res: ServerResponse, path: string): boolean };
 }
 
 /** Answers every HTTP request that is not a WebSocket upgrade. */
@@ -106,6 +108,7 @@ export class HttpRoutes {
         });
       return;
     }
+    if (path !== undefined && this.d.streams?.handle(req, res, path)) return;
     if (path !== undefined && this.statics.handle(req, res, path)) return;
     if (path === '/ws') {
       sendJson(res, 426, { error: { code: 'bad_request', message: 'this endpoint takes WebSocket upgrades' } }, { upgrade: 'websocket' });

@@ -8,6 +8,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** What the metrics read at scrape time. */
 export interface MetricsSource {
   connectionCount(): number;
+  /** Open connections per transport kind (`websocket`, `sse`, `http-stream`). */
+  connectionsByTransport?(): Map<string, number>;
   /** Bytes waiting to be written per open connection. */
   queueDepths(): Iterable<number>;
   backboneUp(): boolean;
@@ -36,9 +38,9 @@ class NodeRegistry extends Registry {
 export class GatewayMetrics {
   private readonly nodeRegistry = new NodeRegistry();
   readonly registry: Registry = this.nodeRegistry;
-  readonly connectsTotal: Counter;
+  readonly connectsTotal: Counter<'transport'>;
   readonly reconnectsTotal: Counter;
-  readonly disconnectsTotal: Counter<'code'>;
+  readonly disconnectsTotal: Counter<'code' | 'transport'>;
   readonly publishDelivery: Histogram;
   readonly slowConsumerDisconnects: Counter;
   readonly admissionRejects: Counter<'reason'>;
@@ -70,13 +72,21 @@ export class GatewayMetrics {
 
     new Gauge({
       name: 'gatehouse_connections',
-      help: 'Open WebSocket connections on this node',
+      help: 'Open connections on this node, by transport (websocket, sse, http-stream)',
+      labelNames: ['transport'],
       registers,
       collect() {
-        this.set(source.connectionCount());
+        this.reset();
+        const by = source.connectionsByTransport?.() ?? new Map([['websocket', source.connectionCount()]]);
+        for (const [transport, n] of by) this.set({ transport }, n);
       },
     });
-    this.connectsTotal = new Counter({ name: 'gatehouse_connects_total', help: 'Connections that completed connect', registers });
+    this.connectsTotal = new Counter({
+      name: 'gatehouse_connects_total',
+      help: 'Connections that completed connect, by transport',
+      labelNames: ['transport'],
+      registers,
+    });
     this.reconnectsTotal = new Counter({
       name: 'gatehouse_reconnects_total',
       help: 'Connects that the SDK marked as reconnects after a lost connection',
@@ -85,7 +95,7 @@ export class GatewayMetrics {
     this.disconnectsTotal = new Counter({
       name: 'gatehouse_disconnects_total',
       help: 'Connections closed, by close code: the code the server decided when it started the close (a slow consumer cut is 4300 even though its socket is dropped), otherwise the code the client sent or 1006',
-      labelNames: ['code'],
+      labelNames: ['code', 'transport'],
       registers,
     });
     this.publishDelivery = new Histogram({

@@ -61,6 +61,13 @@ export class SessionRegistry implements Iterable<Session> {
     else this.users.set(user, n);
   }
 
+  /** Sessions per transport kind (for the `transport` label of gatehouse_connections). */
+  byTransport(): Map<string, number> {
+    const out = new Map<string, number>([['websocket', 0]]);
+    for (const s of this) out.set(s.transport.kind, (out.get(s.transport.kind) ?? 0) + 1);
+    return out;
+  }
+
   /** Distinct users with at least one connection. */
   get userCount(): number {
     return this.users.size;

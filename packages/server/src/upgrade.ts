@@ -105,6 +105,28 @@ export class WebSocketDoor {
     });
   }
 
+  /**
+   * The checks every door shares, for a stream opened over plain HTTP (stream-door.ts): the HTTP
+   * status that refuses it outright, or the admission refusal (reason and retry delay) it is closed
+   * with once open, or nothing. `address` is the client's, as `clientAddress` reads it.
+   */
+  check(req: IncomingMessage, address: string): { status: number; reason: string } | { refusal: string; retryMs: number } | undefined {
+    const origin = req.headers.origin;
+    const origins = this.options.allowedOrigins;
+    if (origins.length > 0 && origin !== undefined && !origins.includes(origin)) {
+      this.metrics.admissionRejects.inc({ reason: 'origin' });
+      return { status: 403, reason: 'origin not allowed' };
+    }
+    if (!this.addressLimiter.take(address)) {
+      this.metrics.admissionRejects.inc({ reason: 'address_rate' });
+      return { status: 429, reason: 'too many connections from this address; slow down' };
+    }
+    const refusal = this.view.closing() ? 'draining' : this.refusal();
+    if (!refusal) return undefined;
+    this.metrics.admissionRejects.inc({ reason: refusal });
+    return { refusal, retryMs: retryDelay(refusal === 'draining' ? 1 : this.refusals.add(this.options.connectRate)) };
+  }
+
   /** Why the node refuses a new connection now, if it does. */
   private refusal(): string | undefined {
     if (this.view.connections() >= this.options.maxConnections) return 'capacity';
@@ -114,7 +136,8 @@ export class WebSocketDoor {
     return undefined;
   }
 
-  private clientAddress(req: IncomingMessage): string {
+  /** The client's address: the socket's, or the first X-Forwarded-For entry behind a trusted proxy. */
+  clientAddress(req: IncomingMessage): string {
     if (this.options.trustProxy) {
       const fwd = req.headers['x-forwarded-for'];
       const first = (Array.isArray(fwd) ? fwd[0] : fwd)?.split(',', 1)[0]?.trim();

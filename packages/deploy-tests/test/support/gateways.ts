@@ -42,8 +42,12 @@ export interface GatewaySpec {
 
 /** Starts `gatehouse start` on a free port with test settings and waits until /readyz says ready. */
 export async function startGateway(spec: GatewaySpec): Promise<GatewayProcess> {
-  const port = await freePort();
-  const flags = [
+  return launchGateway(spec.nodeId, await freePort(), gatewayFlags(spec));
+}
+
+/** The `gatehouse start` flags `startGateway` uses for `spec` (to restart one on its port). */
+export function gatewayFlags(spec: GatewaySpec): string[] {
+  return [
     '--node-id',
     spec.nodeId,
     '--api-key',
@@ -58,7 +62,6 @@ export async function startGateway(spec: GatewaySpec): Promise<GatewayProcess> {
     ...(spec.backbone ? ['--backbone', spec.backbone] : []),
     ...(spec.flags ?? []),
   ];
-  return launchGateway(spec.nodeId, port, flags);
 }
 
 /**

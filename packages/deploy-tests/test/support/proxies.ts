@@ -15,6 +15,8 @@ export const SHIPPED = {
   nginxMain: join(REPO_ROOT, 'deploy', 'nginx', 'nginx.conf'),
   nginxSite: join(REPO_ROOT, 'deploy', 'nginx', 'gatehouse.conf'),
   haproxy: join(REPO_ROOT, 'deploy', 'haproxy', 'haproxy.cfg'),
+  /** The variant `location = /ws` that refuses WebSocket upgrades (the fallback tests). */
+  nginxNoWebSocket: join(REPO_ROOT, 'deploy', 'nginx', 'no-websocket.conf'),
 } as const;
 
 /** Which proxy. */
@@ -28,6 +30,10 @@ export interface ProxySpec {
   idleTimeoutSeconds: number;
   /** HAProxy health-check interval, ms; shipped: 2000. */
   checkIntervalMs?: number;
+  /** nginx only: how long a failed gateway stays out of rotation, seconds; shipped: 10. */
+  failTimeoutSeconds?: number;
+  /** nginx only: use the shipped variant that refuses WebSocket upgrades (deploy/nginx/no-websocket.conf). */
+  refuseUpgrades?: boolean;
 }
 
 /** A running proxy. */
@@ -83,9 +89,16 @@ export function renderNginx(spec: ProxySpec, listenPort: number, dir: string): {
     site,
     /^( +)(proxy_read_timeout|proxy_send_timeout|send_timeout) 75s;$/gm,
     (_m, indent: string, directive: string) => `${indent}${directive} ${spec.idleTimeoutSeconds}s;`,
-    3,
-    'WebSocket idle timeouts',
+    6,
+    'WebSocket and stream idle timeouts',
   );
+  if (spec.failTimeoutSeconds !== undefined) {
+    site = substitute(site, / fail_timeout=10s;/g, ` fail_timeout=${spec.failTimeoutSeconds}s;`, spec.backends.length, 'fail_timeout');
+  }
+  if (spec.refuseUpgrades) {
+    const variant = readFileSync(SHIPPED.nginxNoWebSocket, 'utf8').replace(/^#.*\n/gm, '');
+    site = substitute(site, /^ {4}location = \/ws \{\n[\s\S]*?^ {4}\}\n/gm, () => variant, 1, 'the /ws location');
+  }
   return { main, site };
 }
 

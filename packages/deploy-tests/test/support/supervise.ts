@@ -4,7 +4,8 @@
  * The service is stopped (SIGTERM, then SIGKILL 10 s later) when its lifetime is up or when the
  * test process goes away (our stdin, a pipe from the test, closes), so a crashed or killed test
  * leaves nothing behind. SIGTERM and SIGINT sent to this process are passed on exactly once each,
- * so a test can drain a gateway with a single SIGTERM.
+ * so a test can drain a gateway with a single SIGTERM. SIGUSR2 kills the service at once (SIGKILL:
+ * a crash, for the kill -9 drills; a SIGKILL sent to this process would kill only the supervisor).
  */
 import { spawn } from 'node:child_process';
 
@@ -27,6 +28,7 @@ function stop(signal: NodeJS.Signals, why: string): void {
 
 process.on('SIGTERM', () => stop('SIGTERM', ''));
 process.on('SIGINT', () => stop('SIGINT', ''));
+process.on('SIGUSR2', () => child.kill('SIGKILL'));
 const lifetime = setTimeout(() => stop('SIGTERM', `lifetime of ${lifetimeSeconds} s is up`), lifetimeSeconds * 1000);
 process.stdin.on('end', () => stop('SIGTERM', 'the test process went away'));
 process.stdin.on('error', () => stop('SIGTERM', 'the test process went away'));
