@@ -95,6 +95,12 @@ export interface GatewayOptions {
    * when publications come one at a time.
    */
   coalesceMs: number;
+  /**
+   * Bound, in ms, on the delay adaptive write batching adds to a flush when the node's flush passes
+   * take long (publications arriving meanwhile share one write per socket). An idle node always
+   * flushes on the next tick. 0 turns batching off. Default 50. Unused when coalesceMs is set.
+   */
+  maxBatchDelayMs: number;
   /** Ms an empty channel keeps its backbone subscription (absorbs churn). Default 2000. */
   channelLingerMs: number;
   /** Ms over which a drain spreads its closes. Default 30000. */
@@ -157,6 +163,7 @@ export const DEFAULTS: GatewayOptions = {
   trustProxy: false,
   closeTimeoutMs: 5000,
   coalesceMs: 0,
+  maxBatchDelayMs: 50,
   channelLingerMs: 2000,
   drainWindowMs: 30_000,
   admissionLagMs: 500,
@@ -233,6 +240,7 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
   ])
     intField(rec, k, 0);
   intField(rec, 'coalesceMs', 0, 1000);
+  intField(rec, 'maxBatchDelayMs', 0, 1000);
   if (typeof o.rebalanceTolerance !== 'number' || !(o.rebalanceTolerance >= 0 && o.rebalanceTolerance <= 10)) {
     throw new OptionsError(`rebalanceTolerance must be a number from 0 to 10, got ${JSON.stringify(o.rebalanceTolerance)}`);
   }
