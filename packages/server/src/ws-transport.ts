@@ -53,6 +53,28 @@ const HEARTBEAT_BYTES =
     ? Buffer.concat([buildFrame(OP_PING, Buffer.alloc(0)), WS_FRAMES.message(APP_PING)])
     : Buffer.alloc(0);
 
+/**
+ * The last batch of frames joined into one write, and its bytes. A flush pass that carries several
+ * publications hands every subscriber of a channel the same frames in the same order, so the bytes
+ * are joined once per pass and the same Buffer is written to each socket (sockets never modify
+ * what they write), instead of one allocation and copy per socket. Holds one batch at most.
+ */
+const lastJoin = { frames: [] as Buffer[], bytes: Buffer.alloc(0) };
+
+function joinFrames(chunks: readonly Buffer[], totalBytes: number): Buffer {
+  const frames = lastJoin.frames;
+  if (frames.length === chunks.length && lastJoin.bytes.length === totalBytes) {
+    let i = 0;
+    while (i < frames.length && frames[i] === chunks[i]) i++;
+    if (i === frames.length) return lastJoin.bytes;
+  }
+  const bytes = Buffer.concat(chunks as Buffer[], totalBytes);
+  frames.length = 0;
+  for (const c of chunks) frames.push(c);
+  lastJoin.bytes = bytes;
+  return bytes;
+}
+
 let fastPath: boolean | undefined;
 
 /**
@@ -202,7 +224,7 @@ export class WebSocketTransport implements Transport {
 
   writeMany(chunks: readonly Buffer[], totalBytes: number): void {
     if (chunks.length === 1) this.write(chunks[0] as Buffer);
-    else if (this.socket) this.socket.write(Buffer.concat(chunks as Buffer[], totalBytes));
+    else if (this.socket) this.socket.write(joinFrames(chunks, totalBytes));
     else for (const c of chunks) this.ws.send(c, { binary: false });
   }
 
