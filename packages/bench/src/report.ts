@@ -37,6 +37,8 @@ export interface BenchDocument {
   finishedAt: string;
   /** Present when the run stopped early: why. The figures are those measured before. */
   incomplete?: string;
+  /** What the run left out and why (a baseline that cannot run on this machine). */
+  notes?: string[];
   machine: Machine;
   params: Record<string, unknown>;
   gateway: TargetResult;
@@ -266,11 +268,12 @@ export function textSummary(doc: BenchDocument): string {
     `gatehouse bench ${doc.scenario}: ${fmtInt(p.connections)} connections (${p.client}), ${doc.machine.cores} cores, Node ${doc.machine.node}`,
     ...table.map(line),
   ];
+  for (const note of doc.notes ?? []) out.push(`note: ${note}`);
   const modes = Object.entries(doc.ratios ?? {}).slice(1);
   for (const [mode, r] of modes) {
     if (!r) continue;
     out.push(
-      `ratio gateway / raw-ws (${mode}): memory ${fmtRatio(r.memoryPerConnection, r.spread?.memoryPerConnection)}, ` +
+      `ratio gateway / ${mode === 'uws' ? 'raw-uws' : `raw-ws (${mode})`}: memory ${fmtRatio(r.memoryPerConnection, r.spread?.memoryPerConnection)}, ` +
         `deliveries per CPU-second ${fmtRatio(r.deliveriesPerCpuSecond, r.spread?.deliveriesPerCpuSecond)}, p99 ${fmtRatio(r.p99, r.spread?.p99)}`,
     );
   }
