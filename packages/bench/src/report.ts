@@ -147,6 +147,7 @@ export function combineRounds(results: TargetResult[]): TargetResult {
     memoryPerConnectionBytes: whole(med((r) => r.memoryPerConnectionBytes)),
     deliveriesPerCpuSecond: whole(med((r) => r.deliveriesPerCpuSecond)),
     deliveriesPerWriteCall: med((r) => r.deliveriesPerWriteCall),
+    batchDelay: last.batchDelay && heldFlushes(results),
     idleCpuCores: med((r) => r.idleCpuCores),
     latencyMs: latency,
     delivered: sum((r) => r.delivered),
@@ -164,6 +165,17 @@ export function combineRounds(results: TargetResult[]): TargetResult {
       failed: sum((r) => r.publications?.failed ?? 0),
     },
   };
+}
+
+/** Adaptive batching's holds over several rounds: every held flush, and their mean hold. */
+function heldFlushes(results: TargetResult[]): { flushes: number; meanMs: number } {
+  let flushes = 0;
+  let ms = 0;
+  for (const r of results) {
+    flushes += r.batchDelay?.flushes ?? 0;
+    ms += (r.batchDelay?.flushes ?? 0) * (r.batchDelay?.meanMs ?? 0);
+  }
+  return { flushes, meanMs: flushes > 0 ? Math.round((ms / flushes) * 100) / 100 : 0 };
 }
 
 /** Ratios over rounds: the median of per-round ratios and their spread. */
@@ -225,6 +237,11 @@ export function textSummary(doc: BenchDocument): string {
       fmtRatio(ratio?.deliveriesPerCpuSecond, ratio?.spread?.deliveriesPerCpuSecond),
     ],
     ['deliveries per write call', (r) => (r.deliveriesPerWriteCall === null ? '-' : r.deliveriesPerWriteCall.toFixed(2)), ''],
+    [
+      'batching: flushes held / mean hold',
+      (r) => (r.batchDelay ? `${r.batchDelay.flushes} / ${r.batchDelay.meanMs.toFixed(1)} ms` : '-'),
+      '',
+    ],
     ['latency p50', (r) => fmtMs(r.latencyMs.p50), ''],
     ['latency p99', (r) => fmtMs(r.latencyMs.p99), fmtRatio(ratio?.p99, ratio?.spread?.p99)],
     ['latency p99.9', (r) => fmtMs(r.latencyMs.p999), ''],
