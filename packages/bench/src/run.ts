@@ -512,7 +512,8 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
       serverDeliveries: window.to.deliveries - window.from.deliveries,
       serverWriteCalls: writes,
       deliveriesPerWriteCall:
-        writes === null || writes === 0 || p.scenario === 'idle' || p.scenario === 'storm'
+        // uWebSockets.js writes with send(2), which the write counter does not see.
+        writes === null || writes === 0 || p.scenario === 'idle' || p.scenario === 'storm' || set.label === 'raw-uws'
           ? null
           : Math.round((delivered / writes) * 100) / 100,
       batchDelay: set.kind === 'gateway' ? batchDelay(window.from, window.to) : null,
