@@ -20,6 +20,7 @@ import type { BenchDocument, Ratio } from './report.js';
 import { measure } from './run.js';
 import type { TargetResult } from './run.js';
 import { TargetSet } from './targets.js';
+import { loadUws } from './uws-load.js';
 
 /** Where a run writes: the summary (stdout) and diagnostics and progress (stderr). */
 export interface BenchIo {
@@ -113,6 +114,8 @@ interface RunState {
   /** The gateway over the transports after the first (--transport). */
   transports: Map<BenchTransport, TargetResult[]>;
   profiles: { target: string; files: string[] }[];
+  /** Baseline modes left out of this run, with why. */
+  skipped?: Map<BaselineMode, string>;
 }
 
 async function run(
@@ -150,9 +153,15 @@ async function run(
     return TargetSet.startRaw({ ...spawn, mode: phase.mode, hosts: Array.from({ length: p.gateways }, (_, i) => `127.0.2.${i + 1}`) });
   };
 
+  const uws = p.against && p.baselineModes.includes('uws') ? loadUws() : undefined;
+  if (uws && 'skipped' in uws) {
+    (state.skipped ??= new Map()).set('uws', uws.skipped);
+    progress.phase(uws.skipped);
+  }
+  const modes = p.baselineModes.filter((m) => !state.skipped?.has(m));
   const phases: Phase[] = [
     ...p.transports.map((transport) => ({ kind: 'gateway' as const, transport })),
-    ...(p.against ? p.baselineModes.map((mode) => ({ kind: 'raw-ws' as const, mode })) : []),
+    ...(p.against ? modes.map((mode) => ({ kind: 'raw-ws' as const, mode })) : []),
   ];
   let phaseNo = 0;
   for (let round = 0; round < p.rounds; round++) {
@@ -198,6 +207,7 @@ function assemble(p: BenchParams, state: RunState, error?: string): BenchDocumen
     gateway: combineRounds(state.gateway),
   };
   if (error !== undefined) doc.incomplete = error;
+  if (state.skipped) doc.notes = [...state.skipped.values()];
   if (p.against) {
     const all: Partial<Record<BaselineMode, TargetResult>> = {};
     const ratios: Partial<Record<BaselineMode, Ratio>> = {};

@@ -15,8 +15,12 @@ import type { BenchSample } from './capacity-source.js';
  * which is why the gateway caps each outbound queue.
  */
 export const DEFAULT_KERNEL_BYTES_PER_SOCKET = 4096;
-/** Resident memory of a gateway process with no connections, when no bench JSON says otherwise. */
-export const DEFAULT_PROCESS_BASE_BYTES = 96 * 1024 * 1024;
+/**
+ * Resident memory of a gateway process with no connections, when no bench JSON says otherwise:
+ * measured 61.9 MiB (idle, 15,000, issue 16 in docs/benchmarks.md; 66.7 MB per process over
+ * 100,000 earlier), rounded up.
+ */
+export const DEFAULT_PROCESS_BASE_BYTES = 64 * 1024 * 1024;
 /** Extra memory on top of the computed need, as a fraction. */
 export const DEFAULT_HEADROOM = 0.3;
 

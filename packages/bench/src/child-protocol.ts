@@ -28,12 +28,13 @@ export interface ServerChildConfig {
 }
 
 /**
- * The raw `ws` baselines of the performance guide: `send()` per socket; the frame built once and
- * its bytes written to every socket; and built once with everything queued for a socket within
- * one tick written in one call.
+ * The raw baselines of the performance guide: on `ws`, `send()` per socket; the frame built once
+ * and its bytes written to every socket; and built once with everything queued for a socket within
+ * one tick written in one call. `uws`: a bare uWebSockets.js broadcast (raw-uws-server.ts), where a
+ * build loads on the running Node.
  */
-export type BaselineMode = 'send' | 'frame' | 'coalesce';
-export const BASELINE_MODES: readonly BaselineMode[] = ['send', 'frame', 'coalesce'];
+export type BaselineMode = 'send' | 'frame' | 'coalesce' | 'uws';
+export const BASELINE_MODES: readonly BaselineMode[] = ['send', 'frame', 'coalesce', 'uws'];
 
 /** Printed on stdout (one JSON line) and sent over IPC when the server listens. */
 export interface ReadyMessage {

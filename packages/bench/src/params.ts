@@ -125,7 +125,9 @@ Targets (default: the bench starts its own gateway processes on 127.0.1.x, memor
   --against raw-ws            also run the scenario against a minimal raw ws broadcast server
                               (started on 127.0.2.x) in the same run, and print the ratios
   --baseline-mode <mode>      send (ws.send per socket), frame (frame built once, bytes written),
-                              coalesce (frame once, one write per socket per tick); repeat or
+                              coalesce (frame once, one write per socket per tick), uws (bare
+                              uWebSockets.js broadcast; skipped with a note where no build loads on
+                              this Node, see GATEHOUSE_BENCH_UWS in docs/benchmarks.md); repeat or
                               comma-separate to measure several (default: send; ratios use the first)
   --publish-to all|one        every gateway gets each publication (memory backbone, default), or
                               one of them in turn (a shared backbone such as Redis)

@@ -72,6 +72,9 @@ export interface ServerFigures {
    * answers, IPC messages and logs add a little.
    */
   writeCalls: number | null;
+  /** gatehouse_batch_delay_seconds: flushes adaptive batching held, and the seconds it held them, summed. */
+  batchDelayedFlushes: number;
+  batchDelaySeconds: number;
   /** When the scrape finished (performance.now()). */
   at: number;
 }
@@ -91,6 +94,8 @@ export function combine(scrapes: Samples[], at: number, writeCalls: number | nul
     admissionRejects: sum('gatehouse_admission_rejects_total'),
     slowConsumers: sum('gatehouse_slow_consumer_disconnects_total'),
     writeCalls,
+    batchDelayedFlushes: sum('gatehouse_batch_delay_seconds_count'),
+    batchDelaySeconds: sum('gatehouse_batch_delay_seconds_sum'),
     at,
   };
 }

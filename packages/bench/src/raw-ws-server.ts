@@ -16,6 +16,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
 import type { RawData, WebSocket } from 'ws';
 import { encodePub } from '@gatehouse/protocol';
+import { baselineMetricsText } from './baseline-metrics.js';
 import { announceReady, readChildConfig, serveChildControl } from './child-protocol.js';
 import type { BaselineMode } from './child-protocol.js';
 import { serverTextFrame } from './wire.js';
@@ -169,21 +170,9 @@ function answer(res: ServerResponse, status: number, body: unknown): void {
 }
 
 function metricsText(): string {
-  const cpu = process.cpuUsage();
   let queueMax = 0;
   for (const p of peers) queueMax = Math.max(queueMax, p.socket.writableLength + p.queuedBytes);
-  const lines = [
-    `process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`,
-    `process_resident_memory_bytes ${process.memoryUsage.rss()}`,
-    `nodejs_eventloop_lag_p99_seconds ${lag.percentile(99) / 1e9}`,
-    `nodejs_eventloop_lag_max_seconds ${lag.max / 1e9}`,
-    `gatehouse_deliveries_total ${deliveries}`,
-    `gatehouse_outbound_queue_max_bytes ${queueMax}`,
-    `gatehouse_connections ${peers.size}`,
-  ];
-  // Like prom-client: the event-loop figures cover the time since the previous scrape.
-  lag.reset();
-  return lines.join('\n') + '\n';
+  return baselineMetricsText({ deliveries, queueMaxBytes: queueMax, connections: peers.size, lag });
 }
 
 const heartbeat = setInterval(() => {

@@ -37,6 +37,8 @@ export interface BenchDocument {
   finishedAt: string;
   /** Present when the run stopped early: why. The figures are those measured before. */
   incomplete?: string;
+  /** What the run left out and why (a baseline that cannot run on this machine). */
+  notes?: string[];
   machine: Machine;
   params: Record<string, unknown>;
   gateway: TargetResult;
@@ -152,6 +154,7 @@ export function combineRounds(results: TargetResult[]): TargetResult {
     memoryPerConnectionBytes: whole(med((r) => r.memoryPerConnectionBytes)),
     deliveriesPerCpuSecond: whole(med((r) => r.deliveriesPerCpuSecond)),
     deliveriesPerWriteCall: med((r) => r.deliveriesPerWriteCall),
+    batchDelay: last.batchDelay && heldFlushes(results),
     idleCpuCores: med((r) => r.idleCpuCores),
     latencyMs: latency,
     delivered: sum((r) => r.delivered),
@@ -169,6 +172,17 @@ export function combineRounds(results: TargetResult[]): TargetResult {
       failed: sum((r) => r.publications?.failed ?? 0),
     },
   };
+}
+
+/** Adaptive batching's holds over several rounds: every held flush, and their mean hold. */
+function heldFlushes(results: TargetResult[]): { flushes: number; meanMs: number } {
+  let flushes = 0;
+  let ms = 0;
+  for (const r of results) {
+    flushes += r.batchDelay?.flushes ?? 0;
+    ms += (r.batchDelay?.flushes ?? 0) * (r.batchDelay?.meanMs ?? 0);
+  }
+  return { flushes, meanMs: flushes > 0 ? Math.round((ms / flushes) * 100) / 100 : 0 };
 }
 
 /** Ratios over rounds: the median of per-round ratios and their spread. */
@@ -231,6 +245,11 @@ export function textSummary(doc: BenchDocument): string {
       fmtRatio(ratio?.deliveriesPerCpuSecond, ratio?.spread?.deliveriesPerCpuSecond),
     ],
     ['deliveries per write call', (r) => (r.deliveriesPerWriteCall === null ? '-' : r.deliveriesPerWriteCall.toFixed(2)), ''],
+    [
+      'batching: flushes held / mean hold',
+      (r) => (r.batchDelay ? `${r.batchDelay.flushes} / ${r.batchDelay.meanMs.toFixed(1)} ms` : '-'),
+      '',
+    ],
     ['latency p50', (r) => fmtMs(r.latencyMs.p50), ''],
     ['latency p99', (r) => fmtMs(r.latencyMs.p99), fmtRatio(ratio?.p99, ratio?.spread?.p99)],
     ['latency p99.9', (r) => fmtMs(r.latencyMs.p999), ''],
@@ -274,11 +293,12 @@ export function textSummary(doc: BenchDocument): string {
     `gatehouse bench ${doc.scenario}: ${fmtInt(p.connections)} connections (${p.client}), ${doc.machine.cores} cores, Node ${doc.machine.node}`,
     ...table.map(line),
   ];
+  for (const note of doc.notes ?? []) out.push(`note: ${note}`);
   const modes = Object.entries(doc.ratios ?? {}).slice(1);
   for (const [mode, r] of modes) {
     if (!r) continue;
     out.push(
-      `ratio gateway / raw-ws (${mode}): memory ${fmtRatio(r.memoryPerConnection, r.spread?.memoryPerConnection)}, ` +
+      `ratio gateway / ${mode === 'uws' ? 'raw-uws' : `raw-ws (${mode})`}: memory ${fmtRatio(r.memoryPerConnection, r.spread?.memoryPerConnection)}, ` +
         `deliveries per CPU-second ${fmtRatio(r.deliveriesPerCpuSecond, r.spread?.deliveriesPerCpuSecond)}, p99 ${fmtRatio(r.p99, r.spread?.p99)}`,
     );
   }

@@ -99,6 +99,11 @@ export interface TargetResult {
    */
   serverWriteCalls: number | null;
   deliveriesPerWriteCall: number | null;
+  /**
+   * The delay the gateway's adaptive write batching added over the window: flushes it held and
+   * their mean hold, ms (0 flushes: it never held one; null: not a gateway).
+   */
+  batchDelay: { flushes: number; meanMs: number } | null;
   publications: Omit<PublishOutcome, 'okByChannel'> | null;
   storm: StormFigures | null;
   closeCodes: Record<string, number>;
@@ -507,9 +512,11 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
       serverDeliveries: window.to.deliveries - window.from.deliveries,
       serverWriteCalls: writes,
       deliveriesPerWriteCall:
-        writes === null || writes === 0 || p.scenario === 'idle' || p.scenario === 'storm'
+        // uWebSockets.js writes with send(2), which the write counter does not see.
+        writes === null || writes === 0 || p.scenario === 'idle' || p.scenario === 'storm' || set.label === 'raw-uws'
           ? null
           : Math.round((delivered / writes) * 100) / 100,
+      batchDelay: set.kind === 'gateway' ? batchDelay(window.from, window.to) : null,
       publications: outcome
         ? {
             sent: outcome.sent,
@@ -529,6 +536,12 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
   } finally {
     sampler.stop();
   }
+}
+
+function batchDelay(from: ServerFigures, to: ServerFigures): { flushes: number; meanMs: number } {
+  const flushes = to.batchDelayedFlushes - from.batchDelayedFlushes;
+  const ms = (to.batchDelaySeconds - from.batchDelaySeconds) * 1000;
+  return { flushes, meanMs: flushes > 0 ? Math.round((ms / flushes) * 100) / 100 : 0 };
 }
 
 /** Kernel slab memory of the whole machine, bytes (Linux), or null. */
@@ -553,6 +566,8 @@ function zeroFigures(at: number): ServerFigures {
     admissionRejects: 0,
     slowConsumers: 0,
     writeCalls: 0,
+    batchDelayedFlushes: 0,
+    batchDelaySeconds: 0,
     at,
   };
 }

@@ -66,13 +66,14 @@ export class TargetSet {
     return set;
   }
 
-  /** Starts one raw `ws` baseline process per host. */
+  /** Starts one raw baseline process per host (`ws`, or uWebSockets.js for mode `uws`). */
   static async startRaw(options: SpawnOptions & { mode: BaselineMode }): Promise<TargetSet> {
+    const uws = options.mode === 'uws';
     const set = new TargetSet(
       'raw-ws',
-      `raw-ws (${options.mode})`,
+      uws ? 'raw-uws' : `raw-ws (${options.mode})`,
       [],
-      new URL('./raw-ws-server.js', import.meta.url),
+      new URL(uws ? './raw-uws-server.js' : './raw-ws-server.js', import.meta.url),
       options,
       options.apiKey,
     );

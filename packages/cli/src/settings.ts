@@ -216,6 +216,13 @@ export const SETTINGS: Setting[] = [
     defaultText: String(DEFAULTS.coalesceMs),
   },
   {
+    flag: 'max-batch-delay-ms',
+    kind: 'int',
+    option: 'maxBatchDelayMs',
+    help: 'bound on the delay adaptive write batching adds on a busy node (0: off)',
+    defaultText: String(DEFAULTS.maxBatchDelayMs),
+  },
+  {
     flag: 'admission-lag-ms',
     kind: 'int',
     option: 'admissionLagMs',

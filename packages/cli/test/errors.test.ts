@@ -42,6 +42,7 @@ test('each start-up mistake exits 2 naming what the user typed, never an interna
     [['--port', '99999'], {}, /^gatehouse start: --port must be a whole number from 0 to 65535, got "99999"$/],
     [['--max-connections', '0'], {}, /^gatehouse start: --max-connections must be a whole number, at least 1, got "0"$/],
     [['--coalesce-ms', '5000'], {}, /--coalesce-ms must be a whole number from 0 to 1000, got "5000"/],
+    [['--max-batch-delay-ms', '5000'], {}, /--max-batch-delay-ms must be a whole number from 0 to 1000, got "5000"/],
     [['--heartbeet', '5'], {}, /^gatehouse start: unknown option --heartbeet; did you mean --heartbeat\?/],
     [['--api-keys', 'dev-key-123'], {}, /unknown option --api-keys; did you mean --api-key\?/],
     [['--port'], {}, /^gatehouse start: --port needs a value/],

@@ -110,6 +110,7 @@ export class Gateway {
       maxQueueMessages: o.maxQueueMessages,
       channelLingerMs: o.channelLingerMs,
       coalesceMs: o.coalesceMs,
+      maxBatchDelayMs: o.maxBatchDelayMs,
       replayCacheBytes: REPLAY_CACHE_BYTES,
       historyLimit: (channel) => Math.max(1, publisher.namespace(channel)?.historySize ?? 1),
       onSlowConsumer: (s) => this.protocol.onSlowConsumer(s),

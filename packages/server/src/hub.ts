@@ -176,7 +176,9 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
       ch.lingerTimer = undefined;
     }
     ch.subs.add(s);
-    s.channels.push(channel);
+    // A new array of the exact size: pushing onto an empty one would reserve 16 slots, on every
+    // connection, for what is mostly one subscription.
+    s.channels = s.channels.concat(channel);
     (s.recovering ??= new Map()).set(channel, []);
     try {
       await ch.ready;

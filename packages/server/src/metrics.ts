@@ -54,6 +54,7 @@ export class GatewayMetrics {
   readonly backbonePublishErrors: Counter;
   readonly recoveries: Counter<'outcome'>;
   readonly backboneTransit: Histogram;
+  readonly batchDelay: Histogram;
   readonly drainClosed: Counter;
   readonly rebalanceClosed: Counter;
 
@@ -185,6 +186,12 @@ export class GatewayMetrics {
       name: 'gatehouse_backbone_transit_seconds',
       help: 'From publication accepted to its arrival at this node from the backbone (backbone lag)',
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
+      registers,
+    });
+    this.batchDelay = new Histogram({
+      name: 'gatehouse_batch_delay_seconds',
+      help: 'Delay adaptive write batching added to a flush on a busy node (one observation per delayed flush; none when idle)',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1],
       registers,
     });
     this.backboneStateChanges = new Counter({

@@ -95,6 +95,12 @@ export interface GatewayOptions {
    * when publications come one at a time.
    */
   coalesceMs: number;
+  /**
+   * Bound, in ms, on the delay adaptive write batching adds to a flush when the node's flush passes
+   * take long (publications arriving meanwhile share one write per socket). An idle node always
+   * flushes on the next tick. 0 turns batching off. Default 50. Unused when coalesceMs is set.
+   */
+  maxBatchDelayMs: number;
   /** Ms an empty channel keeps its backbone subscription (absorbs churn). Default 2000. */
   channelLingerMs: number;
   /** Ms over which a drain spreads its closes. Default 30000. */
@@ -161,6 +167,7 @@ export const DEFAULTS: GatewayOptions = {
   trustProxy: false,
   closeTimeoutMs: 5000,
   coalesceMs: 0,
+  maxBatchDelayMs: 50,
   channelLingerMs: 2000,
   drainWindowMs: 30_000,
   admissionLagMs: 500,
@@ -241,6 +248,7 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
   intField(rec, 'coalesceMs', 0, 1000);
   intField(rec, 'idempotencyWindowMs', 1000, 86_400_000);
   if (typeof o.adminUi !== 'boolean') throw new OptionsError('adminUi must be true or false');
+  intField(rec, 'maxBatchDelayMs', 0, 1000);
   if (typeof o.rebalanceTolerance !== 'number' || !(o.rebalanceTolerance >= 0 && o.rebalanceTolerance <= 10)) {
     throw new OptionsError(`rebalanceTolerance must be a number from 0 to 10, got ${JSON.stringify(o.rebalanceTolerance)}`);
   }

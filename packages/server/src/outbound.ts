@@ -3,8 +3,13 @@
  * written with one write at the next flush; the caps (bytes, messages) are checked as frames are
  * queued, and a session past them is handed to `onSlowConsumer`. A connection whose transport
  * holds more than HIGH_WATER_BYTES gets no writes until it drains.
+ *
+ * Adaptive batching (batching.ts) decides when the next flush runs: on the next tick on an idle
+ * node, a little later on a node whose passes take long, so that what arrives meanwhile shares it.
  */
 import { nowMs } from './backbone.js';
+import { FlushPacer, systemFlushTiming } from './batching.js';
+import type { FlushTiming } from './batching.js';
 import type { GatewayMetrics } from './metrics.js';
 import { SessionState } from './session.js';
 import type { Session } from './session.js';
@@ -23,6 +28,13 @@ export interface OutboundOptions {
   maxQueueMessages: number;
   /** Hold each flush this many ms so publications arriving meanwhile share one write (0: next tick). */
   coalesceMs: number;
+  /**
+   * Bound, in ms, on what adaptive batching may add to a flush on a busy node (0 turns it off).
+   * Unused when `coalesceMs` is set. Default: DEFAULT_MAX_BATCH_DELAY_MS.
+   */
+  maxBatchDelayMs?: number;
+  /** Time and timers of the flush pacing (tests inject them). */
+  flushTiming?: FlushTiming;
   /** Called when a session's queue hits the cap. */
   onSlowConsumer(session: Session): void;
 }
@@ -35,8 +47,13 @@ export class Outbound {
   /** Accept times of publications fanned out since the last flush (one per publication). */
   private readonly flushTs: number[] = [];
   private readonly flushBound = () => this.flush();
+  private readonly pacer: FlushPacer;
+  private readonly timing: FlushTiming;
 
-  constructor(private readonly o: OutboundOptions) {}
+  constructor(private readonly o: OutboundOptions) {
+    this.timing = o.flushTiming ?? systemFlushTiming;
+    this.pacer = new FlushPacer(o.maxBatchDelayMs);
+  }
 
   /** A publication accepted at `ts` was queued for at least one session in this tick. */
   delivered(ts: number): void {
@@ -68,6 +85,7 @@ export class Outbound {
    */
   flush(): void {
     this.flushScheduled = false;
+    const started = this.timing.now();
     const dirty = this.dirty;
     this.dirty = this.spare;
     for (const s of dirty) {
@@ -94,6 +112,7 @@ export class Outbound {
       for (const ts of this.flushTs) this.o.metrics.publishDelivery.observe(Math.max(0, now - ts) / 1000);
       this.flushTs.length = 0;
     }
+    this.pacer.passed(started, this.timing.now());
   }
 
   /** `s`'s transport drained: its held queue goes out with the next flush. */
@@ -108,7 +127,16 @@ export class Outbound {
     this.dirty.push(s);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    if (this.o.coalesceMs > 0) setTimeout(this.flushBound, this.o.coalesceMs);
-    else setImmediate(this.flushBound);
+    if (this.o.coalesceMs > 0) {
+      this.timing.later(this.flushBound, this.o.coalesceMs);
+      return;
+    }
+    const wait = this.pacer.delay(this.timing.now());
+    if (wait > 0) {
+      this.o.metrics.batchDelay.observe(wait / 1000);
+      this.timing.later(this.flushBound, wait);
+    } else {
+      this.timing.next(this.flushBound);
+    }
   }
 }

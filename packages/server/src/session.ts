@@ -41,8 +41,8 @@ export class Session implements TransportListener {
   openedAt = 0;
 
   // ---- delivery (the hub) ----
-  /** Channels this session is subscribed to (a small array: at most maxSubscriptions). */
-  readonly channels: string[] = [];
+  /** Channels this session is subscribed to (a small array: at most maxSubscriptions; replaced, not grown, on subscribe). */
+  channels: string[] = [];
   /**
    * Channels whose subscription is still replaying history: live publications for them wait here
    * and are merged after the replay (recovery.ts). Allocated only while recovering.

@@ -74,7 +74,7 @@ export class WebSocketDoor {
 
   /** Handles the HTTP server's `upgrade` event. */
   onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path !== '/ws') return rejectUpgrade(socket, 404, 'Not Found');
     if (this.view.closing()) {
@@ -101,6 +101,8 @@ export class WebSocketDoor {
         ws.close(CloseCode.Overloaded, formatCloseReason(`overloaded (${refusal})`, retryDelay(backlog)));
         return;
       }
+      // ws handles the socket's errors from here on: an open connection keeps no listener of ours.
+      socket.removeListener('error', destroyOnError);
       this.accept(new WebSocketTransport(ws, address));
     });
   }
@@ -145,6 +147,11 @@ export class WebSocketDoor {
     }
     return req.socket.remoteAddress ?? 'unknown';
   }
+}
+
+/** Until ws takes the socket, an error on it destroys it (one function for every socket). */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 function rejectUpgrade(socket: Duplex, status: number, text: string, headers: Record<string, string> = {}): void {

@@ -53,6 +53,28 @@ const HEARTBEAT_BYTES =
     ? Buffer.concat([buildFrame(OP_PING, Buffer.alloc(0)), WS_FRAMES.message(APP_PING)])
     : Buffer.alloc(0);
 
+/**
+ * The last batch of frames joined into one write, and its bytes. A flush pass that carries several
+ * publications hands every subscriber of a channel the same frames in the same order, so the bytes
+ * are joined once per pass and the same Buffer is written to each socket (sockets never modify
+ * what they write), instead of one allocation and copy per socket. Holds one batch at most.
+ */
+const lastJoin = { frames: [] as Buffer[], bytes: Buffer.alloc(0) };
+
+function joinFrames(chunks: readonly Buffer[], totalBytes: number): Buffer {
+  const frames = lastJoin.frames;
+  if (frames.length === chunks.length && lastJoin.bytes.length === totalBytes) {
+    let i = 0;
+    while (i < frames.length && frames[i] === chunks[i]) i++;
+    if (i === frames.length) return lastJoin.bytes;
+  }
+  const bytes = Buffer.concat(chunks as Buffer[], totalBytes);
+  frames.length = 0;
+  for (const c of chunks) frames.push(c);
+  lastJoin.bytes = bytes;
+  return bytes;
+}
+
 let fastPath: boolean | undefined;
 
 /**
@@ -103,7 +125,38 @@ const plainClose = (
 const kTransport = Symbol('gatehouse.transport');
 type Tagged = WebSocket & { [kTransport]: WebSocketTransport };
 function onWsMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  shrinkReceiver(this);
   (this as Tagged)[kTransport].listener?.onMessage(data as Buffer, isBinary);
+}
+
+/** The parts of ws's per-connection objects that `leanEvents` and `shrinkReceiver` touch. */
+interface WsInternals {
+  _events?: unknown;
+  _eventsCount?: number;
+  _receiver?: { _buffers?: unknown; _bufferedBytes?: number };
+}
+
+/**
+ * An EventEmitter starts with a null-prototype events object, which V8 keeps in dictionary mode
+ * (about 250 bytes per connection once the five listeners are on). A fresh WebSocket that has no
+ * listeners yet gets an object of the same keys in fast mode instead (about 60 bytes), as Node's
+ * own streams do for theirs. EventEmitter reads it as before.
+ */
+function leanEvents(ws: WebSocket): void {
+  const w = ws as unknown as WsInternals;
+  if (w._eventsCount !== 0 || typeof w._events !== 'object' || w._events === null) return;
+  if (Object.keys(w._events).length !== 0) return;
+  w._events = { message: undefined, pong: undefined, ping: undefined, error: undefined, close: undefined };
+}
+
+/**
+ * ws's receiver keeps its chunk list, once grown by the first message, at its grown size (about 150
+ * bytes) for the rest of the connection. When nothing is buffered it is swapped for an empty one,
+ * so an idle connection does not hold it.
+ */
+function shrinkReceiver(ws: WebSocket): void {
+  const r = (ws as unknown as WsInternals)._receiver;
+  if (r !== undefined && r._bufferedBytes === 0 && Array.isArray(r._buffers) && r._buffers.length === 0) r._buffers = [];
 }
 function onWsPong(this: WebSocket): void {
   (this as Tagged)[kTransport].listener?.onAlive();
@@ -135,6 +188,7 @@ export class WebSocketTransport implements Transport {
     this.framing = socket ? WS_FRAMES : WS_PAYLOADS;
     (ws as Tagged)[kTransport] = this;
     ws.close = closeWithReason;
+    leanEvents(ws);
   }
 
   listen(listener: TransportListener): void {
@@ -170,7 +224,7 @@ export class WebSocketTransport implements Transport {
 
   writeMany(chunks: readonly Buffer[], totalBytes: number): void {
     if (chunks.length === 1) this.write(chunks[0] as Buffer);
-    else if (this.socket) this.socket.write(Buffer.concat(chunks as Buffer[], totalBytes));
+    else if (this.socket) this.socket.write(joinFrames(chunks, totalBytes));
     else for (const c of chunks) this.ws.send(c, { binary: false });
   }
 

@@ -5,7 +5,21 @@
  * parts of the Transport contract a caller can break (totals that do not add up, long close
  * reasons, writes after a close), so a test over it fails where a real connection would misbehave.
  */
+import { GatewayMetrics } from '../src/metrics.js';
 import type { Framing, Transport, TransportListener } from '../src/transport.js';
+
+/** Metrics for a hub under test: nothing to read at scrape time. */
+export function idleMetrics(node: string): GatewayMetrics {
+  return new GatewayMetrics(node, {
+    connectionCount: () => 0,
+    queueDepths: () => [],
+    backboneUp: () => true,
+    channelCount: () => 0,
+    tokenCacheEntries: () => 0,
+    draining: () => false,
+    backboneStats: () => undefined,
+  });
+}
 
 /**
  * A framing whose bytes are the UTF-8 JSON itself, so what was written decodes with JSON.parse.

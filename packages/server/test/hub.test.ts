@@ -24,10 +24,9 @@ import { Hub } from '../src/hub.js';
 import { HIGH_WATER_BYTES } from '../src/outbound.js';
 import type { HubOptions } from '../src/hub.js';
 import { MemoryBackbone } from '../src/memory-backbone.js';
-import { GatewayMetrics } from '../src/metrics.js';
 import { Session, SessionState } from '../src/session.js';
 import type { SessionHandler } from '../src/session.js';
-import { FAKE_FRAMING, FakeTransport, JsonFraming } from './fake-transport.js';
+import { FAKE_FRAMING, FakeTransport, JsonFraming, idleMetrics } from './fake-transport.js';
 import type { FakeFrame } from './fake-transport.js';
 
 const CH = 'ns:room';
@@ -146,15 +145,7 @@ after(async () => {
 /** A hub over `backbone` (started here), with sessions on fake transports. */
 class Harness {
   readonly hub: Hub;
-  readonly metrics = new GatewayMetrics('hub-test', {
-    connectionCount: () => 0,
-    queueDepths: () => [],
-    backboneUp: () => true,
-    channelCount: () => 0,
-    tokenCacheEntries: () => 0,
-    draining: () => false,
-    backboneStats: () => undefined,
-  });
+  readonly metrics = idleMetrics('hub-test');
   /** Every onSlowConsumer call, in order. */
   readonly slow: Session[] = [];
   private nextId = 1;
