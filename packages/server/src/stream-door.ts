@@ -205,7 +205,7 @@ export class StreamDoor {
       return undefined;
     }
     const s = this.d.protocol.accept(t);
-    t.channels = s.channels;
+    t.owner = s;
     this.streams.set(id, t);
     res.once('close', () => this.streams.delete(id));
     return t;

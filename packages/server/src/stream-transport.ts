@@ -111,6 +111,8 @@ export function closeFrame(code: number, reason: string, retryMs: number | undef
   return JSON.stringify(retryMs === undefined ? { op: 'close', code, reason } : { op: 'close', code, reason, retry: retryMs });
 }
 
+const NO_CHANNELS: readonly string[] = [];
+
 const SSE_PING = 'event: ping\ndata: {"op":"ping"}\n\n';
 
 /** One client's stream: an HTTP response kept open. */
@@ -119,8 +121,11 @@ export class StreamTransport implements Transport {
   listener: TransportListener | undefined;
   /** SSE only: each subscribed channel's position as of the last event written. */
   readonly positions = new Map<string, { epoch: string; offset: number }>();
-  /** SSE only: the session's channel list (set by the door once the session exists). */
-  channels: readonly string[] = [];
+  /**
+   * SSE only: the session whose channels the event ids list (set by the door once the session
+   * exists). Held by reference: the hub replaces a session's channel array on subscribe.
+   */
+  owner: { readonly channels: readonly string[] } | undefined;
   private closed = false;
   private closeCode = 0;
 
@@ -141,6 +146,11 @@ export class StreamTransport implements Transport {
     res.on('error', (err: Error) => this.listener?.onError(err));
     req.socket.setKeepAlive(true, 30_000);
     req.socket.setNoDelay(true);
+  }
+
+  /** The channels the session subscribes to now. */
+  get channels(): readonly string[] {
+    return this.owner?.channels ?? NO_CHANNELS;
   }
 
   listen(listener: TransportListener): void {
