@@ -14,6 +14,7 @@ import type { Duplex } from 'node:stream';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { CloseCode, encodeServerFrame } from '@gatehouse/protocol';
+import type { PresenceQueryFrame } from '@gatehouse/protocol';
 import { LagMonitor } from './admission.js';
 import type { SlowConnection } from './admin.js';
 import { TokenVerifier } from './auth.js';
@@ -22,6 +23,7 @@ import { nowMs } from './backbone.js';
 import { ClientProtocol } from './client-protocol.js';
 import { ControlPlane } from './control.js';
 import { pacedDrain } from './drain.js';
+import { Presence } from './presence.js';
 import { FleetAgent } from './fleet.js';
 import { Heartbeats } from './heartbeat.js';
 import type { Clock } from './heartbeat.js';
@@ -66,6 +68,7 @@ export class Gateway {
   private readonly control: ControlPlane;
   private readonly fleet: FleetAgent;
   private readonly revocations: Revocations;
+  readonly presence: Presence;
   private readonly heartbeats: Heartbeats;
   private readonly door: WebSocketDoor;
   private readonly server: Server;
@@ -110,6 +113,7 @@ export class Gateway {
       replayCacheBytes: REPLAY_CACHE_BYTES,
       historyLimit: (channel) => Math.max(1, publisher.namespace(channel)?.historySize ?? 1),
       onSlowConsumer: (s) => this.protocol.onSlowConsumer(s),
+      presence: { joined: (s, ch) => this.presence.joined(s, ch), left: (s, ch) => this.presence.left(s, ch) },
     });
     const protocol = (this.protocol = new ClientProtocol({
       options: o,
@@ -119,6 +123,7 @@ export class Gateway {
       publisher,
       metrics,
       log,
+      presence: { query: (s, f, error) => this.presence.query(s, f as PresenceQueryFrame, error) },
     }));
     this.heartbeats = new Heartbeats({
       registry: this.registry,
@@ -134,6 +139,10 @@ export class Gateway {
       askRefresh: (s, inMs) => this.hub.send(s, encodeServerFrame({ op: 'refresh', in: inMs })),
     });
     this.control = new ControlPlane(backbone, o.nodeId, log);
+    const webhook = o.webhookUrl ? { url: o.webhookUrl, secret: o.webhookSecret as string, graceMs: o.webhookGraceMs } : undefined;
+    const presenceDeps = { node: o.nodeId, control: this.control, backbone, hub: this.hub, metrics, log, webhook };
+    const namespace = (ch: string) => publisher.namespace(ch);
+    this.presence = new Presence({ ...presenceDeps, intervalMs: o.announceIntervalMs, namespace, namespaces: o.namespaces });
     this.fleet = new FleetAgent({
       node: o.nodeId,
       control: this.control,
@@ -186,6 +195,7 @@ export class Gateway {
         draining: () => this.drainPromise !== undefined,
         revoke: (jti, until) => this.revoke(jti, until),
       },
+      presence: this.presence,
     });
     this.server = this.createServer((req, res) => routes.onRequest(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.door.onUpgrade(req, socket, head));
@@ -251,6 +261,7 @@ export class Gateway {
     await this.revocations.load(Math.min(1000, this.options.announceIntervalMs));
     this.lag.start();
     this.fleet.start();
+    this.presence.start();
     this.heartbeats.start();
     this.door.start();
     const port = (this.server.address() as AddressInfo).port;
@@ -363,6 +374,7 @@ export class Gateway {
     this.heartbeats.stop();
     this.door.stop();
     this.fleet.stop();
+    this.presence.stop();
     this.lag.stop();
     for (const s of this.registry) {
       this.protocol.closeSession(s, CloseCode.GoingAway, 'server shutting down');

@@ -11,6 +11,8 @@ import type { Backbone } from './backbone.js';
 import { ApiError, parsePublishBody, readBody, sendError, sendJson } from './http-api.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { GatewayOptions } from './options.js';
+import { handlePresenceApi } from './presence-api.js';
+import type { Presence } from './presence.js';
 import type { Publisher } from './publish.js';
 import { StaticRoutes } from './static.js';
 
@@ -34,6 +36,8 @@ export interface HttpRoutesDeps {
   publisher: Publisher;
   status: NodeStatus;
   admin: AdminContext;
+  /** Presence queries (`POST /api/presence`, `/api/presence_stats`). */
+  presence?: Presence;
 }
 
 /** Answers every HTTP request that is not a WebSocket upgrade. */
@@ -79,6 +83,13 @@ export class HttpRoutes {
           sendError(res, new ApiError('internal', 'internal error'));
         }
       });
+      return;
+    }
+    if (this.d.presence && (path === '/api/presence' || path === '/api/presence_stats')) {
+      const deps = { apiKeys: this.d.admin.apiKeys, presence: this.d.presence, maxBodyBytes: options.maxPayloadBytes };
+      handlePresenceApi(req, res, path === '/api/presence_stats', { ...deps, knownNamespace: (ns) => ns in options.namespaces }).catch(
+        (err: unknown) => sendError(res, err instanceof ApiError ? err : new ApiError('internal', 'internal error')),
+      );
       return;
     }
     if (path?.startsWith('/admin/')) {

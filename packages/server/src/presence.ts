@@ -1,0 +1,156 @@
+/**
+ * Presence on this node: who is in each channel of a namespace with `presence: true`, kept for
+ * the whole fleet by the PresenceBook (backbone-kit: leases and deltas over the control plane).
+ *
+ * A subscriber of a presence channel is a member (its connection id, user id and the token's
+ * `info` claim) from its `subscribed` reply until it unsubscribes or its connection ends. Queries
+ * answer from this node's book (no fan-in); `join`/`leave` frames go to this node's subscribers
+ * of a `joinLeave` namespace; other modules (webhooks, the admin UI, other protocols) use
+ * `members`, `stats` and `onChange`.
+ */
+import type { Logger } from 'pino';
+import { encodeServerFrame } from '@gatehouse/protocol';
+import type { PresenceInfo, PresenceQueryFrame } from '@gatehouse/protocol';
+import { PresenceBook, PresenceControl } from './backbone.js';
+import type { PresenceChange, PresenceMember } from './backbone.js';
+import type { Backbone } from './backbone.js';
+import type { ControlPlane } from './control.js';
+import type { Hub } from './hub.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { NamespaceOptions } from './options.js';
+import { Gauge } from 'prom-client';
+import type { Session } from './session.js';
+import { Lifecycle, WebhookSender, webhookTag } from './webhooks.js';
+
+export type { PresenceChange, PresenceMember };
+
+/** What presence works with. */
+export interface PresenceDeps {
+  node: string;
+  control: ControlPlane;
+  backbone: Backbone;
+  hub: Hub;
+  metrics: GatewayMetrics;
+  log: Logger;
+  /** Lease renewal interval, ms (the announce interval). */
+  intervalMs: number;
+  /** The namespace of a channel, if configured. */
+  namespace(channel: string): NamespaceOptions | undefined;
+  namespaces: Record<string, NamespaceOptions>;
+  /** Lifecycle webhooks, when configured. */
+  webhook?: { url: string; secret: string; graceMs: number } | undefined;
+}
+
+/** The wire shape of a member. */
+export function presenceInfo(m: PresenceMember): PresenceInfo {
+  return m.info === undefined ? { client: m.client, user: m.user } : { client: m.client, user: m.user, info: { ...m.info } };
+}
+
+/** Fleet-wide presence as this node serves it. */
+export class Presence {
+  readonly book: PresenceBook;
+  /** Presence channel -> this node's member sessions. */
+  private readonly local = new Map<string, Set<Session>>();
+  private readonly webhooks: { sender: WebhookSender; lifecycle: Lifecycle } | undefined;
+  /** Off when no namespace keeps presence and no webhook is configured: nothing is sent. */
+  readonly active: boolean;
+
+  constructor(private readonly d: PresenceDeps) {
+    const tag = d.webhook ? webhookTag(d.webhook.url) : '';
+    this.active = d.webhook !== undefined || Object.values(d.namespaces).some((ns) => ns.presence === true);
+    this.book = new PresenceBook({
+      node: d.node,
+      intervalMs: d.intervalMs,
+      tag,
+      send: (type, data) => d.backbone.sendControl({ type, from: d.node, data }),
+    });
+    d.control.on(PresenceControl.Delta, (msg) => this.book.onControl(msg));
+    d.control.on(PresenceControl.Lease, (msg) => this.book.onControl(msg));
+    this.book.onChange((c) => this.sendJoinLeave(c));
+    const book = this.book;
+    new Gauge({
+      name: 'gatehouse_presence_members',
+      help: 'Presence memberships this node knows of, fleet-wide',
+      registers: [d.metrics.registry],
+      collect() {
+        this.set(book.memberCount);
+      },
+    });
+    if (d.webhook) {
+      const sender = new WebhookSender(d.webhook, d.metrics, d.log);
+      this.webhooks = { sender, lifecycle: new Lifecycle({ book, sender, tag, graceMs: d.webhook.graceMs }) };
+    }
+  }
+
+  /** True when `channel`'s namespace keeps presence. */
+  enabled(channel: string): boolean {
+    return this.d.namespace(channel)?.presence === true;
+  }
+
+  /** Starts renewing this node's lease (when any namespace keeps presence, or webhooks are on). */
+  start(): void {
+    if (this.active) this.book.start();
+  }
+
+  stop(): void {
+    this.book.stop();
+    this.webhooks?.lifecycle.stop();
+    this.webhooks?.sender.close();
+  }
+
+  /** The hub answered `s`'s subscribe to `channel`: it is a member from now on. */
+  joined(s: Session, channel: string): void {
+    if (!this.enabled(channel)) return;
+    let set = this.local.get(channel);
+    if (!set) this.local.set(channel, (set = new Set()));
+    set.add(s);
+    const grant = s.grant;
+    const info = grant?.info;
+    this.book.join(
+      channel,
+      info === undefined ? { client: s.id, user: grant?.user ?? '' } : { client: s.id, user: grant?.user ?? '', info },
+    );
+  }
+
+  /** `s` left `channel` (unsubscribed, or its connection ended). Idempotent. */
+  left(s: Session, channel: string): void {
+    const set = this.local.get(channel);
+    if (!set?.delete(s)) return;
+    if (set.size === 0) this.local.delete(channel);
+    this.book.leave(channel, s.id);
+  }
+
+  /** Members of `channel`, fleet-wide. */
+  members(channel: string): PresenceInfo[] {
+    return this.book.members(channel).map(presenceInfo);
+  }
+
+  /** Connections and distinct users in `channel`, fleet-wide. */
+  stats(channel: string): { clients: number; users: number } {
+    return this.book.stats(channel);
+  }
+
+  /** Calls `fn` for every join and leave in any presence channel of the fleet. */
+  onChange(fn: (c: PresenceChange) => void): void {
+    this.book.onChange(fn);
+  }
+
+  private sendJoinLeave(arg: PresenceChange): void {
+    const set = this.local.get(arg.channel);
+    if (!set || this.d.namespace(arg.channel)?.joinLeave !== true) return;
+    // One JSON text for every local subscriber.
+    const json = encodeServerFrame({ op: arg.kind, channel: arg.channel, info: presenceInfo(arg.member) });
+    for (const s of set) this.d.hub.send(s, json);
+  }
+
+  /** Answers a client's `presence` or `presence_stats` request. */
+  query(s: Session, frame: PresenceQueryFrame, error: (code: 'not_subscribed' | 'bad_request', message: string) => void): void {
+    if (!this.enabled(frame.channel)) return error('bad_request', `presence is not enabled for ${frame.channel}`);
+    if (!s.channels.includes(frame.channel)) return error('not_subscribed', `subscribe to ${frame.channel} to see its presence`);
+    const json =
+      frame.op === 'presence'
+        ? encodeServerFrame({ op: 'presence', id: frame.id, channel: frame.channel, members: this.members(frame.channel) })
+        : encodeServerFrame({ op: 'presence_stats', id: frame.id, channel: frame.channel, ...this.stats(frame.channel) });
+    this.d.hub.send(s, json);
+  }
+}
