@@ -76,6 +76,14 @@ export class Presence {
         this.set(book.memberCount);
       },
     });
+    new Gauge({
+      name: 'gatehouse_presence_settled_nodes',
+      help: 'Nodes (this one included while it reaches the fleet) whose leases this node has held for a full lease period',
+      registers: [d.metrics.registry],
+      collect() {
+        this.set(book.settledNodes(tag).length);
+      },
+    });
     if (d.webhook) {
       const sender = new WebhookSender(d.webhook, d.metrics, d.log);
       this.webhooks = { sender, lifecycle: new Lifecycle({ book, sender, tag, graceMs: d.webhook.graceMs }) };
