@@ -122,14 +122,17 @@ export class PresenceBook {
   private readonly now: () => number;
   /** When this node last heard its own lease (it reaches the fleet). */
   private heardSelfAt = 0;
-  /** Since when this node has heard itself without a break longer than the ttl. */
+  /** Since when this node has heard itself without a break longer than `selfWindowMs`. */
   private connectedSince: number | undefined;
+  /** This node reaches the fleet while it heard its own lease within this (two intervals). */
+  private readonly selfWindowMs: number;
 
   constructor(private readonly o: PresenceBookOptions) {
     this.node = o.node;
     this.ttlMs = o.ttlMs ?? Math.ceil(o.intervalMs * 2.5);
     this.maxBytes = o.maxMessageBytes ?? CONTROL_MAX_BYTES - 1024;
     this.now = o.now ?? Date.now;
+    this.selfWindowMs = 2 * o.intervalMs;
     this.nodes.set(o.node, this.fresh(this.incarnation, o.tag ?? ''));
   }
 
@@ -242,7 +245,7 @@ export class PresenceBook {
    * does not (cut off, or not started). A node cut off must not act for the fleet.
    */
   connectedMs(now = this.now()): number {
-    if (this.connectedSince === undefined || now - this.heardSelfAt > this.ttlMs) return 0;
+    if (this.connectedSince === undefined || now - this.heardSelfAt > this.selfWindowMs) return 0;
     return now - this.connectedSince;
   }
 
@@ -266,7 +269,7 @@ export class PresenceBook {
     if (msg.from === this.node) {
       if (inc !== this.incarnation) return;
       if (msg.type === PresenceControl.Lease) {
-        if (this.connectedSince === undefined || now - this.heardSelfAt > this.ttlMs) this.connectedSince = now;
+        if (this.connectedSince === undefined || now - this.heardSelfAt > this.selfWindowMs) this.connectedSince = now;
         this.heardSelfAt = now;
       }
       return;

@@ -14,7 +14,6 @@ import type { Duplex } from 'node:stream';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { CloseCode, encodeServerFrame } from '@gatehouse/protocol';
-import type { PresenceQueryFrame } from '@gatehouse/protocol';
 import { LagMonitor } from './admission.js';
 import type { SlowConnection } from './admin.js';
 import { TokenVerifier } from './auth.js';
@@ -123,7 +122,7 @@ export class Gateway {
       publisher,
       metrics,
       log,
-      presence: { query: (s, f, error) => this.presence.query(s, f as PresenceQueryFrame, error) },
+      presence: { query: (s, f, error) => this.presence.query(s, f, error) },
     }));
     this.heartbeats = new Heartbeats({
       registry: this.registry,
@@ -139,10 +138,7 @@ export class Gateway {
       askRefresh: (s, inMs) => this.hub.send(s, encodeServerFrame({ op: 'refresh', in: inMs })),
     });
     this.control = new ControlPlane(backbone, o.nodeId, log);
-    const webhook = o.webhookUrl ? { url: o.webhookUrl, secret: o.webhookSecret as string, graceMs: o.webhookGraceMs } : undefined;
-    const presenceDeps = { node: o.nodeId, control: this.control, backbone, hub: this.hub, metrics, log, webhook };
-    const namespace = (ch: string) => publisher.namespace(ch);
-    this.presence = new Presence({ ...presenceDeps, intervalMs: o.announceIntervalMs, namespace, namespaces: o.namespaces });
+    this.presence = new Presence({ options: o, control: this.control, backbone, hub: this.hub, metrics, log, publisher });
     this.fleet = new FleetAgent({
       node: o.nodeId,
       control: this.control,
@@ -261,7 +257,6 @@ export class Gateway {
     await this.revocations.load(Math.min(1000, this.options.announceIntervalMs));
     this.lag.start();
     this.fleet.start();
-    this.presence.start();
     this.heartbeats.start();
     this.door.start();
     const port = (this.server.address() as AddressInfo).port;
@@ -374,7 +369,6 @@ export class Gateway {
     this.heartbeats.stop();
     this.door.stop();
     this.fleet.stop();
-    this.presence.stop();
     this.lag.stop();
     for (const s of this.registry) {
       this.protocol.closeSession(s, CloseCode.GoingAway, 'server shutting down');

@@ -10,14 +10,15 @@
  */
 import type { Logger } from 'pino';
 import { encodeServerFrame } from '@gatehouse/protocol';
-import type { PresenceInfo, PresenceQueryFrame } from '@gatehouse/protocol';
+import type { ClientFrame, PresenceInfo } from '@gatehouse/protocol';
 import { PresenceBook, PresenceControl } from './backbone.js';
 import type { PresenceChange, PresenceMember } from './backbone.js';
 import type { Backbone } from './backbone.js';
 import type { ControlPlane } from './control.js';
 import type { Hub } from './hub.js';
 import type { GatewayMetrics } from './metrics.js';
-import type { NamespaceOptions } from './options.js';
+import type { GatewayOptions } from './options.js';
+import type { Publisher } from './publish.js';
 import { Gauge } from 'prom-client';
 import type { Session } from './session.js';
 import { Lifecycle, WebhookSender, webhookTag } from './webhooks.js';
@@ -26,19 +27,15 @@ export type { PresenceChange, PresenceMember };
 
 /** What presence works with. */
 export interface PresenceDeps {
-  node: string;
+  /** Namespaces, the announce interval (the lease interval) and the webhook settings. */
+  options: GatewayOptions;
   control: ControlPlane;
   backbone: Backbone;
-  hub: Hub;
+  hub: Pick<Hub, 'send'>;
   metrics: GatewayMetrics;
   log: Logger;
-  /** Lease renewal interval, ms (the announce interval). */
-  intervalMs: number;
   /** The namespace of a channel, if configured. */
-  namespace(channel: string): NamespaceOptions | undefined;
-  namespaces: Record<string, NamespaceOptions>;
-  /** Lifecycle webhooks, when configured. */
-  webhook?: { url: string; secret: string; graceMs: number } | undefined;
+  publisher: Pick<Publisher, 'namespace'>;
 }
 
 /** The wire shape of a member. */
@@ -55,14 +52,24 @@ export class Presence {
   /** Off when no namespace keeps presence and no webhook is configured: nothing is sent. */
   readonly active: boolean;
 
+  /**
+   * Starts at once when any namespace keeps presence or a webhook is configured: leases go out
+   * while the backbone is up, and everything stops when it is closed (the gateway closed).
+   */
   constructor(private readonly d: PresenceDeps) {
-    const tag = d.webhook ? webhookTag(d.webhook.url) : '';
-    this.active = d.webhook !== undefined || Object.values(d.namespaces).some((ns) => ns.presence === true);
+    const o = d.options;
+    const webhook = o.webhookUrl ? { url: o.webhookUrl, secret: o.webhookSecret as string } : undefined;
+    const tag = webhook ? webhookTag(webhook.url) : '';
+    this.active = webhook !== undefined || Object.values(o.namespaces).some((ns) => ns.presence === true);
     this.book = new PresenceBook({
-      node: d.node,
-      intervalMs: d.intervalMs,
+      node: o.nodeId,
+      intervalMs: o.announceIntervalMs,
       tag,
-      send: (type, data) => d.backbone.sendControl({ type, from: d.node, data }),
+      send: (type, data) => {
+        if (d.backbone.state === 'closed') this.stop();
+        if (d.backbone.state !== 'up') return Promise.resolve();
+        return d.backbone.sendControl({ type, from: o.nodeId, data });
+      },
     });
     d.control.on(PresenceControl.Delta, (msg) => this.book.onControl(msg));
     d.control.on(PresenceControl.Lease, (msg) => this.book.onControl(msg));
@@ -84,22 +91,22 @@ export class Presence {
         this.set(book.settledNodes(tag).length);
       },
     });
-    if (d.webhook) {
-      const sender = new WebhookSender(d.webhook, d.metrics, d.log);
-      this.webhooks = { sender, lifecycle: new Lifecycle({ book, sender, tag, graceMs: d.webhook.graceMs }) };
+    if (webhook) {
+      const sender = new WebhookSender(webhook, d.metrics, d.log);
+      this.webhooks = {
+        sender,
+        lifecycle: new Lifecycle({ book, sender, tag, graceMs: o.webhookGraceMs, reachable: () => d.backbone.state === 'up' }),
+      };
     }
+    if (this.active) this.book.start();
   }
 
   /** True when `channel`'s namespace keeps presence. */
   enabled(channel: string): boolean {
-    return this.d.namespace(channel)?.presence === true;
+    return this.d.publisher.namespace(channel)?.presence === true;
   }
 
-  /** Starts renewing this node's lease (when any namespace keeps presence, or webhooks are on). */
-  start(): void {
-    if (this.active) this.book.start();
-  }
-
+  /** Stops sending leases and webhooks (the backbone closed). */
   stop(): void {
     this.book.stop();
     this.webhooks?.lifecycle.stop();
@@ -145,14 +152,15 @@ export class Presence {
 
   private sendJoinLeave(arg: PresenceChange): void {
     const set = this.local.get(arg.channel);
-    if (!set || this.d.namespace(arg.channel)?.joinLeave !== true) return;
+    if (!set || this.d.publisher.namespace(arg.channel)?.joinLeave !== true) return;
     // One JSON text for every local subscriber.
     const json = encodeServerFrame({ op: arg.kind, channel: arg.channel, info: presenceInfo(arg.member) });
     for (const s of set) this.d.hub.send(s, json);
   }
 
   /** Answers a client's `presence` or `presence_stats` request. */
-  query(s: Session, frame: PresenceQueryFrame, error: (code: 'not_subscribed' | 'bad_request', message: string) => void): void {
+  query(s: Session, frame: ClientFrame, error: (code: 'not_subscribed' | 'bad_request', message: string) => void): void {
+    if (frame.op !== 'presence' && frame.op !== 'presence_stats') return;
     if (!this.enabled(frame.channel)) return error('bad_request', `presence is not enabled for ${frame.channel}`);
     if (!s.channels.includes(frame.channel)) return error('not_subscribed', `subscribe to ${frame.channel} to see its presence`);
     const json =

@@ -187,6 +187,8 @@ export interface LifecycleDeps {
   /** This node's lease tag (the endpoint's). */
   tag: string;
   graceMs: number;
+  /** False while this node's backbone is not up: it must not speak for the fleet then. */
+  reachable(): boolean;
   /** Pending offline decisions kept at most (past it, offline is decided at once). Default 100000. */
   maxPending?: number;
 }
@@ -251,7 +253,7 @@ export class Lifecycle {
    */
   sender(key: string): string | undefined {
     const names = this.d.book.settledNodes(this.d.tag);
-    if (!names.includes(this.d.book.node)) return undefined;
+    if (!this.d.reachable() || !names.includes(this.d.book.node)) return undefined;
     const ringKey = names.join('\n');
     if (ringKey !== this.ringKey) {
       this.ring = names.length > 0 ? new RendezvousHash(names) : undefined;
