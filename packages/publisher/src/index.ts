@@ -6,3 +6,4 @@ export { HttpPublisher, HTTP_PUBLISHER_DEFAULTS, parseRetryAfter } from './http-
 export type { HttpPublisherOptions } from './http-publisher.js';
 export { PublishError } from './errors.js';
 export type { PublisherErrorCode } from './errors.js';
+export type { PresenceInfo } from '@gatehouse/protocol';
