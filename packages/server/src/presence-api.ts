@@ -33,5 +33,13 @@ export async function handlePresenceApi(
   if (allowed && !matchAny(allowed, channel)) throw new ApiError('forbidden', `this API key may not read "${channel}"`);
   if (!d.presence.enabled(channel)) throw new ApiError('bad_request', `presence is not enabled for ${channel}`);
   if (stats) sendJson(res, 200, { channel, ...d.presence.stats(channel) });
-  else sendJson(res, 200, { channel, members: d.presence.members(channel) });
+  else {
+    const text = `{"channel":${JSON.stringify(channel)},"members":${d.presence.membersJson(channel)}}`;
+    res.writeHead(200, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+      'cache-control': 'no-store',
+    });
+    res.end(text);
+  }
 }

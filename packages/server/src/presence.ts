@@ -38,6 +38,9 @@ export interface PresenceDeps {
   publisher: Pick<Publisher, 'namespace'>;
 }
 
+/** Channels whose encoded member list is kept. */
+const ENCODED_CHANNELS = 1000;
+
 /** The wire shape of a member. */
 export function presenceInfo(m: PresenceMember): PresenceInfo {
   return m.info === undefined ? { client: m.client, user: m.user } : { client: m.client, user: m.user, info: { ...m.info } };
@@ -48,6 +51,8 @@ export class Presence {
   readonly book: PresenceBook;
   /** Presence channel -> this node's member sessions. */
   private readonly local = new Map<string, Set<Session>>();
+  /** Encoded member lists by channel (see `membersJson`), at most ENCODED_CHANNELS. */
+  private readonly encoded = new Map<string, string>();
   private readonly webhooks: { sender: WebhookSender; lifecycle: Lifecycle } | undefined;
   /** Off when no namespace keeps presence and no webhook is configured: nothing is sent. */
   readonly active: boolean;
@@ -140,6 +145,20 @@ export class Presence {
     return this.book.members(channel).map(presenceInfo);
   }
 
+  /**
+   * The members of `channel` as a JSON array, encoded once and kept until the channel's
+   * membership changes (a large channel asked often is encoded once per change, not per query).
+   */
+  membersJson(channel: string): string {
+    let json = this.encoded.get(channel);
+    if (json === undefined) {
+      json = JSON.stringify(this.members(channel));
+      if (this.encoded.size >= ENCODED_CHANNELS) this.encoded.delete(this.encoded.keys().next().value as string);
+      this.encoded.set(channel, json);
+    }
+    return json;
+  }
+
   /** Connections and distinct users in `channel`, fleet-wide. */
   stats(channel: string): { clients: number; users: number } {
     return this.book.stats(channel);
@@ -151,6 +170,7 @@ export class Presence {
   }
 
   private sendJoinLeave(arg: PresenceChange): void {
+    this.encoded.delete(arg.channel);
     const set = this.local.get(arg.channel);
     if (!set || this.d.publisher.namespace(arg.channel)?.joinLeave !== true) return;
     // One JSON text for every local subscriber.
@@ -165,7 +185,7 @@ export class Presence {
     if (!s.channels.includes(frame.channel)) return error('not_subscribed', `subscribe to ${frame.channel} to see its presence`);
     const json =
       frame.op === 'presence'
-        ? encodeServerFrame({ op: 'presence', id: frame.id, channel: frame.channel, members: this.members(frame.channel) })
+        ? `{"op":"presence","id":${frame.id},"channel":${JSON.stringify(frame.channel)},"members":${this.membersJson(frame.channel)}}`
         : encodeServerFrame({ op: 'presence_stats', id: frame.id, channel: frame.channel, ...this.stats(frame.channel) });
     this.d.hub.send(s, json);
   }
