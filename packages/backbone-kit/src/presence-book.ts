@@ -124,7 +124,7 @@ export class PresenceBook {
   private heardSelfAt = 0;
   /** Since when this node has heard itself without a break longer than `selfWindowMs`. */
   private connectedSince: number | undefined;
-  /** This node reaches the fleet while it heard its own lease within this (two intervals). */
+  /** This node reaches the fleet while it heard its own lease within this (the ttl). */
   private readonly selfWindowMs: number;
 
   constructor(private readonly o: PresenceBookOptions) {
@@ -132,7 +132,7 @@ export class PresenceBook {
     this.ttlMs = o.ttlMs ?? Math.ceil(o.intervalMs * 2.5);
     this.maxBytes = o.maxMessageBytes ?? CONTROL_MAX_BYTES - 1024;
     this.now = o.now ?? Date.now;
-    this.selfWindowMs = 2 * o.intervalMs;
+    this.selfWindowMs = this.ttlMs;
     this.nodes.set(o.node, this.fresh(this.incarnation, o.tag ?? ''));
   }
 

@@ -124,7 +124,7 @@ test('settled nodes: this node only after hearing itself for a full window, othe
   assert.deepEqual(a.book.settledNodes(''), ['a', 'b']);
   assert.deepEqual(a.book.settledNodes('other'), []);
   // Cut off: a no longer hears itself, so it no longer speaks for the fleet.
-  clock.now += 2500;
+  clock.now += a.book.ttlMs + 1;
   assert.equal(a.book.connectedMs(), 0);
   assert.deepEqual(a.book.settledNodes(''), ['b']);
 });

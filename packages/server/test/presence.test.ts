@@ -14,7 +14,7 @@ import { signWebhook } from '../src/webhooks.js';
 import { API_KEY, RawClient, api, startGateway, token } from './helpers.js';
 
 const SECRET_HOOK = 'hook-secret-123456';
-const INTERVAL = 150;
+const INTERVAL = 250;
 
 interface Hook {
   name: string;
