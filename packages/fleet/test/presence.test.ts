@@ -93,7 +93,7 @@ for (const c of CASES) skips.set(c.name, await serviceSkipReason(c.service, `pre
 
 describe('presence drill', { concurrency: 1 }, () => {
   for (const c of CASES) {
-    describe(c.name, { skip: skips.get(c.name) }, () => {
+    describe(c.name, { skip: skips.get(c.name), concurrency: 1 }, () => {
       const run = randomBytes(3).toString('hex');
       const channel = `room:${run}`;
       const hooks: { name: string; user_id?: string }[] = [];

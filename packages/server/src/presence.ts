@@ -76,8 +76,11 @@ export class Presence {
         return d.backbone.sendControl({ type, from: o.nodeId, data });
       },
     });
-    d.control.on(PresenceControl.Delta, (msg) => this.book.onControl(msg));
-    d.control.on(PresenceControl.Lease, (msg) => this.book.onControl(msg));
+    if (this.active) {
+      // A node without presence keeps nobody's members: it could not answer for them anyway.
+      d.control.on(PresenceControl.Delta, (msg) => this.book.onControl(msg));
+      d.control.on(PresenceControl.Lease, (msg) => this.book.onControl(msg));
+    }
     this.book.onChange((c) => this.sendJoinLeave(c));
     const book = this.book;
     new Gauge({
