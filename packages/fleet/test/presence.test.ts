@@ -8,7 +8,7 @@
  * - a partition (the backbone connection of one node cut through a relay; not on Kafka, whose
  *   brokers advertise their own address) heals with dave present once, one leave, one join back.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -102,6 +102,8 @@ describe('presence drill', { concurrency: 1 }, () => {
       let relay: TcpRelay | undefined;
       let dir = '';
       const nodes: GatewayNode[] = [];
+      /** Every client a test opened: closed after each test, whatever happened. */
+      const members: Member[] = [];
 
       before(async () => {
         receiver = createServer((req, res) => {
@@ -150,6 +152,10 @@ describe('presence drill', { concurrency: 1 }, () => {
         );
       });
 
+      afterEach(() => {
+        for (const m of members.splice(0)) m.close();
+      });
+
       after(async () => {
         await Promise.allSettled(nodes.map((n) => n.kill()));
         await relay?.close();
@@ -162,12 +168,16 @@ describe('presence drill', { concurrency: 1 }, () => {
         const alice = await Member.join(n0.port, 'alice', channel);
         const bob = await Member.join(n1.port, 'bob', channel);
         const carol = await Member.join(n2.port, 'carol', channel);
+        members.push(alice, bob, carol);
         await waitFor(
           'alice sees bob and carol',
           () => (alice.count('join', 'bob') === 1 && alice.count('join', 'carol') === 1) || undefined,
         );
         assert.deepEqual(await carol.users(channel), ['alice', 'bob', 'carol']);
-        await waitFor('online webhook for bob', () => hooks.find((h) => h.name === 'user_online' && h.user_id === 'bob'), 10_000);
+        // Every online event delivered before the kill: a node that dies loses what it had not sent yet.
+        for (const user of ['alice', 'bob', 'carol']) {
+          await waitFor(`online webhook for ${user}`, () => hooks.find((h) => h.name === 'user_online' && h.user_id === user), 10_000);
+        }
         await n1.kill();
         bob.close();
         await waitFor('alice gets bob leave', () => alice.count('leave', 'bob') === 1 || undefined, 20_000);
@@ -187,6 +197,7 @@ describe('presence drill', { concurrency: 1 }, () => {
         carol.close();
         await waitFor('alice sees carol leave', () => alice.count('leave', 'carol') === 1 || undefined, 10_000);
         const carol2 = await Member.join(n0.port, 'carol', channel);
+        members.push(carol2);
         await waitFor('alice sees carol back', () => alice.count('join', 'carol') === 2 || undefined, 10_000);
         await new Promise<void>((r) => setTimeout(r, 2500));
         assert.equal(hooks.filter((h) => h.name === 'user_offline' && h.user_id === 'carol').length, 0);
