@@ -115,6 +115,8 @@ export class PresenceBook {
   private readonly listeners: ((c: PresenceChange) => void)[] = [];
   private readonly maxBytes: number;
   private seq = 0;
+  /** This node left the fleet (`retire`). */
+  private retired = false;
   private ops: Op[] = [];
   private opsBytes = 0;
   private flushScheduled = false;
@@ -158,6 +160,20 @@ export class PresenceBook {
       Math.max(1, Math.floor(this.o.intervalMs / 4)),
     );
     this.timer.unref();
+  }
+
+  /**
+   * This node leaves the fleet on purpose (it shuts down): the others drop it and its members at
+   * once instead of waiting for its lease to run out, and decide their departure without it. From
+   * now on this node sends nothing and no longer counts itself among the settled nodes.
+   */
+  retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    this.stop();
+    this.ops = [];
+    this.opsBytes = 0;
+    this.o.send(PresenceControl.Lease, JSON.stringify({ i: this.incarnation, s: ++this.seq, x: 1 })).catch(() => {});
   }
 
   /** Stops sending; forgets nothing. */
@@ -245,6 +261,7 @@ export class PresenceBook {
    * does not (cut off, or not started). A node cut off must not act for the fleet.
    */
   connectedMs(now = this.now()): number {
+    if (this.retired) return 0;
     if (this.connectedSince === undefined || now - this.heardSelfAt > this.selfWindowMs) return 0;
     return now - this.connectedSince;
   }
@@ -265,6 +282,11 @@ export class PresenceBook {
     const inc = d['i'];
     const seq = d['s'];
     if (typeof inc !== 'string' || typeof seq !== 'number' || !Number.isSafeInteger(seq)) return;
+    if (d['x'] === 1) {
+      // The node leaves the fleet on purpose: its members leave now, decided by the others.
+      if (msg.from !== this.node && this.nodes.get(msg.from)?.inc === inc) this.drop(msg.from);
+      return;
+    }
     const now = this.now();
     if (msg.from === this.node) {
       if (inc !== this.incarnation) return;
@@ -429,6 +451,11 @@ export class PresenceBook {
   private flush(): void {
     this.flushScheduled = false;
     if (this.ops.length === 0) return;
+    if (this.retired) {
+      this.ops = [];
+      this.opsBytes = 0;
+      return;
+    }
     const data = JSON.stringify({ i: this.incarnation, s: ++this.seq, t: this.ttlMs, w: this.o.tag, o: this.ops });
     this.ops = [];
     this.opsBytes = 0;
@@ -439,6 +466,7 @@ export class PresenceBook {
 
   /** Sends this node's whole state as one lease, in parts under the size limit. */
   sendLease(): void {
+    if (this.retired) return;
     this.flush();
     const seq = ++this.seq;
     const self = this.nodes.get(this.node) as NodeState;

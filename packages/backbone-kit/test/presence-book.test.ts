@@ -145,3 +145,22 @@ test('malformed messages change nothing and never throw', () => {
   }
   assert.equal(b.book.memberCount, 0);
 });
+
+test('a node that retires is dropped by the others at once, and sends nothing more', async () => {
+  const clock = { now: 0 };
+  const a = node('a', clock);
+  const b = node('b', clock);
+  a.book.join('ch', { client: 'a-1', user: 'u1' });
+  await flush();
+  for (const m of a.sent.splice(0)) b.book.onControl(m);
+  assert.equal(b.book.members('ch').length, 1);
+  a.book.retire();
+  assert.equal(a.book.connectedMs(), 0);
+  for (const m of a.sent.splice(0)) b.book.onControl(m);
+  assert.deepEqual(b.book.members('ch'), []);
+  assert.deepEqual(b.book.liveNodes(), ['b']);
+  a.book.leave('ch', 'a-1');
+  a.book.sendLease();
+  await flush();
+  assert.deepEqual(a.sent, []);
+});

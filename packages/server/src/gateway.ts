@@ -366,6 +366,7 @@ export class Gateway {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.presence.retire();
     this.heartbeats.stop();
     this.door.stop();
     this.fleet.stop();

@@ -114,6 +114,14 @@ export class Presence {
     return this.d.publisher.namespace(channel)?.presence === true;
   }
 
+  /**
+   * The node shuts down: the rest of the fleet drops its members at once and sends their webhook
+   * events; this node sends no more. Call before closing the connections.
+   */
+  retire(): void {
+    this.book.retire();
+  }
+
   /** Stops sending leases and webhooks (the backbone closed). */
   stop(): void {
     this.book.stop();

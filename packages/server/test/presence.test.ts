@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { waitFor } from '@gatehouse/testkit';
-import { MemoryBackbone, MemoryBus, NAMESPACE_DEFAULTS } from '../src/index.js';
+import { MemoryBackbone, MemoryBus, NAMESPACE_DEFAULTS, RendezvousHash } from '../src/index.js';
 import type { Gateway } from '../src/index.js';
 import { signWebhook } from '../src/webhooks.js';
 import { API_KEY, RawClient, api, startGateway, token } from './helpers.js';
@@ -129,6 +129,36 @@ test('a crashed node: each of its members leaves exactly once, no ghost stays, o
     assert.equal(hooks.filter((h) => h.name === 'user_online' && h.user_id === 'bob-crash').length, 1);
     assert.equal(hooks.filter((h) => h.name === 'member_removed' && h.user_id === 'bob-crash').length, 1);
     assert.equal(badSignatures, 0);
+    alice.close();
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('a node that shuts down hands over: the offline of a user who left it just before is sent by the survivors', async () => {
+  // Grace (500 ms) shorter than the lease window (625 ms): without the hand-over, node pa would
+  // still count pb as alive when bob's grace runs out, and nobody would send the offline.
+  const [a, b] = await pair(500);
+  // A channel and a user whose events node pb would send, were it to stay: only the hand-over
+  // gets the offline sent.
+  const ring = new RendezvousHash(['pa', 'pb']);
+  const pick = (prefix: string) => Array.from({ length: 50 }, (_, i) => `${prefix}${i}`).find((k) => ring.pick(k) === 'pb') as string;
+  const ch = pick('room:shutdown-');
+  const bob = pick('bob-leaving-');
+  try {
+    const alice = await member(a.port, 'alice', ch);
+    const bobClient = await member(b.port, bob, ch);
+    await waitFor('online webhook', () => hooks.find((h) => h.name === 'user_online' && h.user_id === bob), 5000);
+    // The last clients of a draining node leave while it is still up; it exits inside the grace period.
+    bobClient.close();
+    await waitFor('alice sees bob leave', () => (joins(alice, 'leave', bob) === 1 ? true : undefined), 5000);
+    await b.close();
+    await waitFor('offline webhook', () => hooks.find((h) => h.name === 'user_offline' && h.user_id === bob), 10_000);
+    await new Promise<void>((r) => setTimeout(r, a.presence.book.ttlMs * 2));
+    assert.equal(joins(alice, 'leave', bob), 1);
+    assert.equal(hooks.filter((h) => h.name === 'member_removed' && h.user_id === bob).length, 1);
+    assert.equal(hooks.filter((h) => h.name === 'user_offline' && h.user_id === bob).length, 1);
     alice.close();
   } finally {
     await a.close();
