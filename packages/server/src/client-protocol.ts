@@ -5,17 +5,9 @@
  * upgrade today) through `accept`.
  */
 import type { Logger } from 'pino';
-import {
-  CloseCode,
-  DecodeError,
-  PROTOCOL_VERSION,
-  decodeClientFrame,
-  encodeServerFrame,
-  formatCloseReason,
-  matchAny,
-  namespaceOf,
-} from '@gatehouse/protocol';
+import { CloseCode, DecodeError, PROTOCOL_VERSION, decodeClientFrame, encodeServerFrame, formatCloseReason } from '@gatehouse/protocol';
 import type { ClientFrame, ConnectFrame, ErrorCode, PublishFrame, RefreshFrame, SubscribeFrame } from '@gatehouse/protocol';
+import { publishRefusal, subscribeRefusal } from './access.js';
 import { retryDelay } from './admission.js';
 import { ANONYMOUS, AuthError } from './auth.js';
 import type { TokenVerifier } from './auth.js';
@@ -329,11 +321,8 @@ export class ClientProtocol implements SessionHandler {
   }
 
   private onSubscribe(s: Session, frame: SubscribeFrame): void {
-    const ns = this.d.publisher.namespace(frame.channel);
-    const grant = s.grant ?? ANONYMOUS;
-    if (!ns) return this.replyError(s, frame.id, 'unknown_namespace', `namespace "${namespaceOf(frame.channel)}" is not configured`);
-    const allowed = matchAny(grant.subscribe, frame.channel) || ns.anonymous || (ns.subscribe === 'authenticated' && grant.user !== '');
-    if (!allowed) return this.replyError(s, frame.id, 'forbidden', `not allowed to subscribe to ${frame.channel}`);
+    const refusal = subscribeRefusal(this.d.publisher, s.grant ?? ANONYMOUS, frame.channel);
+    if (refusal) return this.replyError(s, frame.id, ...refusal);
     if (s.channels.includes(frame.channel)) {
       return this.replyError(s, frame.id, 'already_subscribed', `already subscribed to ${frame.channel}`);
     }
@@ -350,13 +339,8 @@ export class ClientProtocol implements SessionHandler {
   }
 
   private onPublish(s: Session, frame: PublishFrame): void {
-    const grant = s.grant ?? ANONYMOUS;
-    if (!this.d.publisher.namespace(frame.channel)) {
-      return this.replyError(s, frame.id, 'unknown_namespace', `namespace "${namespaceOf(frame.channel)}" is not configured`);
-    }
-    if (!matchAny(grant.publish, frame.channel)) {
-      return this.replyError(s, frame.id, 'forbidden', `not allowed to publish to ${frame.channel}`);
-    }
+    const refusal = publishRefusal(this.d.publisher, s.grant ?? ANONYMOUS, frame.channel);
+    if (refusal) return this.replyError(s, frame.id, ...refusal);
     let data: string;
     try {
       data = JSON.stringify(frame.data);
