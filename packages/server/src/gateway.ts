@@ -33,6 +33,7 @@ import { GatewayMetrics } from './metrics.js';
 import { resolveOptions } from './options.js';
 import type { GatewayOptions } from './options.js';
 import { Publisher } from './publish.js';
+import { wirePusher } from './pusher-wiring.js';
 import { SessionRegistry } from './registry.js';
 import { Revocations } from './revocations.js';
 import { SessionState } from './session.js';
@@ -173,8 +174,11 @@ export class Gateway {
       drain: () => void this.drain(),
     };
     const apiParts = wireServerApi(o, { backbone, control, view, registry, hub, protocol, publisher, apiKeys, metrics, log }, node);
+    const pusher = wirePusher(o, { hub, registry, publisher, protocol, requests: apiParts.requests, metrics, log });
+    this.door.extra = pusher?.door;
     const routes = new HttpRoutes({
       ...apiParts,
+      pusher: pusher?.api,
       options: o,
       backbone,
       metrics,

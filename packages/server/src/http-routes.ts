@@ -43,6 +43,8 @@ export interface HttpRoutesDeps {
   api: ServerApi;
   idempotency: Idempotency;
   adminUi: AdminUi | undefined;
+  /** Pusher's HTTP API under `/apps/` when Pusher apps are configured (pusher-api.ts). */
+  pusher?: { handle(req: IncomingMessage, res: ServerResponse): boolean } | undefined;
 }
 
 /** Answers every HTTP request that is not a WebSocket upgrade. */
@@ -73,6 +75,7 @@ export class HttpRoutes {
       this.metrics(res);
       return;
     }
+    if (path?.startsWith('/apps/') && this.d.pusher?.handle(req, res)) return;
     if (path !== undefined && SERVER_API_ROUTES.has(path)) return respond(req, res, this.d, this.d.api.handle(req, res, path));
     if (path?.startsWith('/admin/') && this.d.adminUi?.handle(req, res, path, (r, w) => this.onRequest(r, w))) return;
     if (path === '/api/publish' || path === '/api/broadcast') {

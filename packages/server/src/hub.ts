@@ -204,7 +204,9 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
         requestId > 0
           ? { op: 'subscribed' as const, id: requestId, channel, ...result }
           : { op: 'server_subscribed' as const, channel, ...result };
-      this.send(s, encodeServerFrame(reply));
+      const own = s.transport.framing.subscribed;
+      const replyJson = own ? own(channel, result) : encodeServerFrame(reply);
+      if (replyJson !== undefined) this.send(s, replyJson);
       if (hist.epoch !== '' && (ch.resync !== undefined || hist.epoch !== ch.epoch || hist.offset > ch.offset)) {
         // The reply's position is ahead of what this node delivered: what the hub still delivers
         // up to it (a fill, a lagging channel) was covered by the reply or the replay.
@@ -223,7 +225,9 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
         const p = deliver[i] as Publication;
         // A replay is bounded by the namespace's history size, so only the byte cap applies to it:
         // the message cap would cut every client whose outage outlasted that many publications.
+        if (framing.excludes?.(p, s)) continue;
         if (i < replayed) this.out.enqueue(s, this.replays.frame(p, framing), false);
+        else if (framing.publication) this.out.enqueue(s, framing.publication(p));
         else this.out.enqueue(s, framing.message(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data)));
       }
     } catch (err) {
@@ -301,7 +305,8 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
       }
       if (s.floors !== undefined && this.belowFloor(s, ch.name, pub)) continue;
       const framing = s.transport.framing;
-      this.out.enqueue(s, (frames[framing.id] ??= framing.message(json)));
+      if (framing.excludes !== undefined && framing.excludes(pub, s)) continue;
+      this.out.enqueue(s, (frames[framing.id] ??= framing.publication ? framing.publication(pub) : framing.message(json)));
       n++;
     }
     frames.length = 0;
@@ -332,7 +337,8 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
     const frames = this.frames;
     for (const s of ch.subs) {
       const framing = s.transport.framing;
-      this.out.enqueue(s, (frames[framing.id] ??= framing.message(json)));
+      const own = framing.gap ? framing.gap(ch.name, reason) : json;
+      if (own !== undefined) this.out.enqueue(s, (frames[framing.id] ??= framing.message(own)));
     }
     frames.length = 0;
   }

@@ -1,0 +1,203 @@
+/**
+ * The Pusher door on one in-process gateway, driven by unmodified pusher-js (Node) and the official
+ * `pusher` server library: public and private channels, client events, trigger with socket_id
+ * exclusion, batch trigger, channel info, sign-in and terminate, request signing, and the abuse
+ * cases that apply to Pusher clients. The three-gateway fleet behind HAProxy is pusher-fleet.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { WebSocket } from 'ws';
+import { Gateway } from '@gatehouse/server';
+import { waitFor, withDeadline } from '@gatehouse/testkit';
+import { APP, APP_SPEC, connected, nextPusherEvent, pusherClient, pusherServer, subscribed } from './support/pusher.js';
+import type { PusherClient, PusherServer } from './support/pusher.js';
+
+const HOST = '127.0.0.1';
+
+/** A raw WebSocket on the Pusher door, for what pusher-js would never send. */
+async function raw(port: number, path: string): Promise<{ ws: WebSocket; frames: Record<string, unknown>[]; closed: Promise<number> }> {
+  const ws = new WebSocket(`ws://${HOST}:${port}${path}`);
+  const frames: Record<string, unknown>[] = [];
+  ws.on('message', (d) => frames.push(JSON.parse(d.toString()) as Record<string, unknown>));
+  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+  await withDeadline('raw socket open', new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject)));
+  return { ws, frames, closed };
+}
+
+describe('Pusher door (one gateway)', () => {
+  let gw: Gateway;
+  let server: PusherServer;
+  const clients: PusherClient[] = [];
+  const client = (user?: { id: string; info?: object }) => {
+    const c = pusherClient(HOST, gw.port, server, user);
+    clients.push(c);
+    return c;
+  };
+
+  before(async () => {
+    gw = new Gateway(
+      { port: 0, host: HOST, pusherApps: [APP_SPEC] as never, heartbeatMs: 1000 },
+      { logger: pino({ level: process.env['GATEHOUSE_TEST_LOG'] ?? 'silent' }) },
+    );
+    await gw.start();
+    server = pusherServer(HOST, gw.port);
+  });
+
+  after(async () => {
+    for (const c of clients) c.disconnect();
+    await gw.close();
+  });
+
+  test('public channel: connection_established, subscribe, trigger reaches the subscriber', async () => {
+    const c = client();
+    const socketId = await connected(c);
+    assert.match(socketId, /^\d+\.\d+$/);
+    const ch = await subscribed(c, 'public-news');
+    const got = nextPusherEvent<{ n: number }>(ch, 'update');
+    await server.trigger('public-news', 'update', { n: 1 });
+    assert.deepEqual(await got, { n: 1 });
+  });
+
+  test('trigger to several channels, socket_id exclusion, and triggerBatch', async () => {
+    const a = client();
+    const b = client();
+    const [idA] = await Promise.all([connected(a), connected(b)]);
+    const [a1, b1] = await Promise.all([subscribed(a, 'room-1'), subscribed(b, 'room-1')]);
+    const b2 = await subscribed(b, 'room-2');
+    let aGot = 0;
+    a1.bind('hello', () => aGot++);
+    const both = Promise.all([nextPusherEvent(b1, 'hello'), nextPusherEvent(b2, 'hello')]);
+    await server.trigger(['room-1', 'room-2'], 'hello', 'x', { socket_id: idA });
+    assert.deepEqual(await both, ['x', 'x']);
+    const batch = Promise.all([nextPusherEvent(a1, 'b1'), nextPusherEvent(b2, 'b2')]);
+    await server.triggerBatch([
+      { channel: 'room-1', name: 'b1', data: { k: 1 } },
+      { channel: 'room-2', name: 'b2', data: 'text' },
+    ]);
+    assert.deepEqual(await batch, [{ k: 1 }, 'text']);
+    assert.equal(aGot, 0, 'the excluded socket did not get the event');
+  });
+
+  test('private channel: a signed subscription succeeds, a wrongly signed one is refused', async () => {
+    const c = client();
+    await connected(c);
+    const ch = await subscribed(c, 'private-orders');
+    const got = nextPusherEvent(ch, 'created');
+    await server.trigger('private-orders', 'created', { id: 7 });
+    assert.deepEqual(await got, { id: 7 });
+    const bad = pusherClient(HOST, gw.port, pusherServer(HOST, gw.port), undefined, {
+      channelAuthorization: { customHandler: (_p, cb) => cb(null, { auth: `${APP.key}:${'0'.repeat(64)}` }) },
+    });
+    clients.push(bad);
+    await connected(bad);
+    await assert.rejects(subscribed(bad, 'private-orders'), /subscription_error/);
+  });
+
+  test('client events reach the other subscribers of a private channel, not the sender, and are rate limited', async () => {
+    const a = client();
+    const b = client();
+    await Promise.all([connected(a), connected(b)]);
+    const [ca, cb] = await Promise.all([subscribed(a, 'private-chat'), subscribed(b, 'private-chat')]);
+    let echoed = 0;
+    ca.bind('client-typing', () => echoed++);
+    const got = nextPusherEvent(cb, 'client-typing');
+    assert.equal(ca.trigger('client-typing', { who: 'a' }), true);
+    assert.deepEqual(await got, { who: 'a' });
+    // A flood: more than 10 a second is refused with pusher:error 4301, and the connection stays.
+    const errors: unknown[] = [];
+    a.connection.bind('error', (e: unknown) => errors.push(e));
+    for (let i = 0; i < 30; i++) ca.trigger('client-flood', { i });
+    await waitFor('pusher:error 4301', () => errors.some((e) => JSON.stringify(e).includes('4301')), 5000);
+    assert.equal(a.connection.state, 'connected');
+    assert.equal(echoed, 0, 'the sender does not get its own client event');
+  });
+
+  test('channel info, channel list and terminate_connections through the server library', async () => {
+    const c = client({ id: 'user-9' });
+    await connected(c);
+    await subscribed(c, 'stats-room');
+    const info = (await (await server.get({ path: '/channels/stats-room', params: { info: 'subscription_count' } })).json()) as Record<
+      string,
+      unknown
+    >;
+    assert.deepEqual(info, { occupied: true, subscription_count: 1 });
+    const list = (await (await server.get({ path: '/channels', params: { filter_by_prefix: 'stats-' } })).json()) as Record<
+      string,
+      unknown
+    >;
+    assert.deepEqual(list, { channels: { 'stats-room': {} } });
+    const empty = (await (await server.get({ path: '/channels/nobody-here' })).json()) as Record<string, unknown>;
+    assert.equal(empty['occupied'], false);
+    // Sign in (pusher:signin with authenticateUser), then terminate the user's connections.
+    c.signin();
+    await waitFor('signed in', () => (c as unknown as { user: { user_data: unknown } }).user.user_data !== null, 5000);
+    const closedAt = withDeadline(
+      'terminated',
+      new Promise<void>((resolve) => c.connection.bind('state_change', (s: { current: string }) => s.current !== 'connected' && resolve())),
+    );
+    await server.terminateUserConnections('user-9');
+    await closedAt;
+  });
+
+  test('the HTTP API refuses bad signatures, stale timestamps and unknown apps', async () => {
+    const wrong = new (server.constructor as new (o: object) => PusherServer)({
+      appId: APP.id,
+      key: APP.key,
+      secret: 'not-the-secret',
+      host: HOST,
+      port: String(gw.port),
+      useTLS: false,
+    });
+    await assert.rejects(wrong.trigger('x', 'y', 'z'), (e: { status?: number }) => e.status === 401);
+    const ts = Math.floor(Date.now() / 1000) - 3600;
+    const path = `/apps/${APP.id}/channels`;
+    const query = `auth_key=${APP.key}&auth_timestamp=${ts}&auth_version=1.0`;
+    const sig = createHmac('sha256', APP.secret).update(`GET\n${path}\n${query}`).digest('hex');
+    const stale = await fetch(`http://${HOST}:${gw.port}${path}?${query}&auth_signature=${sig}`);
+    assert.equal(stale.status, 401);
+    assert.match(await stale.text(), /auth_timestamp/);
+    const unknown = await fetch(`http://${HOST}:${gw.port}/apps/nope/channels?${query}&auth_signature=${sig}`);
+    assert.equal(unknown.status, 404);
+  });
+
+  test('abuse: unknown app key closes 4001, bad frames get pusher:error and the connection stays', async () => {
+    const unknown = await raw(gw.port, '/app/no-such-key?protocol=7');
+    assert.equal(await withDeadline('close', unknown.closed), 4001);
+    assert.equal(unknown.frames[0]?.['event'], 'pusher:error');
+    const noVersion = await raw(gw.port, `/app/${APP.key}`);
+    assert.equal(await withDeadline('close', noVersion.closed), 4008);
+    const r = await raw(gw.port, `/app/${APP.key}?protocol=7&client=js`);
+    await waitFor('connection_established', () => r.frames.length >= 1);
+    assert.equal(r.frames[0]?.['event'], 'pusher:connection_established');
+    r.ws.send('not json');
+    r.ws.send(JSON.stringify({ no: 'event' }));
+    r.ws.send(JSON.stringify({ event: 'client-x', channel: 'public-a', data: {} }));
+    r.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+    await waitFor('four pusher:error', () => r.frames.filter((f) => f['event'] === 'pusher:error').length >= 4);
+    r.ws.send(JSON.stringify({ event: 'pusher:ping', data: {} }));
+    await waitFor('pusher:pong', () => r.frames.some((f) => f['event'] === 'pusher:pong'));
+    r.ws.send('x'.repeat(70_000)); // above the payload limit: the socket closes 1009
+    assert.equal(await withDeadline('oversize close', r.closed), 1009);
+  });
+
+  test('a drain makes pusher-js reconnect (4200 range), not give up', async () => {
+    const other = new Gateway(
+      { port: 0, host: HOST, pusherApps: [APP_SPEC] as never, drainWindowMs: 100 },
+      { logger: pino({ level: 'silent' }) },
+    );
+    await other.start();
+    const c = pusherClient(HOST, other.port, server);
+    clients.push(c);
+    await connected(c);
+    const codes: number[] = [];
+    c.connection.bind('state_change', (s: { current: string }) => codes.push(s.current === 'connecting' ? 1 : 0));
+    await other.drain(100);
+    await waitFor('pusher-js reconnecting', () => c.connection.state === 'connecting' || codes.includes(1), 5000);
+    c.disconnect();
+    await other.close();
+    await sleep(10);
+  });
+});
