@@ -90,6 +90,14 @@ export const SETTINGS: Setting[] = [
     secret: true,
   },
   {
+    flag: 'pusher-app',
+    kind: 'list',
+    option: 'pusherApps',
+    help: 'a Pusher app, <id>:<key>:<secret>: pusher-js connects on /app/<key>, the Pusher HTTP API answers on /apps/<id> (repeatable; docs/pusher.md)',
+    defaultText: 'none: Pusher door off',
+    secret: true,
+  },
+  {
     flag: 'token-secret',
     kind: 'string',
     option: 'tokenSecret',
