@@ -12,8 +12,8 @@ import { pino } from 'pino';
 import { WebSocket } from 'ws';
 import { Gateway } from '@gatehouse/server';
 import { waitFor, withDeadline } from '@gatehouse/testkit';
-import { APP, APP_SPEC, connected, nextPusherEvent, pusherClient, pusherServer, subscribed } from './support/pusher.js';
-import type { PusherClient, PusherServer } from './support/pusher.js';
+import { APP, APP_SPEC, PusherClients, connected, nextPusherEvent, pusherServer, subscribed } from './support/pusher.js';
+import type { PusherServer } from './support/pusher.js';
 
 const HOST = '127.0.0.1';
 
@@ -30,12 +30,8 @@ async function raw(port: number, path: string): Promise<{ ws: WebSocket; frames:
 describe('Pusher door (one gateway)', () => {
   let gw: Gateway;
   let server: PusherServer;
-  const clients: PusherClient[] = [];
-  const client = (user?: { id: string; info?: object }) => {
-    const c = pusherClient(HOST, gw.port, server, user);
-    clients.push(c);
-    return c;
-  };
+  const clients = new PusherClients(() => ({ host: HOST, port: gw.port, server }));
+  const client = (user?: { id: string; info?: object }) => clients.open(user);
 
   before(async () => {
     gw = new Gateway(
@@ -47,7 +43,7 @@ describe('Pusher door (one gateway)', () => {
   });
 
   after(async () => {
-    for (const c of clients) c.disconnect();
+    clients.disconnectAll();
     await gw.close();
   });
 
@@ -88,10 +84,9 @@ describe('Pusher door (one gateway)', () => {
     const got = nextPusherEvent(ch, 'created');
     await server.trigger('private-orders', 'created', { id: 7 });
     assert.deepEqual(await got, { id: 7 });
-    const bad = pusherClient(HOST, gw.port, pusherServer(HOST, gw.port), undefined, {
+    const bad = clients.open(undefined, {
       channelAuthorization: { customHandler: (_p, cb) => cb(null, { auth: `${APP.key}:${'0'.repeat(64)}` }) },
     });
-    clients.push(bad);
     await connected(bad);
     await assert.rejects(subscribed(bad, 'private-orders'), /subscription_error/);
   });
@@ -189,8 +184,7 @@ describe('Pusher door (one gateway)', () => {
       { logger: pino({ level: 'silent' }) },
     );
     await other.start();
-    const c = pusherClient(HOST, other.port, server);
-    clients.push(c);
+    const c = new PusherClients(() => ({ host: HOST, port: other.port, server })).open();
     await connected(c);
     const codes: number[] = [];
     c.connection.bind('state_change', (s: { current: string }) => codes.push(s.current === 'connecting' ? 1 : 0));

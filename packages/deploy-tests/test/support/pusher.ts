@@ -53,6 +53,25 @@ export function pusherClient(
   });
 }
 
+/** The clients a suite opened, so `after` can disconnect them all. */
+export class PusherClients {
+  private readonly all: PusherClient[] = [];
+
+  constructor(private readonly target: () => { host: string; port: number; server: PusherServer }) {}
+
+  /** A new client for the target (signing as `user` when given). */
+  open(user?: { id: string; info?: object }, extra: Partial<Options> = {}): PusherClient {
+    const { host, port, server } = this.target();
+    const c = pusherClient(host, port, server, user, extra);
+    this.all.push(c);
+    return c;
+  }
+
+  disconnectAll(): void {
+    for (const c of this.all) c.disconnect();
+  }
+}
+
 /** Resolves once the client is connected (its socket id set). */
 export function connected(client: PusherClient, timeoutMs = 10_000): Promise<string> {
   return withDeadline(

@@ -1,0 +1,137 @@
+/**
+ * The acceptance fleet for Pusher compatibility: three `gatehouse start` processes on Redis behind
+ * HAProxy with the shipped config, driven by unmodified pusher-js (Node) and the official `pusher`
+ * server library through the proxy. Events cross nodes, socket_id exclusion holds when the
+ * excluded socket is on another node, channel info covers the fleet, and a kill -9 of a client's
+ * gateway ends in pusher-js reconnecting through the proxy and receiving again.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { GatewayNode } from '@gatehouse/fleet';
+import { serviceSkipReason, waitFor } from '@gatehouse/testkit';
+import { connectionsOn } from './support/gateways.js';
+import { findBinary } from './support/processes.js';
+import { startProxy } from './support/proxies.js';
+import type { Proxy } from './support/proxies.js';
+import { APP_SPEC, PusherClients, connected, nextPusherEvent, pusherServer, subscribed } from './support/pusher.js';
+import type { PusherServer } from './support/pusher.js';
+
+const HOST = '127.0.0.1';
+
+const skip =
+  (await serviceSkipReason('redis', 'Pusher fleet')) ??
+  (await serviceSkipReason('haproxy', 'Pusher fleet behind HAProxy', async () => findBinary('haproxy') !== undefined));
+
+describe('Pusher clients on three gateways on Redis behind HAProxy', { skip }, () => {
+  const nodes: GatewayNode[] = [];
+  let proxy: Proxy;
+  let server: PusherServer;
+  const clients = new PusherClients(() => ({ host: HOST, port: proxy.port, server }));
+  const client = (user?: { id: string; info?: object }) => clients.open(user);
+  /** The one running node that holds a connection (tests that use it keep a single client). */
+  const busyNode = async (): Promise<GatewayNode> => {
+    for (const n of nodes) if (n.running && (await connectionsOn(n.port)) > 0) return n;
+    throw new Error('no node holds a connection');
+  };
+
+  before(async () => {
+    const namespace = `pusher-${randomBytes(4).toString('hex')}`;
+    for (let i = 1; i <= 3; i++) {
+      nodes.push(
+        await GatewayNode.start({
+          nodeId: `pusher-gw${i}`,
+          backbone: ['redis://127.0.0.1:6379'],
+          apiKey: 'pusher-fleet-api-key-01',
+          heartbeatS: 1,
+          drainWindowS: 1,
+          extraArgs: ['--pusher-app', APP_SPEC, '--backbone-namespace', namespace, '--trust-proxy', '--announce-interval', '0.5'],
+        }),
+      );
+    }
+    proxy = await startProxy('haproxy', { backends: nodes.map((n) => n.port), idleTimeoutSeconds: 30, checkIntervalMs: 500 });
+    server = pusherServer(HOST, proxy.port);
+    await waitFor(
+      'every node sees the fleet',
+      async () => (await Promise.all(nodes.map((n) => n.readyStatus()))).every((s) => s === 200),
+      20_000,
+    );
+  });
+
+  after(async () => {
+    clients.disconnectAll();
+    await proxy?.stop();
+    await Promise.all(nodes.map((n) => n.kill()));
+  });
+
+  test('events cross nodes; socket_id exclusion holds on another node; channel info covers the fleet', async () => {
+    // leastconn spreads one connection per node.
+    const a = client();
+    const idA = await connected(a);
+    const b = client();
+    await connected(b);
+    const c = client();
+    await connected(c);
+    const counts = await Promise.all(nodes.map((n) => connectionsOn(n.port)));
+    assert.deepEqual(counts, [1, 1, 1], 'one client per node');
+    const [ca, cb, cc] = await Promise.all([
+      subscribed(a, 'private-fleet'),
+      subscribed(b, 'private-fleet'),
+      subscribed(c, 'private-fleet'),
+    ]);
+    let aGot = 0;
+    ca.bind('news', () => aGot++);
+    const both = Promise.all([nextPusherEvent(cb, 'news'), nextPusherEvent(cc, 'news')]);
+    await server.trigger('private-fleet', 'news', { n: 1 }, { socket_id: idA });
+    assert.deepEqual(await both, [{ n: 1 }, { n: 1 }]);
+    // A client event from b reaches a and c on the other nodes, not b.
+    let bEcho = 0;
+    cb.bind('client-move', () => bEcho++);
+    const moved = Promise.all([nextPusherEvent(ca, 'client-move'), nextPusherEvent(cc, 'client-move')]);
+    cb.trigger('client-move', { x: 3 });
+    assert.deepEqual(await moved, [{ x: 3 }, { x: 3 }]);
+    const info = (await (await server.get({ path: '/channels/private-fleet', params: { info: 'subscription_count' } })).json()) as Record<
+      string,
+      unknown
+    >;
+    assert.deepEqual(info, { occupied: true, subscription_count: 3 });
+    assert.equal(aGot, 0, 'the excluded socket got nothing');
+    assert.equal(bEcho, 0, 'the sender of a client event got nothing back');
+    for (const x of [a, b, c]) x.disconnect();
+    await waitFor('the three clients are gone', async () =>
+      (await Promise.all(nodes.map((n) => connectionsOn(n.port)))).every((n) => n === 0),
+    );
+  });
+
+  test('kill -9 of its gateway: pusher-js reconnects through HAProxy, resubscribes and receives', async () => {
+    const c = client();
+    const first = await connected(c);
+    const ch = await subscribed(c, 'public-survivor');
+    const before = nextPusherEvent(ch, 'tick');
+    await server.trigger('public-survivor', 'tick', 1);
+    assert.equal(await before, 1);
+    const victim = await busyNode();
+    await victim.kill();
+    await waitFor(
+      'pusher-js reconnected on another node',
+      () => c.connection.state === 'connected' && c.connection.socket_id !== first,
+      30_000,
+    );
+    await waitFor('resubscribed', () => ch.subscribed, 10_000);
+    const survivors = nodes.filter((n) => n.running);
+    await waitFor('subscribed on a survivor', async () =>
+      (await Promise.all(survivors.map((n) => connectionsOn(n.port)))).some((k) => k > 0),
+    );
+    // The trigger may land on any survivor through the proxy; retry until the event arrives.
+    const got = nextPusherEvent(ch, 'tick', 15_000);
+    await waitFor(
+      'an event after the kill',
+      async () => {
+        await server.trigger('public-survivor', 'tick', 2).catch(() => undefined);
+        return Promise.race([got.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 500))]);
+      },
+      15_000,
+    );
+    assert.equal(await got, 2);
+  });
+});
