@@ -6,62 +6,29 @@
  * gateway ends in pusher-js reconnecting through the proxy and receiving again.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { GatewayNode } from '@gatehouse/fleet';
-import { serviceSkipReason, waitFor } from '@gatehouse/testkit';
-import { connectionsOn } from './support/gateways.js';
-import { findBinary } from './support/processes.js';
-import { startProxy } from './support/proxies.js';
-import type { Proxy } from './support/proxies.js';
-import { APP_SPEC, PusherClients, connected, nextPusherEvent, pusherServer, subscribed } from './support/pusher.js';
+import { waitFor } from '@gatehouse/testkit';
+import { PusherFleet, pusherFleetSkip } from './support/pusher-fleet.js';
+import { PusherClients, connected, nextPusherEvent, pusherServer, subscribed } from './support/pusher.js';
 import type { PusherServer } from './support/pusher.js';
 
 const HOST = '127.0.0.1';
-
-const skip =
-  (await serviceSkipReason('redis', 'Pusher fleet')) ??
-  (await serviceSkipReason('haproxy', 'Pusher fleet behind HAProxy', async () => findBinary('haproxy') !== undefined));
+const skip = await pusherFleetSkip('Pusher fleet behind HAProxy');
 
 describe('Pusher clients on three gateways on Redis behind HAProxy', { skip }, () => {
-  const nodes: GatewayNode[] = [];
-  let proxy: Proxy;
+  let fleet: PusherFleet;
   let server: PusherServer;
-  const clients = new PusherClients(() => ({ host: HOST, port: proxy.port, server }));
+  const clients = new PusherClients(() => ({ host: HOST, port: fleet.proxy.port, server }));
   const client = (user?: { id: string; info?: object }) => clients.open(user);
-  /** The one running node that holds a connection (tests that use it keep a single client). */
-  const busyNode = async (): Promise<GatewayNode> => {
-    for (const n of nodes) if (n.running && (await connectionsOn(n.port)) > 0) return n;
-    throw new Error('no node holds a connection');
-  };
 
   before(async () => {
-    const namespace = `pusher-${randomBytes(4).toString('hex')}`;
-    for (let i = 1; i <= 3; i++) {
-      nodes.push(
-        await GatewayNode.start({
-          nodeId: `pusher-gw${i}`,
-          backbone: ['redis://127.0.0.1:6379'],
-          apiKey: 'pusher-fleet-api-key-01',
-          heartbeatS: 1,
-          drainWindowS: 1,
-          extraArgs: ['--pusher-app', APP_SPEC, '--backbone-namespace', namespace, '--trust-proxy', '--announce-interval', '0.5'],
-        }),
-      );
-    }
-    proxy = await startProxy('haproxy', { backends: nodes.map((n) => n.port), idleTimeoutSeconds: 30, checkIntervalMs: 500 });
-    server = pusherServer(HOST, proxy.port);
-    await waitFor(
-      'every node sees the fleet',
-      async () => (await Promise.all(nodes.map((n) => n.readyStatus()))).every((s) => s === 200),
-      20_000,
-    );
+    fleet = await PusherFleet.start();
+    server = pusherServer(HOST, fleet.proxy.port);
   });
 
   after(async () => {
     clients.disconnectAll();
-    await proxy?.stop();
-    await Promise.all(nodes.map((n) => n.kill()));
+    await fleet?.stop();
   });
 
   test('events cross nodes; socket_id exclusion holds on another node; channel info covers the fleet', async () => {
@@ -72,7 +39,7 @@ describe('Pusher clients on three gateways on Redis behind HAProxy', { skip }, (
     await connected(b);
     const c = client();
     await connected(c);
-    const counts = await Promise.all(nodes.map((n) => connectionsOn(n.port)));
+    const counts = await fleet.connections();
     assert.deepEqual(counts, [1, 1, 1], 'one client per node');
     const [ca, cb, cc] = await Promise.all([
       subscribed(a, 'private-fleet'),
@@ -98,9 +65,7 @@ describe('Pusher clients on three gateways on Redis behind HAProxy', { skip }, (
     assert.equal(aGot, 0, 'the excluded socket got nothing');
     assert.equal(bEcho, 0, 'the sender of a client event got nothing back');
     for (const x of [a, b, c]) x.disconnect();
-    await waitFor('the three clients are gone', async () =>
-      (await Promise.all(nodes.map((n) => connectionsOn(n.port)))).every((n) => n === 0),
-    );
+    await waitFor('the three clients are gone', async () => (await fleet.connections()).every((n) => n === 0));
   });
 
   test('kill -9 of its gateway: pusher-js reconnects through HAProxy, resubscribes and receives', async () => {
@@ -110,18 +75,15 @@ describe('Pusher clients on three gateways on Redis behind HAProxy', { skip }, (
     const before = nextPusherEvent(ch, 'tick');
     await server.trigger('public-survivor', 'tick', 1);
     assert.equal(await before, 1);
-    const victim = await busyNode();
-    await victim.kill();
-    await waitFor(
-      'pusher-js reconnected on another node',
-      () => c.connection.state === 'connected' && c.connection.socket_id !== first,
-      30_000,
-    );
-    await waitFor('resubscribed', () => ch.subscribed, 10_000);
-    const survivors = nodes.filter((n) => n.running);
-    await waitFor('subscribed on a survivor', async () =>
-      (await Promise.all(survivors.map((n) => connectionsOn(n.port)))).some((k) => k > 0),
-    );
+    const victim = await fleet.busyNode();
+    await fleet.killAndRestart(victim, async () => {
+      await waitFor(
+        'pusher-js reconnected on another node',
+        () => c.connection.state === 'connected' && c.connection.socket_id !== first,
+        30_000,
+      );
+      await waitFor('resubscribed', () => ch.subscribed, 10_000);
+    });
     // The trigger may land on any survivor through the proxy; retry until the event arrives.
     const got = nextPusherEvent(ch, 'tick', 15_000);
     await waitFor(
