@@ -72,6 +72,14 @@ async function startWebApp(server: PusherServer): Promise<{ web: Server; origin:
 
 type W = Record<string, any>;
 
+/** Each page with its user (`<prefix>1`, `<prefix>2`). */
+function pairs(p1: Page, p2: Page, prefix: string): [Page, string][] {
+  return [
+    [p1, `${prefix}1`],
+    [p2, `${prefix}2`],
+  ];
+}
+
 describe('pusher-js and Laravel Echo in Chromium, three gateways behind HAProxy', { skip, timeout: 180_000 }, () => {
   let fleet: PusherFleet;
   let server: PusherServer;
@@ -107,19 +115,13 @@ describe('pusher-js and Laravel Echo in Chromium, three gateways behind HAProxy'
     app = await startWebApp(server);
     const { chromium } = await import('playwright-core');
     profile = await mkdtemp(join(tmpdir(), 'gatehouse-pusher-chromium-'));
+    const args =
+      '--headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update --disable-sync --no-first-run';
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
       timeout: 60_000,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+      args: args.split(' '),
     });
   });
 
@@ -132,10 +134,7 @@ describe('pusher-js and Laravel Echo in Chromium, three gateways behind HAProxy'
 
   test('pusher-js: public and private channels, client events between two pages, kill -9 of its gateway', async () => {
     const [p1, p2] = [await page(), await page()];
-    for (const [p, user] of [
-      [p1, 'u1'],
-      [p2, 'u2'],
-    ] as const) {
+    for (const [p, user] of pairs(p1, p2, 'u')) {
       await p.evaluate((o) => {
         const w = globalThis as unknown as W;
         w.got = [];
@@ -196,10 +195,7 @@ describe('pusher-js and Laravel Echo in Chromium, three gateways behind HAProxy'
 
   test('Laravel Echo: channel().listen, private().listen and whisper', async () => {
     const [p1, p2] = [await page(), await page()];
-    for (const [p, user] of [
-      [p1, 'e1'],
-      [p2, 'e2'],
-    ] as const) {
+    for (const [p, user] of pairs(p1, p2, 'e')) {
       await p.evaluate(
         ({ o, user }) => {
           const w = globalThis as unknown as W;
