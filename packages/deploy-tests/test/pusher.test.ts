@@ -178,6 +178,44 @@ describe('Pusher door (one gateway)', () => {
     assert.equal(await withDeadline('oversize close', r.closed), 1009);
   });
 
+  test('the opt-in recovery extension: positions on events, a replay after a reconnect, never a silent gap', async () => {
+    const open = async () => {
+      const r = await raw(gw.port, `/app/${APP.key}?protocol=7`);
+      await waitFor('connection_established', () => r.frames.length >= 1);
+      r.ws.send(JSON.stringify({ event: 'gatehouse:recovery', data: {} }));
+      await waitFor('recovery_enabled', () => r.frames.some((f) => f['event'] === 'gatehouse:recovery_enabled'));
+      return r;
+    };
+    const events = (r: { frames: Record<string, unknown>[] }) => r.frames.filter((f) => f['event'] === 'tick');
+    const first = await open();
+    first.ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'public-recover' } }));
+    await waitFor('subscribed', () => first.frames.some((f) => f['event'] === 'pusher_internal:subscription_succeeded'));
+    for (let i = 1; i <= 3; i++) await server.trigger('public-recover', 'tick', i);
+    await waitFor('three ticks', () => events(first).length === 3);
+    const last = events(first)[2]?.['gatehouse'] as { epoch: string; offset: number };
+    assert.ok(last && typeof last.epoch === 'string' && last.offset > 0, 'events carry their position');
+    first.ws.close();
+    for (let i = 4; i <= 5; i++) await server.trigger('public-recover', 'tick', i);
+    const second = await open();
+    second.ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'public-recover', gatehouse_since: last } }));
+    await waitFor('two replayed ticks', () => events(second).length === 2);
+    const ok = second.frames.find((f) => f['event'] === 'pusher_internal:subscription_succeeded');
+    assert.equal((ok?.['gatehouse'] as { recovered?: boolean }).recovered, true);
+    assert.deepEqual(
+      events(second).map((f) => f['data']),
+      ['4', '5'],
+    );
+    // A position history cannot serve (another epoch) is reported, not papered over.
+    const third = await open();
+    third.ws.send(
+      JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'public-recover', gatehouse_since: { epoch: 'gone', offset: 1 } } }),
+    );
+    await waitFor('subscribed', () => third.frames.some((f) => f['event'] === 'pusher_internal:subscription_succeeded'));
+    const reply = third.frames.find((f) => f['event'] === 'pusher_internal:subscription_succeeded');
+    assert.equal((reply?.['gatehouse'] as { recovered?: boolean }).recovered, false);
+    for (const r of [second, third]) r.ws.close();
+  });
+
   test('a drain makes pusher-js reconnect (4200 range), not give up', async () => {
     const other = new Gateway(
       { port: 0, host: HOST, pusherApps: [APP_SPEC] as never, drainWindowMs: 100 },

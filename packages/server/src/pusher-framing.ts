@@ -67,6 +67,37 @@ export function pusherCloseCode(code: number): number {
   }
 }
 
+// The same publication's frame with its position, for connections that opted in to recovery.
+let lastPositioned: Publication | undefined;
+let lastPositionedFrame = '';
+
+function positionedFrame(pub: Publication): string {
+  parse(pub);
+  if (pub !== lastPositioned) {
+    lastPositioned = pub;
+    lastPositionedFrame = `${lastFrame.slice(0, -1)},"gatehouse":{"epoch":${JSON.stringify(pub.epoch)},"offset":${pub.offset}}}`;
+  }
+  return lastPositionedFrame;
+}
+
+/**
+ * The opt-in recovery extension's framing (docs/pusher.md): every event carries its position in a
+ * `gatehouse` field, `subscription_succeeded` carries the channel's position and whether a
+ * requested replay was made, and a gap is reported as `gatehouse:gap`, never silent.
+ */
+function recoveryFraming(id: number, base: Framing): Framing {
+  return {
+    ...pusherFraming(id, base),
+    publication: (pub) => base.message(positionedFrame(pub)),
+    subscribed(channel, result) {
+      const name = pusherChannel(channel);
+      if (name.startsWith('presence-')) return undefined;
+      return `{"event":"pusher_internal:subscription_succeeded","channel":${JSON.stringify(name)},"data":"{}","gatehouse":${JSON.stringify(result)}}`;
+    },
+    gap: (channel, reason) => pusherFrame('gatehouse:gap', { reason }, pusherChannel(channel)),
+  };
+}
+
 function pusherFraming(id: number, base: Framing): Framing {
   return {
     id,
@@ -91,3 +122,9 @@ function pusherFraming(id: number, base: Framing): Framing {
 
 /** Pusher over WebSocket: whole frames (fast path) or payloads, and `pusher:ping` as the heartbeat. */
 export const PUSHER_WS: WsVariant = wsVariant(pusherFraming(2, WS_FRAMES), pusherFraming(3, WS_PAYLOADS), pusherFrame('pusher:ping', '{}'));
+
+/** The recovery extension's framings, by the framing id of the plain Pusher framing they replace. */
+export const PUSHER_RECOVERY: Record<number, Framing> = {
+  [PUSHER_WS.frames.id]: recoveryFraming(4, WS_FRAMES),
+  [PUSHER_WS.payloads.id]: recoveryFraming(5, WS_PAYLOADS),
+};

@@ -15,12 +15,12 @@ import type { GatewayOptions } from './options.js';
 import type { Publisher } from './publish.js';
 import { PUSHER_CHANNEL_RE, gatehouseChannel, sameSignature, sign } from './pusher-apps.js';
 import type { PusherApp, PusherApps } from './pusher-apps.js';
-import { eventPublication, pusherFrame } from './pusher-framing.js';
+import { PUSHER_RECOVERY, eventPublication, pusherFrame } from './pusher-framing.js';
 import { PusherSession } from './pusher-session.js';
 import type { SessionRegistry } from './registry.js';
 import { SessionState } from './session.js';
 import type { Session, SessionHandler } from './session.js';
-import type { Transport } from './transport.js';
+import type { Framing, Transport } from './transport.js';
 
 /** Client events one connection may send per second (Pusher's limit); more are refused with 4301. */
 export const CLIENT_EVENTS_PER_SECOND = 10;
@@ -188,6 +188,8 @@ export class PusherProtocol implements SessionHandler {
         return this.unsubscribe(s, body);
       case 'pusher:signin':
         return this.signin(s, body);
+      case 'gatehouse:recovery':
+        return this.optInRecovery(s);
     }
     if (event.startsWith('client-')) return this.clientEvent(s, event, msg);
     this.error(s, null, `unknown event ${event.slice(0, 64)}`);
@@ -228,9 +230,10 @@ export class PusherProtocol implements SessionHandler {
     }
     const max = this.d.options.maxSubscriptions;
     if (s.channels.length >= max) return this.subscriptionError(s, channel, 429, `at most ${max} subscriptions per connection`);
+    const since = isPosition(body['gatehouse_since']) && s.transport.framing.id >= 4 ? body['gatehouse_since'] : undefined;
     s.inflight++;
     this.d.hub
-      .subscribe(s, gh, 1, undefined)
+      .subscribe(s, gh, 1, since)
       .then(() => {
         if (!member || !this.d.presence || s.state !== SessionState.Open || !s.channels.includes(gh)) return;
         (s.members ??= new Map()).set(gh, member.id);
@@ -242,6 +245,15 @@ export class PusherProtocol implements SessionHandler {
         if (s.state === SessionState.Open) this.subscriptionError(s, channel, 503, 'backbone unavailable; retry');
       })
       .finally(() => s.inflight--);
+  }
+
+  /** The recovery extension (docs/pusher.md): this connection's events carry positions from now on. */
+  private optInRecovery(s: PusherSession): void {
+    const framing = PUSHER_RECOVERY[s.transport.framing.id];
+    // The framing is the transport's and fixed for a plain connection; this is the one place that
+    // swaps it (between two framings of the same transport, so the bytes stay valid).
+    if (framing) (s.transport as { framing: Framing }).framing = framing;
+    this.send(s, pusherFrame('gatehouse:recovery_enabled', '{}'));
   }
 
   private unsubscribe(s: PusherSession, body: Obj): void {
@@ -300,6 +312,11 @@ export class PusherProtocol implements SessionHandler {
       this.error(s, null, err instanceof ApiError ? err.message : 'client event could not be published');
     });
   }
+}
+
+function isPosition(v: unknown): v is { epoch: string; offset: number } {
+  const p = v as Obj | undefined;
+  return typeof p?.['epoch'] === 'string' && p['epoch'].length <= 64 && Number.isSafeInteger(p['offset']) && (p['offset'] as number) >= 0;
 }
 
 function tryParse(text: string): unknown {
