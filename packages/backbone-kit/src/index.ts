@@ -5,3 +5,4 @@ export * from './state.js';
 export * from './validate.js';
 export * from './envelope.js';
 export * from './rendezvous.js';
+export * from './presence-book.js';

@@ -16,3 +16,5 @@ export type { BenchDocument, Machine, Ratio } from './report.js';
 export type { TargetResult, SeriesPoint, StormFigures } from './run.js';
 export { Histogram } from './histogram.js';
 export type { LatencySummary, HistogramSnapshot } from './histogram.js';
+export { presenceBenchMain, runPresenceBench } from './presence-bench.js';
+export type { PresenceBenchResult } from './presence-bench.js';

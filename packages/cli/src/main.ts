@@ -26,13 +26,15 @@ Commands:
   start      start a gateway node (gatehouse start --help lists every option)
   token      print a development JWT:  gatehouse token --sub <id> --channels <pattern...> --secret <s> [--publish <pattern...>] [--ttl <seconds>]
   publish    publish through the HTTP API:  gatehouse publish <channel> <json | - | @file> [--url <http://host:port>] [--api-key <key>] [--idempotency-key <k>]
+  presence   who is in a presence channel:  gatehouse presence <channel> [--stats] [--url <http://host:port>] [--api-key <key>]
 ${apiUsage()}
-  bench      load-test a gateway: gatehouse bench <idle|fanout|channels|storm> [options] (--help lists them)
+  bench      load-test a gateway: gatehouse bench <idle|fanout|channels|storm> [options] (--help lists them);
+             gatehouse bench presence [--members <n>]: memory and query time of a large presence channel
   capacity   memory math for sizing: gatehouse capacity --connections-per-node <n> ... (--help lists them)
 
 Run "gatehouse <command> --help" for a command's options, "gatehouse --version" for the version.`;
 
-const COMMANDS = ['start', 'token', 'publish', ...API_COMMANDS, 'bench', 'capacity', 'help', 'version'];
+const COMMANDS = ['start', 'token', 'publish', 'presence', ...API_COMMANDS, 'bench', 'capacity', 'help', 'version'];
 
 /** This package's version, from its package.json (dist/src/main.js is two levels below it). */
 function version(): string {
@@ -232,8 +234,12 @@ export async function main(argv: string[]): Promise<number> {
       case 'publish':
         await publish(rest);
         return 0;
+      case 'presence':
+        await (await import('./presence-command.js')).presenceCommand(rest);
+        return 0;
       case 'bench': {
-        const { benchMain } = await import('@gatehouse/bench');
+        const { benchMain, presenceBenchMain } = await import('@gatehouse/bench');
+        if (rest[0] === 'presence') return await presenceBenchMain(rest.slice(1));
         return await benchMain(rest);
       }
       case 'capacity': {

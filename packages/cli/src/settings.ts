@@ -273,6 +273,28 @@ export const SETTINGS: Setting[] = [
     defaultText: String(DEFAULTS.rebalanceMinFleetConnections),
   },
   {
+    flag: 'webhook-url',
+    kind: 'string',
+    option: 'webhookUrl',
+    help: 'lifecycle webhook endpoint (presence events, docs/presence.md)',
+    defaultText: 'none',
+  },
+  {
+    flag: 'webhook-secret',
+    kind: 'string',
+    option: 'webhookSecret',
+    help: 'HMAC-SHA256 key that signs each webhook',
+    defaultText: 'none',
+    secret: true,
+  },
+  {
+    flag: 'webhook-grace',
+    kind: 'seconds',
+    option: 'webhookGraceMs',
+    help: 'seconds a user may be gone before user_offline is sent',
+    defaultText: ms(DEFAULTS.webhookGraceMs),
+  },
+  {
     flag: 'log-level',
     kind: 'string',
     option: 'logLevel',

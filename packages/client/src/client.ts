@@ -94,7 +94,13 @@ type Pending =
   | { kind: 'publish'; req: PublishRequest }
   | { kind: 'subscribe'; sub: Subscription; since: StreamPosition | undefined }
   | { kind: 'unsubscribe'; done: () => void }
-  | { kind: 'refresh' };
+  | { kind: 'refresh' }
+  | {
+      kind: 'query';
+      resolve: (f: Record<string, unknown>) => void;
+      reject: (e: GatehouseError) => void;
+      timer: ReturnType<typeof setTimeout>;
+    };
 
 /** One socket and what belongs to it alone. */
 interface Connection {
@@ -209,6 +215,7 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
       (s) => this.#leave(s),
       (event, payload) => this.emit(event, payload as ClientEvents[typeof event]),
       (err, event) => this.#listenerFailed(err, event),
+      (ch, op) => this.#presenceQuery(ch, op),
     );
     this.#subs.set(channel, sub);
     return sub;
@@ -418,6 +425,9 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
       } else if (p.kind === 'unsubscribe') {
         // Without a connection the server holds no subscription to undo.
         p.done();
+      } else if (p.kind === 'query') {
+        clearTimeout(p.timer);
+        p.reject(new GatehouseError(why, 'the connection ended before the server answered; ask again'));
       }
     }
   }
@@ -472,6 +482,14 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
         return;
       case 'gap':
         this.#subs.get(String(frame.channel))?.markGap(gapReason(frame.reason));
+        return;
+      case 'join':
+      case 'leave':
+        this.#subs.get(String(frame.channel))?.presenceChange(frame.op, frame.info);
+        return;
+      case 'presence':
+      case 'presence_stats':
+        this.#onReply(conn, frame);
         return;
       case 'refresh':
         void this.#refresh(conn);
@@ -592,7 +610,26 @@ export class ClientCore extends TypedEmitter<ClientEvents> {
       case 'refresh':
         if (frame.op === 'error') this.emit('error', serverError(frame));
         return;
+      case 'query':
+        clearTimeout(pending.timer);
+        if (frame.op === 'error') pending.reject(serverError(frame));
+        else pending.resolve(frame as unknown as Record<string, unknown>);
+        return;
     }
+  }
+
+  /** Sends a presence query on the current connection; rejects when there is none or no reply comes in time. */
+  #presenceQuery(channel: string, op: 'presence' | 'presence_stats'): Promise<Record<string, unknown>> {
+    const conn = this.#conn?.ready ? this.#conn : undefined;
+    if (!conn) return Promise.reject(new GatehouseError('not_connected', `cannot ask for ${op} while ${this.#state}`));
+    return new Promise((resolve, reject) => {
+      let id = 0;
+      const timer = setTimeout(() => {
+        conn.pending.delete(id);
+        reject(new GatehouseError('timeout', `no reply to ${op} on ${channel} within ${this.#opts.requestTimeoutMs} ms`));
+      }, this.#opts.requestTimeoutMs);
+      id = this.#request(conn, { kind: 'query', resolve, reject, timer }, (n) => ({ op, id: n, channel }));
+    });
   }
 
   // ---- requests ----

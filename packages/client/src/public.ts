@@ -5,6 +5,8 @@
 export type { ClientState, StateEvent, ConnectedEvent, DisconnectedEvent, ClientEvents } from './client.js';
 export { Subscription } from './subscription.js';
 export type { Publication, SubscribedEvent, GapEvent, UnsubscribedEvent, SubscriptionEvents, SubscriptionState } from './subscription.js';
+export type { PresenceEvent, PresenceStats } from './subscription.js';
+export type { PresenceInfo } from '@gatehouse/protocol';
 export { GatehouseError } from './errors.js';
 export type { ClientErrorCode, GatehouseErrorCode } from './errors.js';
 export { DEFAULTS } from './options.js';

@@ -3,7 +3,7 @@
  * last stream position it delivered, so after a reconnect the client resubscribes from there and
  * drops anything at or below it.
  */
-import type { GapReason, PubFrame, StreamPosition, SubscribedFrame } from '@gatehouse/protocol';
+import type { GapReason, PresenceInfo, PubFrame, StreamPosition, SubscribedFrame } from '@gatehouse/protocol';
 import { TypedEmitter, type ListenerErrorHook } from './emitter.js';
 import type { GatehouseError } from './errors.js';
 
@@ -44,11 +44,29 @@ export interface UnsubscribedEvent {
   readonly reason: 'unsubscribe' | 'error' | 'closed' | 'server';
 }
 
+/** Payload of `join` and `leave`: one connection entered or left the channel (namespaces with `joinLeave`). */
+export interface PresenceEvent {
+  readonly channel: string;
+  /** The connection: its id, its user ('' when anonymous) and its token's `info` claim. */
+  readonly info: PresenceInfo;
+}
+
+/** Counts of `presenceStats()`: connections and distinct users in the channel, fleet-wide. */
+export interface PresenceStats {
+  readonly clients: number;
+  readonly users: number;
+}
+
+/** @internal How a subscription asks the server about its channel's presence. */
+export type PresenceQuery = (channel: string, op: 'presence' | 'presence_stats') => Promise<Record<string, unknown>>;
+
 /** Events of a `Subscription`. */
 export interface SubscriptionEvents {
   publication: Publication;
   subscribed: SubscribedEvent;
   gap: GapEvent;
+  join: PresenceEvent;
+  leave: PresenceEvent;
   error: GatehouseError;
   unsubscribed: UnsubscribedEvent;
 }
@@ -82,8 +100,32 @@ export class Subscription extends TypedEmitter<SubscriptionEvents> {
     private readonly leave: (sub: Subscription) => Promise<void>,
     private readonly relay: Relay,
     onListenerError: ListenerErrorHook,
+    private readonly query?: PresenceQuery,
   ) {
     super(onListenerError);
+  }
+
+  /**
+   * The channel's members across the fleet (its namespace needs `presence`; the subscription must
+   * be confirmed). Rejects with a `GatehouseError` (server code, 'not_connected' or 'timeout').
+   */
+  async presence(): Promise<PresenceInfo[]> {
+    if (!this.query) throw new Error('presence needs a client');
+    const reply = await this.query(this.channel, 'presence');
+    return Array.isArray(reply['members']) ? (reply['members'] as PresenceInfo[]) : [];
+  }
+
+  /** Connections and distinct users in the channel across the fleet. */
+  async presenceStats(): Promise<PresenceStats> {
+    if (!this.query) throw new Error('presence needs a client');
+    const reply = await this.query(this.channel, 'presence_stats');
+    return { clients: Number(reply['clients']) || 0, users: Number(reply['users']) || 0 };
+  }
+
+  /** @internal A `join` or `leave` frame for this channel. */
+  presenceChange(kind: 'join' | 'leave', info: PresenceInfo): void {
+    if (this.#state !== 'subscribed') return;
+    this.#tell(kind, { channel: this.channel, info });
   }
 
   /** Emits on this subscription, then on the client. */

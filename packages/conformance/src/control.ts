@@ -25,6 +25,7 @@ import {
 } from '@gatehouse/backbone-kit';
 import { waitFor, withDeadline } from '@gatehouse/testkit';
 import { uniqueChannel, type ConformanceOptions } from './index.js';
+import { runPresenceConformance } from './presence.js';
 
 /** One fleet on a real server: every node it makes shares the fleet's namespace. */
 export interface ControlFleet {
@@ -443,4 +444,5 @@ export function runControlConformance(name: string, factory: ControlFleetFactory
       }
     });
   });
+  runPresenceConformance(name, factory, options);
 }

@@ -22,6 +22,7 @@ import { isValidChannel } from '@gatehouse/protocol';
 import { waitFor, withDeadline } from '@gatehouse/testkit';
 import { testHistoryBarrier } from './barrier.js';
 export * from './control.js';
+export * from './presence.js';
 
 /** Two backbone instances ("nodes") on the same server, not started yet. */
 export interface BackbonePair {

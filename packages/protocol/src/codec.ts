@@ -124,6 +124,9 @@ export function decodeClientFrame(text: string): ClientFrame {
     }
     case 'refresh':
       return { op, id, token: readToken(f, id, true) as string };
+    case 'presence':
+    case 'presence_stats':
+      return { op, id, channel: readChannel(f, id) };
     default:
       throw new DecodeError('unknown_op', `unknown op "${op.slice(0, 32)}"`, id);
   }
@@ -183,6 +186,10 @@ export function decodeServerFrame(text: string): ServerFrame {
     case 'ping':
     case 'refresh':
     case 'gap':
+    case 'presence':
+    case 'presence_stats':
+    case 'join':
+    case 'leave':
       return f as unknown as ServerFrame;
     case 'server_subscribed':
     case 'server_unsubscribed':

@@ -63,8 +63,15 @@ export interface PongFrame {
   op: 'pong';
 }
 
+/** Ask for a channel's members (`presence`) or their counts (`presence_stats`); the connection must be subscribed. */
+export interface PresenceQueryFrame {
+  op: 'presence' | 'presence_stats';
+  id: number;
+  channel: string;
+}
+
 /** Any frame a client may send. */
-export type ClientFrame = ConnectFrame | SubscribeFrame | UnsubscribeFrame | PublishFrame | RefreshFrame | PongFrame;
+export type ClientFrame = ConnectFrame | SubscribeFrame | UnsubscribeFrame | PublishFrame | RefreshFrame | PongFrame | PresenceQueryFrame;
 
 // ---- server -> client ----
 
@@ -174,6 +181,37 @@ export interface ServerUnsubscribedFrame {
   channel: string;
 }
 
+/** One connection present in a channel: its id, its user ('' when anonymous) and the token's `info` claim. */
+export interface PresenceInfo {
+  client: string;
+  user: string;
+  info?: Record<string, unknown>;
+}
+
+/** Reply to `presence`: every member of the channel across the fleet. */
+export interface PresenceFrame {
+  op: 'presence';
+  id: number;
+  channel: string;
+  members: PresenceInfo[];
+}
+
+/** Reply to `presence_stats`: connections and distinct users in the channel across the fleet. */
+export interface PresenceStatsFrame {
+  op: 'presence_stats';
+  id: number;
+  channel: string;
+  clients: number;
+  users: number;
+}
+
+/** A member joined or left a channel the connection subscribes to (namespaces with `joinLeave`). */
+export interface JoinLeaveFrame {
+  op: 'join' | 'leave';
+  channel: string;
+  info: PresenceInfo;
+}
+
 /** Why a channel's continuity broke. */
 export type GapReason = 'history' | 'epoch' | 'backbone';
 
@@ -189,7 +227,10 @@ export type ServerFrame =
   | RefreshNeededFrame
   | GapFrame
   | ServerSubscribedFrame
-  | ServerUnsubscribedFrame;
+  | ServerUnsubscribedFrame
+  | PresenceFrame
+  | PresenceStatsFrame
+  | JoinLeaveFrame;
 
 /** Stable error codes, shared by the WebSocket protocol and the HTTP API. */
 export type ErrorCode =

@@ -4,7 +4,7 @@
  * server-side subscribe, info, drain; docs/api.md). Refusals the server marks as temporary (429, 5xx) and network failures are
  * retried with jittered exponential backoff, never sooner than the server's Retry-After.
  */
-import { isValidChannel, type ErrorCode, type StreamPosition } from '@gatehouse/protocol';
+import { isValidChannel, type ErrorCode, type PresenceInfo, type StreamPosition } from '@gatehouse/protocol';
 import { PublishError } from './errors.js';
 import type { BroadcastResult, Publisher } from './publisher.js';
 import type {
@@ -196,6 +196,34 @@ export class HttpPublisher implements Publisher {
     const json = await this.#post(`api/${name}`, JSON.stringify(body));
     if (!isObject(json)) throw new PublishError('bad_response', `${name} answer is not a JSON object`);
     return json as T;
+  }
+
+  /**
+   * The members of a presence channel across the fleet (`POST /api/presence`): each connection's
+   * id, user id and token `info`.
+   */
+  async presence(channel: string): Promise<PresenceInfo[]> {
+    const json = await this.#presence('api/presence', channel);
+    const members = json['members'];
+    if (!Array.isArray(members)) throw new PublishError('bad_response', 'presence answer lacks "members"');
+    return members as PresenceInfo[];
+  }
+
+  /** Connections and distinct users in a presence channel across the fleet (`POST /api/presence_stats`). */
+  async presenceStats(channel: string): Promise<{ clients: number; users: number }> {
+    const json = await this.#presence('api/presence_stats', channel);
+    if (typeof json['clients'] !== 'number' || typeof json['users'] !== 'number') {
+      throw new PublishError('bad_response', 'presence_stats answer lacks "clients" and "users"');
+    }
+    return { clients: json['clients'], users: json['users'] };
+  }
+
+  async #presence(path: string, channel: string): Promise<Record<string, unknown>> {
+    if (!isValidChannel(channel))
+      throw new PublishError('invalid_channel', `invalid channel ${JSON.stringify(channel)}: expected "namespace:name"`);
+    const json = await this.#post(path, JSON.stringify({ channel }));
+    if (!isObject(json)) throw new PublishError('bad_response', `${path} answer is not an object`);
+    return json;
   }
 
   /** Aborts requests in flight and pending retries; later calls reject with code 'closed'. */

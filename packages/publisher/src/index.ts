@@ -21,3 +21,4 @@ export type {
   PublishOptions,
   Target,
 } from './api-types.js';
+export type { PresenceInfo } from '@gatehouse/protocol';

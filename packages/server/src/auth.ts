@@ -22,6 +22,8 @@ export interface Grant {
   readonly expiresAt: number | undefined;
   /** The token's id (`jti`), by which it can be revoked. */
   readonly jti?: string | undefined;
+  /** The token's `info` claim (a JSON object of at most 1024 characters of JSON), shown to others in presence. */
+  readonly info?: Readonly<Record<string, unknown>> | undefined;
 }
 
 /** The grant of a connection without a token. */
@@ -135,6 +137,7 @@ export class TokenVerifier {
       publish: Object.freeze(stringList(payload['publish'], 'publish')),
       expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
       jti,
+      info: infoClaim(payload['info']),
     });
     this.cache.set(token, grant);
     if (this.cache.size > this.options.cacheSize) {
@@ -175,4 +178,13 @@ export class TokenVerifier {
   get cacheEntries(): number {
     return this.cache.size;
   }
+}
+
+/** The `info` claim: absent, or a JSON object of at most 1 KiB (presence shows it to other members). */
+function infoClaim(v: unknown): Record<string, unknown> | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || JSON.stringify(v).length > 1024) {
+    throw new AuthError('token claim "info" must be a JSON object of at most 1024 characters');
+  }
+  return Object.freeze(v as Record<string, unknown>);
 }

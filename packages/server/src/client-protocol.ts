@@ -42,6 +42,7 @@ export interface ClientProtocolDeps {
   publisher: Publisher;
   metrics: GatewayMetrics;
   log: Logger;
+  presence?: { query(s: Session, frame: ClientFrame, error: (code: ErrorCode, message: string) => void): void };
 }
 
 /** Protocol v1 for every session of the node. */
@@ -249,6 +250,9 @@ export class ClientProtocol implements SessionHandler {
         this.started(s);
         void this.onRefresh(s, frame).finally(() => this.done(s));
         return;
+      case 'presence':
+      case 'presence_stats':
+        return this.d.presence?.query(s, frame, (code, message) => this.replyError(s, frame.id, code, message));
     }
   }
 

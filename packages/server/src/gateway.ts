@@ -22,6 +22,7 @@ import { nowMs } from './backbone.js';
 import { ClientProtocol } from './client-protocol.js';
 import { ControlPlane } from './control.js';
 import { pacedDrain } from './drain.js';
+import { Presence } from './presence.js';
 import { FleetAgent } from './fleet.js';
 import { Heartbeats } from './heartbeat.js';
 import type { Clock } from './heartbeat.js';
@@ -67,6 +68,7 @@ export class Gateway {
   private readonly control: ControlPlane;
   private readonly fleet: FleetAgent;
   private readonly revocations: Revocations;
+  readonly presence: Presence;
   private readonly heartbeats: Heartbeats;
   private readonly door: WebSocketDoor;
   private readonly server: Server;
@@ -111,6 +113,7 @@ export class Gateway {
       replayCacheBytes: REPLAY_CACHE_BYTES,
       historyLimit: (channel) => Math.max(1, publisher.namespace(channel)?.historySize ?? 1),
       onSlowConsumer: (s) => this.protocol.onSlowConsumer(s),
+      presence: { joined: (s, ch) => this.presence.joined(s, ch), left: (s, ch) => this.presence.left(s, ch) },
     });
     const protocol = (this.protocol = new ClientProtocol({
       options: o,
@@ -120,6 +123,7 @@ export class Gateway {
       publisher,
       metrics,
       log,
+      presence: { query: (s, f, error) => this.presence.query(s, f, error) },
     }));
     this.heartbeats = new Heartbeats({
       registry: this.registry,
@@ -135,6 +139,7 @@ export class Gateway {
       askRefresh: (s, inMs) => this.hub.send(s, encodeServerFrame({ op: 'refresh', in: inMs })),
     });
     this.control = new ControlPlane(backbone, o.nodeId, log);
+    this.presence = new Presence({ options: o, control: this.control, backbone, hub: this.hub, metrics, log, publisher });
     this.fleet = new FleetAgent({
       node: o.nodeId,
       control: this.control,
@@ -200,6 +205,7 @@ export class Gateway {
         draining: () => this.drainPromise !== undefined,
         revoke: (jti, until) => this.revoke(jti, until),
       },
+      presence: this.presence,
     });
     this.server = this.createServer((req, res) => routes.onRequest(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.door.onUpgrade(req, socket, head));

@@ -14,6 +14,8 @@ import { ApiError, parsePublishBody, readBody, sendError, sendJson } from './htt
 import type { Idempotency } from './idempotency.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { GatewayOptions } from './options.js';
+import { handlePresenceApi } from './presence-api.js';
+import type { Presence } from './presence.js';
 import type { Publisher } from './publish.js';
 import { SERVER_API_ROUTES, respond } from './server-api.js';
 import type { ServerApi } from './server-api.js';
@@ -45,6 +47,8 @@ export interface HttpRoutesDeps {
   adminUi: AdminUi | undefined;
   /** Pusher's HTTP API under `/apps/` when Pusher apps are configured (pusher-api.ts). */
   pusher?: { handle(req: IncomingMessage, res: ServerResponse): boolean } | undefined;
+  /** Presence queries (`POST /api/presence`, `/api/presence_stats`). */
+  presence?: Presence;
 }
 
 /** Answers every HTTP request that is not a WebSocket upgrade. */
@@ -93,6 +97,13 @@ export class HttpRoutes {
           sendError(res, new ApiError('internal', 'internal error'));
         }
       });
+      return;
+    }
+    if (this.d.presence && (path === '/api/presence' || path === '/api/presence_stats')) {
+      const deps = { apiKeys: this.d.admin.apiKeys, presence: this.d.presence, maxBodyBytes: options.maxPayloadBytes };
+      handlePresenceApi(req, res, path === '/api/presence_stats', { ...deps, knownNamespace: (ns) => ns in options.namespaces }).catch(
+        (err: unknown) => sendError(res, err instanceof ApiError ? err : new ApiError('internal', 'internal error')),
+      );
       return;
     }
     if (path?.startsWith('/admin/')) {

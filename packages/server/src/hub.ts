@@ -45,6 +45,8 @@ export interface HubOptions extends OutboundOptions {
   replayCacheBytes: number;
   /** History limit for one recovery or resync read of `channel`. */
   historyLimit(channel: string): number;
+  /** Told when a session becomes a subscriber (after its `subscribed` reply) and when it stops. */
+  presence?: { joined(s: Session, channel: string): void; left(s: Session, channel: string): void };
 }
 
 /** Outcome of a subscription request. */
@@ -207,6 +209,7 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
       const own = s.transport.framing.subscribed;
       const replyJson = own ? own(channel, result) : encodeServerFrame(reply);
       if (replyJson !== undefined) this.send(s, replyJson);
+      this.o.presence?.joined(s, channel);
       if (hist.epoch !== '' && (ch.resync !== undefined || hist.epoch !== ch.epoch || hist.offset > ch.offset)) {
         // The reply's position is ahead of what this node delivered: what the hub still delivers
         // up to it (a fill, a lagging channel) was covered by the reply or the replay.
@@ -262,6 +265,7 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
   private removeFromChannel(s: Session, channel: string): void {
     const i = s.channels.indexOf(channel);
     if (i >= 0) s.channels.splice(i, 1);
+    this.o.presence?.left(s, channel);
     if (s.recovering?.delete(channel) && s.recovering.size === 0) s.recovering = undefined;
     if (s.floors?.delete(channel) && s.floors.size === 0) s.floors = undefined;
     const ch = this.channels.get(channel);

@@ -19,6 +19,10 @@ export interface NamespaceOptions {
    * 'authenticated' (any valid token).
    */
   subscribe: 'claims' | 'authenticated';
+  /** Keep who is in each channel, fleet-wide (docs/presence.md). Default false. */
+  presence?: boolean;
+  /** Send `join`/`leave` frames to subscribers (needs `presence`). Default false. */
+  joinLeave?: boolean;
 }
 
 /** An HTTP API key, optionally limited to channel patterns (`chat:*`). */
@@ -120,6 +124,12 @@ export interface GatewayOptions {
   rebalanceMinFleetConnections: number;
   /** Largest request header block, bytes. Default 8192. */
   maxHeaderBytes: number;
+  /** Lifecycle webhook endpoint (presence events, docs/presence.md); absent: none are sent. */
+  webhookUrl?: string;
+  /** HMAC-SHA256 key of the webhook signature; required with `webhookUrl`. */
+  webhookSecret?: string;
+  /** Ms a user may be gone before `user_offline` is sent (a page refresh inside it sends nothing). Default 5000. */
+  webhookGraceMs: number;
   /** Ms to receive a full request header (slowloris). Default 10000. */
   headersTimeoutMs: number;
   /** Serve the admin web UI at /admin/ (docs/api.md). Default false. */
@@ -134,6 +144,8 @@ export const NAMESPACE_DEFAULTS: NamespaceOptions = {
   historyTtlSeconds: 300,
   anonymous: false,
   subscribe: 'claims',
+  presence: false,
+  joinLeave: false,
 };
 
 /** Every default in one place. */
@@ -180,6 +192,7 @@ export const DEFAULTS: GatewayOptions = {
   headersTimeoutMs: 10_000,
   adminUi: false,
   idempotencyWindowMs: 300_000,
+  webhookGraceMs: 5000,
 };
 
 /** A configuration mistake, naming the field. */
@@ -202,7 +215,10 @@ function intField(o: Record<string, unknown>, key: string, min: number, max = Nu
  */
 export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOptions {
   for (const key of Object.keys(input)) {
-    if (!(key in DEFAULTS) && !['tlsCert', 'tlsKey', 'tokenSecret', 'jwks', 'tokenIssuer', 'tokenAudience'].includes(key)) {
+    if (
+      !(key in DEFAULTS) &&
+      !['tlsCert', 'tlsKey', 'tokenSecret', 'jwks', 'tokenIssuer', 'tokenAudience', 'webhookUrl', 'webhookSecret'].includes(key)
+    ) {
       throw new OptionsError(`unknown option "${key}"`);
     }
   }
@@ -242,6 +258,7 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
     'rebalancePerRound',
     'rebalanceMinAgeMs',
     'rebalanceMinFleetConnections',
+    'webhookGraceMs',
   ])
     intField(rec, k, 0);
   intField(rec, 'coalesceMs', 0, 1000);
@@ -259,6 +276,11 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
   }
   if (o.tokenSecret !== undefined && (typeof o.tokenSecret !== 'string' || o.tokenSecret.length < 8)) {
     throw new OptionsError('tokenSecret must be a string of at least 8 characters');
+  }
+  if (o.webhookUrl !== undefined && !/^https?:\/\/\S+$/.test(String(o.webhookUrl)))
+    throw new OptionsError('webhookUrl must be an http(s) URL');
+  if ((o.webhookUrl === undefined) !== (typeof o.webhookSecret !== 'string' || o.webhookSecret.length < 8)) {
+    throw new OptionsError('webhookUrl needs webhookSecret (at least 8 characters) and the secret needs the URL');
   }
   if (!Array.isArray(o.apiKeys)) throw new OptionsError('apiKeys must be a list');
   o.apiKeys = o.apiKeys.map((k, i) => {
@@ -294,6 +316,9 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
     if (typeof merged.anonymous !== 'boolean') throw new OptionsError(`namespaces.${name}.anonymous must be true or false`);
     if (merged.subscribe !== 'claims' && merged.subscribe !== 'authenticated') {
       throw new OptionsError(`namespaces.${name}.subscribe must be "claims" or "authenticated"`);
+    }
+    if (typeof merged.presence !== 'boolean' || typeof merged.joinLeave !== 'boolean' || (merged.joinLeave && !merged.presence)) {
+      throw new OptionsError(`namespaces.${name}: presence and joinLeave are true or false, and joinLeave needs presence`);
     }
     namespaces[name] = merged;
   }
