@@ -201,14 +201,11 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
         result.recovered = replay;
         this.o.metrics.recoveries.inc({ outcome });
       }
+      const framing = s.transport.framing;
       // Request id 0: the server API subscribed the session (session-commands.ts), not the client.
-      const reply =
-        requestId > 0
-          ? { op: 'subscribed' as const, id: requestId, channel, ...result }
-          : { op: 'server_subscribed' as const, channel, ...result };
-      const own = s.transport.framing.subscribed;
-      const replyJson = own ? own(channel, result) : encodeServerFrame(reply);
-      if (replyJson !== undefined) this.send(s, replyJson);
+      const v1 = requestId > 0 ? { op: 'subscribed' as const, id: requestId, channel } : { op: 'server_subscribed' as const, channel };
+      const reply = framing.subscribed ? framing.subscribed(channel, result) : encodeServerFrame({ ...v1, ...result });
+      if (reply !== undefined) this.send(s, reply);
       this.o.presence?.joined(s, channel);
       if (hist.epoch !== '' && (ch.resync !== undefined || hist.epoch !== ch.epoch || hist.offset > ch.offset)) {
         // The reply's position is ahead of what this node delivered: what the hub still delivers
@@ -223,7 +220,6 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
         { epoch: hist.epoch, offset: hist.offset, publications: replayed > 0 ? hist.publications : [] },
         waiting,
       );
-      const framing = s.transport.framing;
       for (let i = 0; i < deliver.length; i++) {
         const p = deliver[i] as Publication;
         // A replay is bounded by the namespace's history size, so only the byte cap applies to it:
