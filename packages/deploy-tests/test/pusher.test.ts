@@ -137,6 +137,38 @@ describe('Pusher door (one gateway)', () => {
     await closedAt;
   });
 
+  test('presence: members on subscribe, member_added/removed per user (not per connection), users and user_count', async () => {
+    type Members = { count: number; me: { id: string }; each(fn: (m: { id: string; info: unknown }) => void): void };
+    const alice = client({ id: 'alice', info: { name: 'Alice' } });
+    await connected(alice);
+    const ca = await subscribed(alice, 'presence-room');
+    assert.equal((ca as unknown as { members: Members }).members.count, 1);
+    const added = nextPusherEvent<{ id: string; info: unknown }>(ca, 'pusher:member_added');
+    const bob = client({ id: 'bob', info: { name: 'Bob' } });
+    await connected(bob);
+    const cb = await subscribed(bob, 'presence-room');
+    assert.deepEqual(await added, { id: 'bob', info: { name: 'Bob' } });
+    const seen: string[] = [];
+    (cb as unknown as { members: Members }).members.each((m) => seen.push(m.id));
+    assert.deepEqual(seen.sort(), ['alice', 'bob']);
+    // Alice's second connection adds a connection, not a member: Bob hears nothing.
+    let bobHeard = 0;
+    cb.bind('pusher:member_added', () => bobHeard++);
+    const alice2 = client({ id: 'alice', info: { name: 'Alice' } });
+    await connected(alice2);
+    await subscribed(alice2, 'presence-room');
+    const users = (await (await server.get({ path: '/channels/presence-room/users' })).json()) as { users: { id: string }[] };
+    assert.deepEqual(users.users.map((u) => u.id).sort(), ['alice', 'bob']);
+    const info = (await (
+      await server.get({ path: '/channels/presence-room', params: { info: 'user_count,subscription_count' } })
+    ).json()) as Record<string, unknown>;
+    assert.deepEqual(info, { occupied: true, subscription_count: 3, user_count: 2 });
+    const removed = nextPusherEvent<{ id: string }>(ca, 'pusher:member_removed');
+    bob.disconnect();
+    assert.equal((await removed).id, 'bob');
+    assert.equal(bobHeard, 0);
+  });
+
   test('the HTTP API refuses bad signatures, stale timestamps and unknown apps', async () => {
     const wrong = new (server.constructor as new (o: object) => PusherServer)({
       appId: APP.id,

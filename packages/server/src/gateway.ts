@@ -179,7 +179,16 @@ export class Gateway {
       drain: () => void this.drain(),
     };
     const apiParts = wireServerApi(o, { backbone, control, view, registry, hub, protocol, publisher, apiKeys, metrics, log }, node);
-    const pusher = wirePusher(o, { hub, registry, publisher, protocol, requests: apiParts.requests, metrics, log });
+    const pusher = wirePusher(o, {
+      hub,
+      registry,
+      publisher,
+      protocol,
+      requests: apiParts.requests,
+      metrics,
+      log,
+      presence: this.presence,
+    });
     this.door.extra = pusher?.door;
     const routes = new HttpRoutes({
       ...apiParts,

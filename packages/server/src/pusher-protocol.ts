@@ -214,7 +214,8 @@ export class PusherProtocol implements SessionHandler {
       }
       if (presence) {
         member = parseMember(channelData);
-        if (!member) return this.subscriptionError(s, channel, 400, 'channel_data must be JSON with a "user_id"');
+        if (!member)
+          return this.subscriptionError(s, channel, 400, 'channel_data must be JSON with a "user_id" and at most 1 KiB of "user_info"');
         if (!this.d.presence) return this.subscriptionError(s, channel, 501, 'presence channels are not enabled on this server');
       }
     } else if (channel.startsWith('#')) {
@@ -332,5 +333,7 @@ function parseMember(channelData: string): { id: string; info: unknown } | undef
   const d = tryParse(channelData) as Obj | undefined;
   const id = d?.['user_id'];
   if ((typeof id !== 'string' || id.length === 0 || id.length > 200) && typeof id !== 'number') return undefined;
+  // The member travels in every node's presence lease: keep it small.
+  if (JSON.stringify(d?.['user_info'] ?? null).length > 1024) return undefined;
   return { id: String(id), info: d?.['user_info'] ?? null };
 }

@@ -13,6 +13,8 @@ import type { Publisher } from './publish.js';
 import { PusherApi } from './pusher-api.js';
 import { PusherApps } from './pusher-apps.js';
 import { PUSHER_WS } from './pusher-framing.js';
+import type { Presence } from './presence.js';
+import { PusherPresenceBridge } from './pusher-presence.js';
 import { PusherProtocol } from './pusher-protocol.js';
 import type { SessionRegistry } from './registry.js';
 import type { ProtocolDoor } from './upgrade.js';
@@ -26,6 +28,7 @@ export interface PusherWiringDeps {
   requests: FleetRequests;
   metrics: GatewayMetrics;
   log: Logger;
+  presence: Presence;
 }
 
 /** The Pusher door's parts. */
@@ -40,8 +43,16 @@ export function wirePusher(o: GatewayOptions, d: PusherWiringDeps): PusherParts 
   if (o.pusherApps.length === 0) return undefined;
   const apps = new PusherApps(o.pusherApps);
   const log = d.log.child({ protocol: 'pusher' });
-  const protocol = new PusherProtocol({ options: o, apps, ...d, log });
-  const api = new PusherApi({ apps, publisher: d.publisher, requests: d.requests, log, maxBodyBytes: o.maxPayloadBytes });
+  const presence = new PusherPresenceBridge(d.presence, d.hub);
+  const protocol = new PusherProtocol({ options: o, apps, ...d, log, presence });
+  const api = new PusherApi({
+    apps,
+    publisher: d.publisher,
+    requests: d.requests,
+    log,
+    maxBodyBytes: o.maxPayloadBytes,
+    users: (channel) => presence.users(channel),
+  });
   const door: ProtocolDoor = { prefix: '/app/', variant: PUSHER_WS, accept: (t, url) => protocol.accept(t, url) };
   return { door, api, protocol };
 }
