@@ -53,7 +53,7 @@ async function startWebApp(server: PusherServer): Promise<{ web: Server; origin:
         const f = await form(req);
         const user = f.get('user') ?? 'guest';
         const channel = f.get('channel_name') ?? '';
-        const presence = channel.startsWith('presence-') ? { user_id: user, user_info: { name: `User ${user}` } } : undefined;
+        const presence = channel.startsWith('presence-') ? { user_id: user, user_info: { id: user, name: `User ${user}` } } : undefined;
         return res
           .writeHead(200, { 'content-type': 'application/json' })
           .end(JSON.stringify(server.authorizeChannel(f.get('socket_id') ?? '', channel, presence)));
@@ -193,7 +193,7 @@ describe('pusher-js and Laravel Echo in Chromium, three gateways behind HAProxy'
     for (const p of [p1, p2]) await p.close();
   });
 
-  test('Laravel Echo: channel().listen, private().listen and whisper', async () => {
+  test('Laravel Echo: channel().listen, private().listen, whisper, join().here/joining/leaving', async () => {
     const [p1, p2] = [await page(), await page()];
     for (const [p, user] of pairs(p1, p2, 'e')) {
       await p.evaluate(
@@ -240,7 +240,30 @@ describe('pusher-js and Laravel Echo in Chromium, three gateways behind HAProxy'
     }
     await p1.evaluate(() => (globalThis as unknown as W).echo.private('user.42').whisper('typing', { who: 'e1' }));
     await has(p2, 'whisper {"who":"e1"}');
+
+    // Presence: join().here/joining/leaving across the fleet.
+    const join = (p: Page) =>
+      p.evaluate(() => {
+        const w = globalThis as unknown as W;
+        const ids = (users: { id: string }[]) =>
+          users
+            .map((u) => u.id)
+            .sort()
+            .join(',');
+        w.echo
+          .join('lobby')
+          .here((users: { id: string }[]) => w.got.push(`here ${ids(users)}`))
+          .joining((u: { id: string; name: string }) => w.got.push(`joining ${u.id} ${u.name}`))
+          .leaving((u: { id: string }) => w.got.push(`leaving ${u.id}`));
+      });
+    await join(p1);
+    await has(p1, 'here e1');
+    await join(p2);
+    await has(p2, 'here e1,e2');
+    await has(p1, 'joining e2 User e2');
+    await p2.close();
+    await has(p1, 'leaving e2');
     assert.deepEqual(pageErrors, []);
-    for (const p of [p1, p2]) await p.close();
+    await p1.close();
   });
 });

@@ -68,6 +68,56 @@ describe('Pusher clients on three gateways on Redis behind HAProxy', { skip }, (
     await waitFor('the three clients are gone', async () => (await fleet.connections()).every((n) => n === 0));
   });
 
+  test('presence across nodes: members everywhere, member_added/removed cross nodes, a kill -9 leaves no ghost and no flicker', async () => {
+    type Members = { count: number; each(fn: (m: { id: string }) => void): void };
+    const ids = (ch: unknown) => {
+      const out: string[] = [];
+      (ch as { members: Members }).members.each((m) => out.push(m.id));
+      return out.sort();
+    };
+    const [alice, bob, carol] = [client({ id: 'alice' }), client({ id: 'bob' }), client({ id: 'carol' })];
+    for (const c of [alice, bob, carol]) await connected(c);
+    assert.deepEqual(await fleet.connections(), [1, 1, 1], 'one member per node');
+    const ca = await subscribed(alice, 'presence-fleet');
+    const bobAdded = nextPusherEvent<{ id: string }>(ca, 'pusher:member_added');
+    const cb = await subscribed(bob, 'presence-fleet');
+    assert.equal((await bobAdded).id, 'bob');
+    const cc = await subscribed(carol, 'presence-fleet');
+    await waitFor('every member sees three', () => [ca, cb, cc].every((ch) => ids(ch).length === 3));
+    const removed = nextPusherEvent<{ id: string }>(ca, 'pusher:member_removed');
+    bob.disconnect();
+    assert.equal((await removed).id, 'bob');
+    // kill -9 of carol's node: she reconnects elsewhere and is a member again; alice never sees her leave.
+    let carolLeft = 0;
+    ca.bind('pusher:member_removed', (m: { id: string }) => m.id === 'carol' && carolLeft++);
+    const first = carol.connection.socket_id;
+    await fleet.killAndRestart(await fleet.nodeOfSocket(first), async () => {
+      await waitFor('carol reconnected', () => carol.connection.state === 'connected' && carol.connection.socket_id !== first, 30_000);
+      await waitFor('carol resubscribed', () => cc.subscribed, 10_000);
+    });
+    await waitFor(
+      'the dead node lease ran out: one carol, on a live node',
+      async () => {
+        const users = (await (await server.get({ path: '/channels/presence-fleet/users' })).json()) as { users: { id: string }[] };
+        const info = (await (await server.get({ path: '/channels/presence-fleet', params: { info: 'subscription_count' } })).json()) as {
+          subscription_count: number;
+        };
+        return (
+          users.users
+            .map((u) => u.id)
+            .sort()
+            .join() === 'alice,carol' && info.subscription_count === 2
+        );
+      },
+      15_000,
+      250,
+    );
+    assert.deepEqual(ids(ca), ['alice', 'carol']);
+    assert.equal(carolLeft, 0, 'a member whose node died and who came back at once never left, as Pusher counts users');
+    for (const c of [alice, carol]) c.disconnect();
+    await waitFor('the clients are gone', async () => (await fleet.connections()).every((n) => n === 0));
+  });
+
   test('kill -9 of its gateway: pusher-js reconnects through HAProxy, resubscribes and receives', async () => {
     const c = client();
     const first = await connected(c);

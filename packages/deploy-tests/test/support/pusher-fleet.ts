@@ -13,6 +13,8 @@ import { startProxy } from './proxies.js';
 import type { Proxy } from './proxies.js';
 import { APP_SPEC } from './pusher.js';
 
+const API_KEY = 'pusher-fleet-api-key-01';
+
 /** Why a Pusher fleet suite skips (Redis or HAProxy missing), or undefined. */
 export async function pusherFleetSkip(suite: string): Promise<string | undefined> {
   return (
@@ -33,7 +35,7 @@ export class PusherFleet {
     const spec = (i: number): NodeSpec => ({
       nodeId: `pusher-gw${i}`,
       backbone: ['redis://127.0.0.1:6379'],
-      apiKey: 'pusher-fleet-api-key-01',
+      apiKey: API_KEY,
       heartbeatS: 1,
       drainWindowS: 1,
       extraArgs: ['--pusher-app', APP_SPEC, '--backbone-namespace', namespace, '--trust-proxy', '--announce-interval', '0.5', ...extraArgs],
@@ -63,6 +65,21 @@ export class PusherFleet {
   async busyNode(): Promise<GatewayNode> {
     for (const n of this.nodes) if (n.running && (await connectionsOn(n.port)) > 0) return n;
     throw new Error('no node holds a connection');
+  }
+
+  /** The node holding the connection with `socketId` (asked through the server API's fleet info). */
+  async nodeOfSocket(socketId: string): Promise<GatewayNode> {
+    const via = this.nodes.find((n) => n.running) as GatewayNode;
+    const res = await fetch(`${via.base}/api/info`, {
+      method: 'POST',
+      headers: { authorization: `apikey ${API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ slowest: 100 }),
+    });
+    const info = (await res.json()) as { nodes: { node: string; slowest?: { client: string }[] }[] };
+    const id = info.nodes.find((n) => n.slowest?.some((c) => c.client === socketId))?.node;
+    const node = this.nodes.find((n) => n.nodeId === id);
+    if (!node) throw new Error(`no node holds socket ${socketId}: ${JSON.stringify(info)}`);
+    return node;
   }
 
   /** kill -9 of `node`, then the same node started again on its port. */
