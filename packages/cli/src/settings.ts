@@ -98,6 +98,13 @@ export const SETTINGS: Setting[] = [
     secret: true,
   },
   {
+    flag: 'pusher-webhook',
+    kind: 'list',
+    option: 'pusherWebhooks',
+    help: "a Pusher app's webhook endpoint, <app id>=<url>: Pusher-format, signed with the app secret (repeatable; docs/pusher.md)",
+    defaultText: 'none',
+  },
+  {
     flag: 'token-secret',
     kind: 'string',
     option: 'tokenSecret',

@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
@@ -33,9 +35,31 @@ describe('Pusher door (one gateway)', () => {
   const clients = new PusherClients(() => ({ host: HOST, port: gw.port, server }));
   const client = (user?: { id: string; info?: object }) => clients.open(user);
 
+  /** Pusher webhooks the gateway posted, as the `pusher` library reads them. */
+  const hooks: { valid: boolean; events: { name: string; channel: string; [k: string]: unknown }[] }[] = [];
+  let hookServer: Server;
+
   before(async () => {
+    hookServer = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      req.on('end', () => {
+        const hook = server.webhook({ headers: req.headers as Record<string, string>, rawBody: body });
+        hooks.push({ valid: hook.isValid(), events: hook.isValid() ? (hook.getEvents() as never) : [] });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => hookServer.listen(0, HOST, resolve));
+    const hookUrl = `http://${HOST}:${(hookServer.address() as { port: number }).port}/pusher-hook`;
     gw = new Gateway(
-      { port: 0, host: HOST, pusherApps: [APP_SPEC] as never, heartbeatMs: 1000 },
+      {
+        port: 0,
+        host: HOST,
+        pusherApps: [APP_SPEC] as never,
+        pusherWebhooks: [`${APP.id}=${hookUrl}`],
+        heartbeatMs: 1000,
+        announceIntervalMs: 200,
+      },
       { logger: pino({ level: process.env['GATEHOUSE_TEST_LOG'] ?? 'silent' }) },
     );
     await gw.start();
@@ -45,6 +69,7 @@ describe('Pusher door (one gateway)', () => {
   after(async () => {
     clients.disconnectAll();
     await gw.close();
+    hookServer?.close();
   });
 
   test('public channel: connection_established, subscribe, trigger reaches the subscriber', async () => {
@@ -167,6 +192,37 @@ describe('Pusher door (one gateway)', () => {
     bob.disconnect();
     assert.equal((await removed).id, 'bob');
     assert.equal(bobHeard, 0);
+  });
+
+  test('webhooks in Pusher format, verified by the pusher library: occupied, member_added/removed, client_event, vacated', async () => {
+    const seen = (name: string, channel: string) =>
+      waitFor(
+        `webhook ${name} ${channel}`,
+        () => hooks.flatMap((h) => h.events).find((e) => e.name === name && e.channel === channel),
+        10_000,
+      );
+    // A node speaks for the fleet only once it has held its presence lease for a full window (issue 12).
+    await waitFor('the node settled', () => gw.presence.book.settledNodes('').length > 0, 10_000);
+    const a = client({ id: 'hook-user' });
+    const b = client({ id: 'hook-other' });
+    await Promise.all([connected(a), connected(b)]);
+    await subscribed(a, 'private-hooked');
+    await seen('channel_occupied', 'private-hooked');
+    const [pa] = await Promise.all([subscribed(a, 'presence-hooked'), subscribed(b, 'presence-hooked')]);
+    assert.equal((await seen('member_added', 'presence-hooked'))['user_id'] !== undefined, true);
+    pa.trigger('client-ping', { n: 1 });
+    const ce = await seen('client_event', 'presence-hooked');
+    assert.equal(ce['event'], 'client-ping');
+    assert.equal(ce['user_id'], 'hook-user');
+    assert.deepEqual(JSON.parse(ce['data'] as string), { n: 1 });
+    b.disconnect();
+    assert.equal((await seen('member_removed', 'presence-hooked'))['user_id'], 'hook-other');
+    a.disconnect();
+    await seen('channel_vacated', 'private-hooked');
+    assert.ok(
+      hooks.every((h) => h.valid),
+      'every webhook carries a valid X-Pusher-Signature',
+    );
   });
 
   test('the HTTP API refuses bad signatures, stale timestamps and unknown apps', async () => {

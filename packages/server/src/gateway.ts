@@ -179,16 +179,8 @@ export class Gateway {
       drain: () => void this.drain(),
     };
     const apiParts = wireServerApi(o, { backbone, control, view, registry, hub, protocol, publisher, apiKeys, metrics, log }, node);
-    const pusher = wirePusher(o, {
-      hub,
-      registry,
-      publisher,
-      protocol,
-      requests: apiParts.requests,
-      metrics,
-      log,
-      presence: this.presence,
-    });
+    const pusherDeps = { hub, registry, publisher, protocol, requests: apiParts.requests, metrics, log, backbone };
+    const pusher = wirePusher(o, { ...pusherDeps, presence: this.presence });
     this.door.extra = pusher?.door;
     const routes = new HttpRoutes({
       ...apiParts,

@@ -3,7 +3,7 @@
  * messages that name the offending field. A zero or missing value means "use the default".
  */
 
-import { parsePusherApps, pusherNamespace } from './pusher-apps.js';
+import { applyPusherWebhooks, parsePusherApps, pusherNamespace } from './pusher-apps.js';
 import type { PusherApp } from './pusher-apps.js';
 
 /** Per-namespace behaviour. Channels are `namespace:name`; unknown namespaces are refused. */
@@ -60,6 +60,8 @@ export interface GatewayOptions {
   namespaces: Record<string, NamespaceOptions>;
   /** Pusher apps (`id:key:secret` strings or objects); each gets the namespace `pusher-<id>` (pusher-apps.ts). */
   pusherApps: PusherApp[];
+  /** Pusher webhook URLs, `<app id>=<url>` (pusher-webhooks.ts). */
+  pusherWebhooks: string[];
 
   /** Ms a new connection has to send `connect`. Default 10000. */
   authTimeoutMs: number;
@@ -156,6 +158,7 @@ export const DEFAULTS: GatewayOptions = {
   apiKeys: [],
   allowedOrigins: [],
   pusherApps: [],
+  pusherWebhooks: [],
   namespaces: {
     public: { ...NAMESPACE_DEFAULTS, anonymous: true },
     private: { ...NAMESPACE_DEFAULTS },
@@ -324,6 +327,7 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
   }
   try {
     o.pusherApps = parsePusherApps(o.pusherApps);
+    applyPusherWebhooks(o.pusherApps, o.pusherWebhooks);
   } catch (e) {
     throw new OptionsError((e as Error).message);
   }

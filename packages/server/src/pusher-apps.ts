@@ -15,6 +15,8 @@ export interface PusherApp {
   key: string;
   /** Signs channel auth, sign-in, the HTTP API and webhooks. Never leaves the server. */
   secret: string;
+  /** Where Pusher-format webhooks go (`--pusher-webhook <id>=<url>`); absent: none are sent. */
+  webhookUrl?: string;
 }
 
 /** Namespace prefix of every Pusher app's channels. */
@@ -41,7 +43,7 @@ export function parsePusherApps(raw: unknown): PusherApp[] {
     if (typeof app.key !== 'string' || !APP_KEY_RE.test(app.key))
       throw new Error(`pusherApps[${i}]: key must be 1-64 characters from A-Z a-z 0-9 _ . -`);
     if (typeof app.secret !== 'string' || app.secret.length < 8) throw new Error(`pusherApps[${i}]: secret must be at least 8 characters`);
-    return { id: app.id, key: app.key, secret: app.secret };
+    return { id: app.id, key: app.key, secret: app.secret, ...(typeof app.webhookUrl === 'string' ? { webhookUrl: app.webhookUrl } : {}) };
   });
   for (const field of ['id', 'key'] as const) {
     const seen = new Set<string>();
@@ -51,6 +53,21 @@ export function parsePusherApps(raw: unknown): PusherApp[] {
     }
   }
   return apps;
+}
+
+/** Sets apps' webhook URLs from `<app id>=<url>` entries; throws an Error naming a bad one. */
+export function applyPusherWebhooks(apps: PusherApp[], raw: unknown): void {
+  if (raw === undefined) return;
+  if (!Array.isArray(raw)) throw new Error('pusherWebhooks must be a list of "<app id>=<url>"');
+  for (const [i, entry] of raw.entries()) {
+    const text = String(entry);
+    const eq = text.indexOf('=');
+    const app = apps.find((a) => a.id === text.slice(0, eq));
+    const url = text.slice(eq + 1);
+    if (eq < 0 || !app) throw new Error(`pusherWebhooks[${i}]: give "<app id>=<url>" for a configured Pusher app`);
+    if (!/^https?:\/\/\S+$/.test(url)) throw new Error(`pusherWebhooks[${i}]: the URL must be http(s)`);
+    app.webhookUrl = url;
+  }
 }
 
 /** The namespace of an app's channels. */

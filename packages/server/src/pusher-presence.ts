@@ -55,6 +55,11 @@ export class PusherPresenceBridge implements PusherPresence {
     this.presence.book.leave(channel, s.id);
   }
 
+  /** Connections of `user` in `channel`, fleet-wide. */
+  connections(channel: string, user: string): number {
+    return this.counts.get(channel)?.get(user) ?? 0;
+  }
+
   /** Distinct user ids in `channel`, fleet-wide. */
   users(channel: string): string[] {
     return [...(this.counts.get(channel)?.keys() ?? [])];

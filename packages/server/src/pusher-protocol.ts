@@ -48,8 +48,13 @@ export interface PusherProtocolDeps {
   metrics: GatewayMetrics;
   log: Logger;
   presence?: PusherPresence;
-  /** A client event was published (the `client_event` webhook). */
-  onClientEvent?(app: PusherApp, channel: string, event: string, data: string, socketId: string, userId: string): void;
+  /** Webhooks (pusher-webhooks.ts): occupancy of channels and client events. */
+  webhooks?: {
+    enabled(app: PusherApp): boolean;
+    occupied(s: Session, channel: string): void;
+    left(s: Session, channel: string): void;
+    clientEvent(app: PusherApp, channel: string, event: string, data: string, socketId: string, userId: string): void;
+  };
 }
 
 type Obj = Record<string, unknown>;
@@ -144,6 +149,7 @@ export class PusherProtocol implements SessionHandler {
     s.state = SessionState.Closing;
     if (p.members && this.d.presence) for (const channel of p.members.keys()) this.d.presence.leave(p, channel);
     p.members = undefined;
+    if (this.d.webhooks?.enabled(p.app)) for (const channel of s.channels) this.d.webhooks.left(s, channel);
     this.d.hub.removeSession(s);
     if (this.d.registry.delete(s)) this.open--;
     if (s.grant && s.grant.user !== '') this.d.registry.removeUser(s.grant.user);
@@ -236,6 +242,7 @@ export class PusherProtocol implements SessionHandler {
     this.d.hub
       .subscribe(s, gh, 1, since)
       .then(() => {
+        if (!member && this.d.webhooks?.enabled(app) && s.state === SessionState.Open) this.d.webhooks.occupied(s, gh);
         if (!member || !this.d.presence || s.state !== SessionState.Open || !s.channels.includes(gh)) return;
         (s.members ??= new Map()).set(gh, member.id);
         const presenceData = this.d.presence.join(s, gh, member.id, member.info);
@@ -263,6 +270,7 @@ export class PusherProtocol implements SessionHandler {
     const gh = gatehouseChannel(s.app, channel);
     this.d.hub.unsubscribe(s, gh);
     if (s.members?.delete(gh)) this.d.presence?.leave(s, gh);
+    this.d.webhooks?.left(s, gh);
   }
 
   private signin(s: PusherSession, body: Obj): void {
@@ -307,7 +315,7 @@ export class PusherProtocol implements SessionHandler {
     }
     const userId = presence ? s.members?.get(gh) : undefined;
     this.clientEvents.inc();
-    this.d.onClientEvent?.(s.app, channel, event, dataJson, s.id, userId ?? '');
+    this.d.webhooks?.clientEvent(s.app, channel, event, dataJson, s.id, userId ?? '');
     this.d.publisher.publish(gh, eventPublication(s.id, event, channel, dataJson, userId), 'client').catch((err: unknown) => {
       if (s.state !== SessionState.Open) return;
       this.error(s, null, err instanceof ApiError ? err.message : 'client event could not be published');

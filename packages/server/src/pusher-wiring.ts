@@ -4,6 +4,7 @@
  * a few lines of wiring.
  */
 import type { Logger } from 'pino';
+import type { Backbone } from './backbone.js';
 import type { ClientProtocol } from './client-protocol.js';
 import type { FleetRequests } from './fleet-requests.js';
 import type { Hub } from './hub.js';
@@ -16,6 +17,8 @@ import { PUSHER_WS } from './pusher-framing.js';
 import type { Presence } from './presence.js';
 import { PusherPresenceBridge } from './pusher-presence.js';
 import { PusherProtocol } from './pusher-protocol.js';
+import { PusherWebhooks } from './pusher-webhooks.js';
+import { webhookTag } from './webhooks.js';
 import type { SessionRegistry } from './registry.js';
 import type { ProtocolDoor } from './upgrade.js';
 
@@ -29,6 +32,8 @@ export interface PusherWiringDeps {
   metrics: GatewayMetrics;
   log: Logger;
   presence: Presence;
+  /** Webhooks are left to the rest of the fleet while it is not up. */
+  backbone: Backbone;
 }
 
 /** The Pusher door's parts. */
@@ -44,7 +49,16 @@ export function wirePusher(o: GatewayOptions, d: PusherWiringDeps): PusherParts 
   const apps = new PusherApps(o.pusherApps);
   const log = d.log.child({ protocol: 'pusher' });
   const presence = new PusherPresenceBridge(d.presence, d.hub);
-  const protocol = new PusherProtocol({ options: o, apps, ...d, log, presence });
+  const webhooks = new PusherWebhooks({
+    apps: o.pusherApps,
+    presence: d.presence,
+    connections: (channel, user) => presence.connections(channel, user),
+    tag: o.webhookUrl ? webhookTag(o.webhookUrl) : '',
+    reachable: () => d.backbone.state === 'up',
+    metrics: d.metrics,
+    log,
+  });
+  const protocol = new PusherProtocol({ options: o, apps, ...d, log, presence, webhooks });
   const api = new PusherApi({
     apps,
     publisher: d.publisher,
