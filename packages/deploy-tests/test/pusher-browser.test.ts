@@ -168,7 +168,7 @@ describe('pusher-js and Laravel Echo in Chromium, three gateways behind HAProxy'
 
     // kill -9 of p1's gateway (p2 may share it): the pages reconnect through HAProxy and receive again.
     const socketBefore = await p1.evaluate(() => (globalThis as unknown as W).pusher.connection.socket_id as string);
-    const victim = await fleet.busyNode();
+    const victim = await fleet.nodeOfSocket(socketBefore);
     await fleet.killAndRestart(victim, async () => {
       await waitFor(
         'p1 reconnected',

@@ -61,12 +61,6 @@ export class PusherFleet {
     return Promise.all(this.nodes.map((n) => (n.running ? connectionsOn(n.port) : 0)));
   }
 
-  /** The one running node that holds a connection (for tests that keep a single client). */
-  async busyNode(): Promise<GatewayNode> {
-    for (const n of this.nodes) if (n.running && (await connectionsOn(n.port)) > 0) return n;
-    throw new Error('no node holds a connection');
-  }
-
   /** The node holding the connection with `socketId` (asked through the server API's fleet info). */
   async nodeOfSocket(socketId: string): Promise<GatewayNode> {
     const via = this.nodes.find((n) => n.running) as GatewayNode;
