@@ -250,6 +250,8 @@ describe('Pusher door (one gateway)', () => {
     const unknown = await raw(gw.port, '/app/no-such-key?protocol=7');
     assert.equal(await withDeadline('close', unknown.closed), 4001);
     assert.equal(unknown.frames[0]?.['event'], 'pusher:error');
+    const badEscape = await raw(gw.port, '/app/%C3%28%?protocol=7');
+    assert.equal(await withDeadline('close', badEscape.closed), 4001, 'a key with a broken escape is an unknown key, not a crash');
     const noVersion = await raw(gw.port, `/app/${APP.key}`);
     assert.equal(await withDeadline('close', noVersion.closed), 4008);
     const r = await raw(gw.port, `/app/${APP.key}?protocol=7&client=js`);

@@ -86,7 +86,8 @@ export class PusherProtocol implements SessionHandler {
   /** Takes a new connection on `/app/{key}?protocol=7...`. */
   accept(transport: Transport, url: string): PusherSession {
     const q = url.indexOf('?');
-    const key = decodeURIComponent(url.slice('/app/'.length, q < 0 ? undefined : q).replace(/%(?![0-9a-fA-F]{2})/g, ''));
+    // Keys are plain ASCII: a key that needs percent-decoding is not one of ours, and is never decoded.
+    const key = url.slice('/app/'.length, q < 0 ? undefined : q);
     const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
     const app = this.d.apps.key(key);
     const s = new PusherSession(transport, this, app ?? NO_APP);
