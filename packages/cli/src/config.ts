@@ -193,7 +193,7 @@ export function environmentWarnings(env: NodeJS.ProcessEnv): string[] {
 
 /** Config-file keys: each setting in camelCase (lists also in the plural), and `namespaces`. */
 function fileKeys(): string[] {
-  return [...SETTINGS.flatMap((s) => (s.kind === 'list' ? [camel(s.flag), `${camel(s.flag)}s`] : [camel(s.flag)])), 'namespaces'];
+  return [...SETTINGS.flatMap((s) => (s.kind === 'list' ? [camel(s.flag), `${camel(s.flag)}s`] : [camel(s.flag)])), 'namespaces', 'pusher'];
 }
 
 function readFile(path: string): unknown {
@@ -226,6 +226,17 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
     for (const [key, raw] of Object.entries(doc as Record<string, unknown>)) {
       if (key === 'namespaces') {
         namespaces = raw as Record<string, NamespaceOptions>;
+        continue;
+      }
+      if (key === 'pusher' && typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+        // `pusher: { apps: [ "id:key:secret" | {id, key, secret} ] }`, as --pusher-app would give them.
+        const apps = (raw as { apps?: unknown }).apps;
+        const list = Array.isArray(apps)
+          ? apps.map((a: { id?: unknown; key?: unknown; secret?: unknown }) =>
+              typeof a === 'object' && a !== null ? `${String(a.id)}:${String(a.key)}:${String(a.secret)}` : a,
+            )
+          : apps;
+        values.set(setting('pusher-app'), list, { name: 'pusher.apps', file, raw: apps });
         continue;
       }
       if (key === 'backbone' && typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {

@@ -90,6 +90,21 @@ export const SETTINGS: Setting[] = [
     secret: true,
   },
   {
+    flag: 'pusher-app',
+    kind: 'list',
+    option: 'pusherApps',
+    help: 'a Pusher app, <id>:<key>:<secret>: pusher-js connects on /app/<key>, the Pusher HTTP API answers on /apps/<id> (repeatable; docs/pusher.md)',
+    defaultText: 'none: Pusher door off',
+    secret: true,
+  },
+  {
+    flag: 'pusher-webhook',
+    kind: 'list',
+    option: 'pusherWebhooks',
+    help: "a Pusher app's webhook endpoint, <app id>=<url>: Pusher-format, signed with the app secret (repeatable; docs/pusher.md)",
+    defaultText: 'none',
+  },
+  {
     flag: 'token-secret',
     kind: 'string',
     option: 'tokenSecret',

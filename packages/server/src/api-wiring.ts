@@ -52,6 +52,8 @@ export interface ApiParts {
   api: ServerApi;
   idempotency: Idempotency;
   adminUi: AdminUi | undefined;
+  /** Fleet request/reply (the Pusher API asks the fleet through it too). */
+  requests: FleetRequests;
 }
 
 /** The client's address as the node sees it (the first X-Forwarded-For hop behind a trusted proxy). */
@@ -110,5 +112,5 @@ export function wireServerApi(o: GatewayOptions, d: ApiWiringDeps, node: NodeHoo
         secure: (req) => o.tlsCert !== undefined || (o.trustProxy && req.headers['x-forwarded-proto'] === 'https'),
       })
     : undefined;
-  return { api, idempotency, adminUi };
+  return { api, idempotency, adminUi, requests };
 }

@@ -75,7 +75,7 @@ export class ClientProtocol implements SessionHandler {
     s.queuedBytes = 0;
     // Reasons can quote client input (an unknown op) and formatCloseReason counts characters, not
     // bytes: non-ASCII could pass 123 bytes, and ws throws on that (abuse case 27).
-    s.transport.close(code, formatCloseReason(reason.replace(/[^\x20-\x7e]/g, '?'), retryMs));
+    s.transport.close(s.transport.framing.closeCode?.(code) ?? code, formatCloseReason(reason.replace(/[^\x20-\x7e]/g, '?'), retryMs));
   }
 
   /**

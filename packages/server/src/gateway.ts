@@ -34,6 +34,7 @@ import { GatewayMetrics } from './metrics.js';
 import { resolveOptions } from './options.js';
 import type { GatewayOptions } from './options.js';
 import { Publisher } from './publish.js';
+import { wirePusher } from './pusher-wiring.js';
 import { SessionRegistry } from './registry.js';
 import { Revocations } from './revocations.js';
 import { SessionState } from './session.js';
@@ -184,8 +185,12 @@ export class Gateway {
     const apiParts = wireServerApi(o, { backbone, control, view, registry, hub, protocol, publisher, apiKeys, metrics, log }, node);
     const streamParts = { door: this.door, control: this.control, fleet: this.fleet.view, verifier: this.verifier };
     this.streams = new StreamDoor({ options: o, log, protocol, ...streamParts });
+    const pusherDeps = { hub, registry, publisher, protocol, requests: apiParts.requests, metrics, log, backbone };
+    const pusher = wirePusher(o, { ...pusherDeps, presence: this.presence });
+    this.door.extra = pusher?.door;
     const routes = new HttpRoutes({
       ...apiParts,
+      pusher: pusher?.api,
       options: o,
       backbone,
       metrics,

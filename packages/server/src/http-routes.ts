@@ -47,6 +47,8 @@ export interface HttpRoutesDeps {
   adminUi: AdminUi | undefined;
   /** The stream doors (`/sse`, `/stream`, stream-door.ts). */
   streams?: { handle(req: IncomingMessage, res: ServerResponse, path: string): boolean };
+  /** Pusher's HTTP API under `/apps/` when Pusher apps are configured (pusher-api.ts). */
+  pusher?: { handle(req: IncomingMessage, res: ServerResponse): boolean } | undefined;
   /** Presence queries (`POST /api/presence`, `/api/presence_stats`). */
   presence?: Presence;
 }
@@ -79,6 +81,7 @@ export class HttpRoutes {
       this.metrics(res);
       return;
     }
+    if (path?.startsWith('/apps/') && this.d.pusher?.handle(req, res)) return;
     if (path !== undefined && SERVER_API_ROUTES.has(path)) return respond(req, res, this.d, this.d.api.handle(req, res, path));
     if (path?.startsWith('/admin/') && this.d.adminUi?.handle(req, res, path, (r, w) => this.onRequest(r, w))) return;
     if (path === '/api/publish' || path === '/api/broadcast') {

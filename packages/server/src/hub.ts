@@ -11,12 +11,10 @@
  *   offsets a jump (lost pub/sub message, reconnect) is filled from history before anything newer
  *   is delivered; a hole history cannot fill, or a changed epoch, is reported to clients as a gap.
  */
-import { encodePub, encodeServerFrame } from '@gatehouse/protocol';
-import type { GapReason, StreamPosition } from '@gatehouse/protocol';
+import { encodePub, encodeServerFrame, type GapReason, type StreamPosition } from '@gatehouse/protocol';
 import type { Backbone, BackboneHandler, BackboneState, Publication } from './backbone.js';
 import { mergeRecovery } from './recovery.js';
-import { Outbound } from './outbound.js';
-import type { OutboundOptions } from './outbound.js';
+import { Outbound, type OutboundOptions } from './outbound.js';
 import { ReplayCache, replayBytes } from './replay-cache.js';
 import { Session, SessionState } from './session.js';
 import type { Logger } from 'pino';
@@ -203,12 +201,11 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
         result.recovered = replay;
         this.o.metrics.recoveries.inc({ outcome });
       }
+      const framing = s.transport.framing;
       // Request id 0: the server API subscribed the session (session-commands.ts), not the client.
-      const reply =
-        requestId > 0
-          ? { op: 'subscribed' as const, id: requestId, channel, ...result }
-          : { op: 'server_subscribed' as const, channel, ...result };
-      this.send(s, encodeServerFrame(reply));
+      const v1 = requestId > 0 ? { op: 'subscribed' as const, id: requestId, channel } : { op: 'server_subscribed' as const, channel };
+      const reply = framing.subscribed ? framing.subscribed(channel, result) : encodeServerFrame({ ...v1, ...result });
+      if (reply !== undefined) this.send(s, reply);
       this.o.presence?.joined(s, channel);
       if (hist.epoch !== '' && (ch.resync !== undefined || hist.epoch !== ch.epoch || hist.offset > ch.offset)) {
         // The reply's position is ahead of what this node delivered: what the hub still delivers
@@ -223,12 +220,13 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
         { epoch: hist.epoch, offset: hist.offset, publications: replayed > 0 ? hist.publications : [] },
         waiting,
       );
-      const framing = s.transport.framing;
       for (let i = 0; i < deliver.length; i++) {
         const p = deliver[i] as Publication;
         // A replay is bounded by the namespace's history size, so only the byte cap applies to it:
         // the message cap would cut every client whose outage outlasted that many publications.
+        if (framing.excludes?.(p, s)) continue;
         if (i < replayed) this.out.enqueue(s, this.replays.frame(p, framing), false);
+        else if (framing.publication) this.out.enqueue(s, framing.publication(p));
         else this.out.enqueue(s, framing.message(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data)));
       }
     } catch (err) {
@@ -307,7 +305,8 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
       }
       if (s.floors !== undefined && this.belowFloor(s, ch.name, pub)) continue;
       const framing = s.transport.framing;
-      this.out.enqueue(s, (frames[framing.id] ??= framing.message(json)));
+      if (framing.excludes !== undefined && framing.excludes(pub, s)) continue;
+      this.out.enqueue(s, (frames[framing.id] ??= framing.publication ? framing.publication(pub) : framing.message(json)));
       n++;
     }
     frames.length = 0;
@@ -338,7 +337,8 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
     const frames = this.frames;
     for (const s of ch.subs) {
       const framing = s.transport.framing;
-      this.out.enqueue(s, (frames[framing.id] ??= framing.message(json)));
+      const own = framing.gap ? framing.gap(ch.name, reason) : json;
+      if (own !== undefined) this.out.enqueue(s, (frames[framing.id] ??= framing.message(own)));
     }
     frames.length = 0;
   }

@@ -3,6 +3,9 @@
  * messages that name the offending field. A zero or missing value means "use the default".
  */
 
+import { applyPusherWebhooks, parsePusherApps, pusherNamespace } from './pusher-apps.js';
+import type { PusherApp } from './pusher-apps.js';
+
 /** Per-namespace behaviour. Channels are `namespace:name`; unknown namespaces are refused. */
 export interface NamespaceOptions {
   /** Publications kept per channel for recovery. Default 100; 0 keeps none. */
@@ -55,6 +58,10 @@ export interface GatewayOptions {
 
   /** Namespaces by name. */
   namespaces: Record<string, NamespaceOptions>;
+  /** Pusher apps (`id:key:secret` strings or objects); each gets the namespace `pusher-<id>` (pusher-apps.ts). */
+  pusherApps: PusherApp[];
+  /** Pusher webhook URLs, `<app id>=<url>` (pusher-webhooks.ts). */
+  pusherWebhooks: string[];
 
   /** Ms a new connection has to send `connect`. Default 10000. */
   authTimeoutMs: number;
@@ -156,6 +163,8 @@ export const DEFAULTS: GatewayOptions = {
   nodeId: '',
   apiKeys: [],
   allowedOrigins: [],
+  pusherApps: [],
+  pusherWebhooks: [],
   namespaces: {
     public: { ...NAMESPACE_DEFAULTS, anonymous: true },
     private: { ...NAMESPACE_DEFAULTS },
@@ -324,6 +333,13 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
     }
     namespaces[name] = merged;
   }
+  try {
+    o.pusherApps = parsePusherApps(o.pusherApps);
+    applyPusherWebhooks(o.pusherApps, o.pusherWebhooks);
+  } catch (e) {
+    throw new OptionsError((e as Error).message);
+  }
+  for (const app of o.pusherApps) namespaces[pusherNamespace(app)] ??= { ...NAMESPACE_DEFAULTS };
   o.namespaces = namespaces;
   return o;
 }

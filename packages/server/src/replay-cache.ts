@@ -28,7 +28,7 @@ export class ReplayCache {
     const key = `${framing.id}\n${p.channel}\n${p.epoch}\n${p.offset}`;
     const hit = this.frames.get(key);
     if (hit) return hit;
-    const built = framing.message(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data));
+    const built = framing.publication ? framing.publication(p) : framing.message(encodePub(p.channel, p.epoch, p.offset, p.ts, p.data));
     if (built.length <= this.maxBytes / 8) {
       // A small Buffer is a slice of Node's shared 8 KiB pool: keeping it would keep the whole
       // slab alive and the byte count would lie. Cache a copy that owns its memory.

@@ -5,6 +5,11 @@
  * an HTTP streaming or SSE response, or a native WebSocket server, fits the same shape.
  */
 
+import type { GapReason } from '@gatehouse/protocol';
+import type { Publication } from './backbone.js';
+import type { SubscribeResult } from './hub.js';
+import type { Session } from './session.js';
+
 /**
  * How a transport turns one protocol message (JSON text) into the bytes it writes. The hub builds
  * each publication's bytes once per framing during a fan-out and hands the same Buffer to every
@@ -15,6 +20,19 @@ export interface Framing {
   readonly id: number;
   /** The bytes that carry `json` as one message on this transport. */
   message(json: string): Buffer;
+  /**
+   * For a protocol whose frames are not v1's (Pusher, pusher-framing.ts): one publication's bytes,
+   * built once per fan-out like `message`. Absent: v1's `pub` frame.
+   */
+  publication?(pub: Publication): Buffer;
+  /** True when `s` must not get `pub` (Pusher's `socket_id` exclusion). Absent: never. */
+  excludes?(pub: Publication, s: Session): boolean;
+  /** The reply to a subscription the hub completed; undefined sends none. Absent: v1's `subscribed`. */
+  subscribed?(channel: string, result: SubscribeResult): string | undefined;
+  /** The frame that reports a gap on `channel`; undefined sends none. Absent: v1's `gap`. */
+  gap?(channel: string, reason: GapReason): string | undefined;
+  /** The close code this protocol's clients understand for a Gatehouse close code. Absent: the same. */
+  closeCode?(code: number): number;
 }
 
 /** What a transport reports about its connection. Implemented by the per-connection protocol. */

@@ -17,6 +17,15 @@ import type { GatewayMetrics } from './metrics.js';
 import type { GatewayOptions } from './options.js';
 import type { Transport } from './transport.js';
 import { WebSocketTransport, probeFastPath } from './ws-transport.js';
+import type { WsVariant } from './ws-transport.js';
+
+/** A second protocol behind the same door (Pusher on `/app/{key}`): its paths, framing and handler. */
+export interface ProtocolDoor {
+  /** Paths that start with this go to `accept`. */
+  readonly prefix: string;
+  readonly variant: WsVariant;
+  accept(transport: Transport, url: string): void;
+}
 
 /** What admission reads about the node. */
 export interface AdmissionView {
@@ -34,6 +43,8 @@ export class WebSocketDoor {
   private readonly addressLimiter: AddressLimiter;
   private readonly refusals = new RefusalBacklog();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Another protocol's door on this port (set once, before start). */
+  extra: ProtocolDoor | undefined;
 
   constructor(
     private readonly options: GatewayOptions,
@@ -76,7 +87,8 @@ export class WebSocketDoor {
   onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', destroyOnError);
     const path = (req.url ?? '/').split('?', 1)[0];
-    if (path !== '/ws') return rejectUpgrade(socket, 404, 'Not Found');
+    const extra = this.extra !== undefined && path?.startsWith(this.extra.prefix) === true ? this.extra : undefined;
+    if (path !== '/ws' && extra === undefined) return rejectUpgrade(socket, 404, 'Not Found');
     if (this.view.closing()) {
       this.metrics.admissionRejects.inc({ reason: 'draining' });
       return rejectUpgrade(socket, 503, 'Service Unavailable', { 'retry-after': '1' });
@@ -96,14 +108,17 @@ export class WebSocketDoor {
     // Refused clients are spread over a window as long as the admitted rate needs to absorb them.
     const backlog = refusal ? this.refusals.add(this.options.connectRate) : 0;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const transport = new WebSocketTransport(ws, address, extra?.variant);
       if (refusal) {
         this.metrics.admissionRejects.inc({ reason: refusal });
-        ws.close(CloseCode.Overloaded, formatCloseReason(`overloaded (${refusal})`, retryDelay(backlog)));
+        const code = transport.framing.closeCode?.(CloseCode.Overloaded) ?? CloseCode.Overloaded;
+        transport.close(code, formatCloseReason(`overloaded (${refusal})`, retryDelay(backlog)));
         return;
       }
       // ws handles the socket's errors from here on: an open connection keeps no listener of ours.
       socket.removeListener('error', destroyOnError);
-      this.accept(new WebSocketTransport(ws, address));
+      if (extra) extra.accept(transport, req.url ?? '');
+      else this.accept(transport);
     });
   }
 

@@ -75,6 +75,33 @@ function joinFrames(chunks: readonly Buffer[], totalBytes: number): Buffer {
   return bytes;
 }
 
+/**
+ * What a protocol spoken over WebSocket frames differently: its framings (whole frames for the fast
+ * path, payloads for the fallback) and its application ping. Built once per protocol.
+ */
+export interface WsVariant {
+  readonly frames: Framing;
+  readonly payloads: Framing;
+  /** The application ping the protocol's clients answer or watch. */
+  readonly appPing: string;
+  /** The fast path's heartbeat: a WebSocket ping and `appPing`, in one buffer. */
+  readonly beat: Buffer;
+}
+
+/** A variant for a protocol other than v1 (Pusher): `frames` must build whole text frames (`wsTextFrame`). */
+export function wsVariant(frames: Framing, payloads: Framing, appPing: string): WsVariant {
+  const beat =
+    typeof Sender?.frame === 'function' ? Buffer.concat([buildFrame(OP_PING, Buffer.alloc(0)), frames.message(appPing)]) : Buffer.alloc(0);
+  return { frames, payloads, appPing, beat };
+}
+
+/** One whole WebSocket text frame carrying `text` (what a fast-path framing's `message` returns). */
+export function wsTextFrame(text: string): Buffer {
+  return buildFrame(OP_TEXT, Buffer.from(text, 'utf8'));
+}
+
+const NATIVE: WsVariant = { frames: WS_FRAMES, payloads: WS_PAYLOADS, appPing: APP_PING, beat: HEARTBEAT_BYTES };
+
 let fastPath: boolean | undefined;
 
 /**
@@ -182,10 +209,11 @@ export class WebSocketTransport implements Transport {
   constructor(
     private readonly ws: WebSocket,
     readonly remoteAddress: string,
+    private readonly variant: WsVariant = NATIVE,
   ) {
     const socket = probeFastPath() ? rawSocketOf(ws) : undefined;
     this.socket = socket;
-    this.framing = socket ? WS_FRAMES : WS_PAYLOADS;
+    this.framing = socket ? variant.frames : variant.payloads;
     (ws as Tagged)[kTransport] = this;
     ws.close = closeWithReason;
     leanEvents(ws);
@@ -230,11 +258,11 @@ export class WebSocketTransport implements Transport {
 
   heartbeat(): void {
     if (this.socket) {
-      this.socket.write(HEARTBEAT_BYTES);
+      this.socket.write(this.variant.beat);
       return;
     }
     this.ws.ping();
-    this.ws.send(APP_PING);
+    this.ws.send(this.variant.appPing);
   }
 
   pong(data: Buffer): void {
