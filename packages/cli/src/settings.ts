@@ -189,6 +189,13 @@ export const SETTINGS: Setting[] = [
     defaultText: ms(DEFAULTS.idempotencyWindowMs),
   },
   {
+    flag: 'max-auth-failures',
+    kind: 'int',
+    option: 'maxAuthFailures',
+    help: 'failed API-key attempts one address may make per minute before it is refused for the rest of it',
+    defaultText: String(DEFAULTS.maxAuthFailures),
+  },
+  {
     flag: 'max-payload',
     kind: 'int',
     option: 'maxPayloadBytes',

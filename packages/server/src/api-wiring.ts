@@ -101,7 +101,7 @@ export function wireServerApi(o: GatewayOptions, d: ApiWiringDeps, node: NodeHoo
     windowMs: o.idempotencyWindowMs,
     publish: (channel, data) => d.publisher.publish(channel, data, 'api').then((p) => ({ channel, epoch: p.epoch, offset: p.offset })),
   });
-  const limiter = new FailureLimiter();
+  const limiter = new FailureLimiter(o.maxAuthFailures);
   const clientAddress = (req: IncomingMessage) => requestAddress(req, o.trustProxy);
   const api = new ServerApi({ backbone: d.backbone, publisher: d.publisher, apiKeys: d.apiKeys, limiter, requests, clientAddress });
   const adminUi = o.adminUi

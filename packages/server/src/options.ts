@@ -144,6 +144,8 @@ export interface GatewayOptions {
   adminUi: boolean;
   /** Ms a publish's idempotencyKey is remembered: a retry within it publishes nothing. Default 300000. */
   idempotencyWindowMs: number;
+  /** Failed API-key authentications one address may make per minute before it is refused (key-guessing brake). Default 10. */
+  maxAuthFailures: number;
 }
 
 /** Defaults for every namespace field. */
@@ -202,6 +204,7 @@ export const DEFAULTS: GatewayOptions = {
   headersTimeoutMs: 10_000,
   adminUi: false,
   idempotencyWindowMs: 300_000,
+  maxAuthFailures: 10,
   webhookGraceMs: 5000,
 };
 
@@ -273,6 +276,7 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
     intField(rec, k, 0);
   intField(rec, 'coalesceMs', 0, 1000);
   intField(rec, 'idempotencyWindowMs', 1000, 86_400_000);
+  intField(rec, 'maxAuthFailures', 1, 1_000_000);
   if (typeof o.adminUi !== 'boolean') throw new OptionsError('adminUi must be true or false');
   intField(rec, 'maxBatchDelayMs', 0, 1000);
   if (typeof o.rebalanceTolerance !== 'number' || !(o.rebalanceTolerance >= 0 && o.rebalanceTolerance <= 10)) {
