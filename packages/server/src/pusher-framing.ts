@@ -15,6 +15,7 @@ import { CloseCode, closeClass } from '@gatehouse/protocol';
 import type { Publication } from './backbone.js';
 import { pusherChannel } from './pusher-apps.js';
 import type { Session } from './session.js';
+import { FramingId } from './transport.js';
 import type { Framing } from './transport.js';
 import { WS_FRAMES, WS_PAYLOADS, wsVariant } from './ws-transport.js';
 import type { WsVariant } from './ws-transport.js';
@@ -121,10 +122,14 @@ function pusherFraming(id: number, base: Framing): Framing {
 }
 
 /** Pusher over WebSocket: whole frames (fast path) or payloads, and `pusher:ping` as the heartbeat. */
-export const PUSHER_WS: WsVariant = wsVariant(pusherFraming(2, WS_FRAMES), pusherFraming(3, WS_PAYLOADS), pusherFrame('pusher:ping', '{}'));
+export const PUSHER_WS: WsVariant = wsVariant(
+  pusherFraming(FramingId.PusherFrames, WS_FRAMES),
+  pusherFraming(FramingId.PusherPayloads, WS_PAYLOADS),
+  pusherFrame('pusher:ping', '{}'),
+);
 
 /** The recovery extension's framings, by the framing id of the plain Pusher framing they replace. */
 export const PUSHER_RECOVERY: Record<number, Framing> = {
-  [PUSHER_WS.frames.id]: recoveryFraming(4, WS_FRAMES),
-  [PUSHER_WS.payloads.id]: recoveryFraming(5, WS_PAYLOADS),
+  [PUSHER_WS.frames.id]: recoveryFraming(FramingId.PusherRecoveryFrames, WS_FRAMES),
+  [PUSHER_WS.payloads.id]: recoveryFraming(FramingId.PusherRecoveryPayloads, WS_PAYLOADS),
 };

@@ -11,6 +11,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseRetryHint } from '@gatehouse/protocol';
+import { FramingId } from './transport.js';
 import type { Framing, Transport, TransportListener } from './transport.js';
 
 /** What an SSE frame moves: the channel's position after it (looked up by the frame's bytes). */
@@ -45,7 +46,7 @@ function oneLine(json: string): string {
 
 /** Server-Sent Events: a `pub` is an unnamed event (`onmessage`), every other frame an event named by its op. */
 export const SSE_FRAMING: Framing = {
-  id: 2,
+  id: FramingId.Sse,
   message(json) {
     const op = opOf(json);
     if (op === 'pub') {
@@ -70,7 +71,7 @@ export const SSE_FRAMING: Framing = {
 
 /** HTTP streaming: one protocol v1 frame per line. */
 export const NDJSON_FRAMING: Framing = {
-  id: 3,
+  id: FramingId.HttpStream,
   message: (json) => Buffer.from(oneLine(json) + '\n', 'utf8'),
 };
 

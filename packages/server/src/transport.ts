@@ -35,6 +35,24 @@ export interface Framing {
   closeCode?(code: number): number;
 }
 
+/**
+ * Every framing's id, in one table: the hub caches a publication's bytes by framing id during a
+ * fan-out, so two framings that shared an id would hand one of them the other's bytes.
+ */
+export const FramingId = {
+  /** WebSocket, protocol v1: whole frames (fast path), payloads for `send()` (fallback). */
+  WsFrames: 0,
+  WsPayloads: 1,
+  /** Server-Sent Events and HTTP streaming, protocol v1. */
+  Sse: 2,
+  HttpStream: 3,
+  /** Pusher over WebSocket: frames and payloads, plain and with the recovery extension. */
+  PusherFrames: 4,
+  PusherPayloads: 5,
+  PusherRecoveryFrames: 6,
+  PusherRecoveryPayloads: 7,
+} as const;
+
 /** What a transport reports about its connection. Implemented by the per-connection protocol. */
 export interface TransportListener {
   /** One complete inbound message. */

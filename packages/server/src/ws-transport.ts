@@ -10,6 +10,7 @@
 import type { Duplex } from 'node:stream';
 import * as wsModule from 'ws';
 import type { RawData, WebSocket } from 'ws';
+import { FramingId } from './transport.js';
 import type { Framing, Transport, TransportListener } from './transport.js';
 
 const OP_TEXT = 0x1;
@@ -32,13 +33,13 @@ function buildFrame(opcode: number, payload: Buffer): Buffer {
 
 /** Whole WebSocket text frames: what the fast path writes to the socket. */
 export const WS_FRAMES: Framing = {
-  id: 0,
+  id: FramingId.WsFrames,
   message: (json) => buildFrame(OP_TEXT, Buffer.from(json, 'utf8')),
 };
 
 /** The UTF-8 payload alone: what the fallback hands to `send()`, which frames it. */
 export const WS_PAYLOADS: Framing = {
-  id: 1,
+  id: FramingId.WsPayloads,
   message: (json) => Buffer.from(json, 'utf8'),
 };
 
