@@ -54,7 +54,7 @@ export class Presence {
   /** Encoded member lists by channel (see `membersJson`), at most ENCODED_CHANNELS. */
   private readonly encoded = new Map<string, string>();
   private readonly webhooks: { sender: WebhookSender; lifecycle: Lifecycle } | undefined;
-  /** Off when no namespace keeps presence and no webhook is configured: nothing is sent. */
+  /** Off when no namespace keeps presence, no Pusher app is configured and no webhook is: nothing is sent. */
   readonly active: boolean;
 
   /**
@@ -65,7 +65,9 @@ export class Presence {
     const o = d.options;
     const webhook = o.webhookUrl ? { url: o.webhookUrl, secret: o.webhookSecret as string } : undefined;
     const tag = webhook ? webhookTag(webhook.url) : '';
-    this.active = webhook !== undefined || Object.values(o.namespaces).some((ns) => ns.presence === true);
+    // Pusher apps have presence- channels (pusher-presence.ts) whatever the namespaces say.
+    const pusher = o.pusherApps.length > 0;
+    this.active = webhook !== undefined || pusher || Object.values(o.namespaces).some((ns) => ns.presence === true);
     this.book = new PresenceBook({
       node: o.nodeId,
       intervalMs: o.announceIntervalMs,
