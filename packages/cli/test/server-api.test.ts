@@ -209,6 +209,14 @@ describe('server API on two nodes over NATS core (no history, no atomic claims)'
     a = new HttpPublisher({ url: `http://127.0.0.1:${nodes[0]!.port}`, apiKey: KEY, retries: 0 });
     b = new HttpPublisher({ url: `http://127.0.0.1:${nodes[1]!.port}`, apiKey: KEY, retries: 0 });
     await waitFor('both nodes in the fleet', async () => ((await a.info()).nodes.length === 2 ? true : undefined), 15_000);
+    // Without atomic claims a key's owner is picked from each node's own fleet view: the retry
+    // below publishes once only when both views hold both nodes, ready.
+    const bothReady = async (port: number) => {
+      const res = await fetch(`http://127.0.0.1:${port}/admin/nodes`, { headers: { authorization: `apikey ${KEY}` } });
+      const view = ((await res.json()) as { nodes: { ready: boolean }[] }).nodes;
+      return view.length === 2 && view.every((n) => n.ready) ? true : undefined;
+    };
+    for (const n of nodes) await waitFor(`node on ${n.port} sees both nodes ready`, () => bothReady(n.port), 15_000);
   });
   after(async () => {
     await a?.close();
