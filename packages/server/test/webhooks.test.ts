@@ -52,6 +52,8 @@ test('a refused request is retried until accepted, signed, with the same event i
     sender.push(event(2));
     await waitFor('both events accepted', () => (got.length >= 2 ? true : undefined), 5000);
     assert.deepEqual(got.sort(), ['e1', 'e2']);
+    // The endpoint saw them before the sender read its answer: wait for the sender to count them.
+    await waitFor('both events counted delivered', async () => ((await counter(m, 'delivered')) >= 2 ? true : undefined), 5000);
     assert.equal(await counter(m, 'delivered'), 2);
   } finally {
     sender.close();
