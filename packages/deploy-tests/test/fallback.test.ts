@@ -128,8 +128,10 @@ describe('fallback transports through nginx that refuses upgrades, on Redis', { 
     }
   }
 
-  test('the SDK falls back to HTTP streaming and keeps receiving across a kill -9 of its gateway', async () => {
+  test('the SDK falls back to HTTP streaming and keeps receiving across a kill -9 of its gateway', async (t) => {
     const page = await newPage();
+    // A failed assertion must not leave the client connected: the next test counts connections.
+    t.after(() => page.close().catch(() => {}));
     const channel = `public:sdk-${ns}`;
     await page.evaluate(
       ({ url, channel }) => {
@@ -168,15 +170,19 @@ describe('fallback transports through nginx that refuses upgrades, on Redis', { 
       Array.from({ length: 50 }, (_, i) => i + 1),
       'every publication once, in order',
     );
-    assert.deepEqual(await page.evaluate(() => (globalThis as any).transports), ['http-stream', 'http-stream']);
+    // Every connection was on the fallback. A second reconnect may happen while the proxy still
+    // tries the killed gateway (a command POST lost with it); recovery covers it, as checked above.
+    const transports = await page.evaluate(() => (globalThis as any).transports as string[]);
+    assert.ok(transports.length >= 2 && transports.every((x) => x === 'http-stream'), JSON.stringify(transports));
     await page.evaluate(() => (globalThis as any).client.close());
     await page.close();
     // The victim comes back for the next test.
     await restart(victim);
   });
 
-  test("the SDK on transports: ['sse'] (EventSource down, POSTs up) receives and recovers across a kill -9", async () => {
+  test("the SDK on transports: ['sse'] (EventSource down, POSTs up) receives and recovers across a kill -9", async (t) => {
     const page = await newPage();
+    t.after(() => page.close().catch(() => {}));
     const channel = `public:sdk-sse-${ns}`;
     await page.evaluate(
       ({ url, channel }) => {
@@ -207,14 +213,16 @@ describe('fallback transports through nginx that refuses upgrades, on Redis', { 
       'every publication once, in order',
     );
     const disconnects = await page.evaluate(() => (globalThis as any).disconnects);
-    assert.deepEqual(await page.evaluate(() => (globalThis as any).transports), ['sse', 'sse'], JSON.stringify(disconnects));
+    const transports = await page.evaluate(() => (globalThis as any).transports as string[]);
+    assert.ok(transports.length >= 2 && transports.every((x) => x === 'sse'), JSON.stringify({ transports, disconnects }));
     await page.evaluate(() => (globalThis as any).client.close());
     await page.close();
     await restart(victim);
   });
 
-  test('native EventSource resumes by Last-Event-ID after its gateway is killed and restarted', async () => {
+  test('native EventSource resumes by Last-Event-ID after its gateway is killed and restarted', async (t) => {
     const page = await newPage();
+    t.after(() => page.close().catch(() => {}));
     const channel = `public:es-${ns}`;
     await page.evaluate(
       ({ url }) => {
