@@ -54,7 +54,7 @@ export class Presence {
   /** Encoded member lists by channel (see `membersJson`), at most ENCODED_CHANNELS. */
   private readonly encoded = new Map<string, string>();
   private readonly webhooks: { sender: WebhookSender; lifecycle: Lifecycle } | undefined;
-  /** Off when no namespace keeps presence and no webhook is configured: nothing is sent. */
+  /** Off when no namespace keeps presence, no webhook is configured and no Pusher app exists: nothing is sent. */
   readonly active: boolean;
 
   /**
@@ -65,7 +65,8 @@ export class Presence {
     const o = d.options;
     const webhook = o.webhookUrl ? { url: o.webhookUrl, secret: o.webhookSecret as string } : undefined;
     const tag = webhook ? webhookTag(webhook.url) : '';
-    this.active = webhook !== undefined || Object.values(o.namespaces).some((ns) => ns.presence === true);
+    // Pusher apps keep presence channels and occupancy in the book too (pusher-presence.ts).
+    this.active = webhook !== undefined || o.pusherApps.length > 0 || Object.values(o.namespaces).some((ns) => ns.presence === true);
     this.book = new PresenceBook({
       node: o.nodeId,
       intervalMs: o.announceIntervalMs,
