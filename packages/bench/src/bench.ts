@@ -30,7 +30,9 @@ export interface BenchIo {
 
 const defaultIo: BenchIo = { out: (t) => process.stdout.write(t + '\n'), err: process.stderr };
 
-type Phase = { kind: 'gateway'; transport: BenchTransport } | { kind: 'raw-ws'; mode: BaselineMode };
+/** The gateway over a transport, or (`pusher`) over WebSocket with Pusher clients. */
+type GatewayLoad = BenchTransport | 'pusher';
+type Phase = { kind: 'gateway'; transport: GatewayLoad } | { kind: 'raw-ws'; mode: BaselineMode };
 
 /**
  * Runs `gatehouse bench` with `argv` (the arguments after "bench"). Resolves with the exit code:
@@ -106,13 +108,16 @@ export async function benchMain(argv: string[], io: BenchIo = defaultIo): Promis
   }
 }
 
+/** The Pusher app of the `--protocol pusher` phase (its namespace is `pusher-bench`). */
+const BENCH_PUSHER_APP = { id: 'bench', key: 'bench-key', secret: randomBytes(16).toString('hex') };
+
 /** What the phases measured so far: enough to write a document even if a later phase fails. */
 interface RunState {
   startedAt: Date;
   gateway: TargetResult[];
   baselines: Map<BaselineMode, TargetResult[]>;
-  /** The gateway over the transports after the first (--transport). */
-  transports: Map<BenchTransport, TargetResult[]>;
+  /** The gateway over the transports after the first (--transport), and with Pusher clients (--protocol pusher). */
+  transports: Map<GatewayLoad, TargetResult[]>;
   profiles: { target: string; files: string[] }[];
   /** Baseline modes left out of this run, with why. */
   skipped?: Map<BaselineMode, string>;
@@ -148,7 +153,11 @@ async function run(
           p.urls.map((u) => new URL(u)),
           p.apiKey,
         );
-      return TargetSet.startGateways({ ...spawn, hosts: Array.from({ length: p.gateways }, (_, i) => `127.0.1.${i + 1}`) });
+      return TargetSet.startGateways({
+        ...spawn,
+        hosts: Array.from({ length: p.gateways }, (_, i) => `127.0.1.${i + 1}`),
+        ...(phase.transport === 'pusher' ? { pusherApp: BENCH_PUSHER_APP } : {}),
+      });
     }
     return TargetSet.startRaw({ ...spawn, mode: phase.mode, hosts: Array.from({ length: p.gateways }, (_, i) => `127.0.2.${i + 1}`) });
   };
@@ -161,6 +170,7 @@ async function run(
   const modes = p.baselineModes.filter((m) => !state.skipped?.has(m));
   const phases: Phase[] = [
     ...p.transports.map((transport) => ({ kind: 'gateway' as const, transport })),
+    ...(p.protocols.includes('pusher') ? [{ kind: 'gateway' as const, transport: 'pusher' as const }] : []),
     ...(p.against ? modes.map((mode) => ({ kind: 'raw-ws' as const, mode })) : []),
   ];
   let phaseNo = 0;

@@ -23,6 +23,8 @@ export interface ServerChildConfig {
   /** Gateway only: the hub's flush window, ms (the gateway's default when absent). */
   coalesceMs?: number;
   nodeId?: string;
+  /** Gateway only: a Pusher app (id, key, secret) for Pusher clients on /app/{key}. */
+  pusherApp?: { id: string; key: string; secret: string };
   /** Raw baseline only: how a publication reaches the sockets. */
   mode?: BaselineMode;
 }

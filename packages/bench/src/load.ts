@@ -173,7 +173,8 @@ const HANDSHAKE_TIMEOUT_MS = 15_000;
 /** Attempts per lean connection before it counts as failed. */
 const MAX_ATTEMPTS = 3;
 
-const enum LeanState {
+/** Where a lean connection stands (a Pusher connection uses Authenticating until it can subscribe). */
+export const enum LeanState {
   Connecting = 0,
   Upgrading = 1,
   Authenticating = 2,
@@ -261,7 +262,7 @@ export class LeanConnection implements ReaderState, LoadConnection {
       if (!hs.ok) return this.failed(hs.error);
       this.key = null;
       this.state = LeanState.Authenticating;
-      this.socket.write(clientFrame(OP_TEXT, CONNECT_FRAME));
+      this.upgraded();
       if (hs.bodyStart >= buf.length) return;
       chunk = buf.subarray(hs.bodyStart);
     }
@@ -273,23 +274,14 @@ export class LeanConnection implements ReaderState, LoadConnection {
     }
   }
 
+  /** The upgrade is done: say hello (v1: the connect frame). */
+  protected upgraded(): void {
+    this.socket.write(clientFrame(OP_TEXT, CONNECT_FRAME));
+  }
+
   /** @internal A complete message or control frame. */
   frame(opcode: number, data: Buffer, start: number, end: number): void {
-    if (opcode === OP_TEXT) {
-      if (isPub(data, start, end)) {
-        const stats = this.stats;
-        stats.received++;
-        stats.latency.record(this.now - pubTs(data, start, end));
-        const offset = pubOffset(data, start, end);
-        if (offset !== 0) {
-          if (this.lastOffset !== 0 && offset !== this.lastOffset + 1) stats.outOfOrder++;
-          this.lastOffset = offset;
-        }
-        return;
-      }
-      this.reply(data.toString('utf8', start, end));
-      return;
-    }
+    if (opcode === OP_TEXT) return this.text(data, start, end);
     if (opcode === OP_PING) {
       this.socket.write(clientFrame(OP_PONG, Buffer.from(data.subarray(start, end))));
       return;
@@ -300,6 +292,32 @@ export class LeanConnection implements ReaderState, LoadConnection {
       if (this.state !== LeanState.Subscribed) this.stats.note(`closed ${code} ${data.toString('utf8', start + 2, end).slice(0, 60)}`);
       if (!this.socket.destroyed) this.socket.end(clientCloseFrame(code === 1005 ? 1000 : code));
     }
+  }
+
+  /** A text message: a `pub` counted by its stamp and offset, anything else read as a reply. */
+  protected text(data: Buffer, start: number, end: number): void {
+    if (isPub(data, start, end)) this.delivered(pubTs(data, start, end), pubOffset(data, start, end));
+    else this.reply(data.toString('utf8', start, end));
+  }
+
+  /** A publication arrived: stamped `ts` when accepted, at stream `offset` (0: not sequenced). */
+  protected delivered(ts: number, offset: number): void {
+    const stats = this.stats;
+    stats.received++;
+    stats.latency.record(this.now - ts);
+    if (offset > 0) {
+      if (this.lastOffset !== 0 && offset !== this.lastOffset + 1) stats.outOfOrder++;
+      this.lastOffset = offset;
+    }
+  }
+
+  /** The subscription is confirmed at `offset` (0: none given). */
+  protected subscribed(offset: number): void {
+    this.state = LeanState.Subscribed;
+    // Until now a silent server was a failed attempt; from here silence is just idle.
+    this.socket.setTimeout(0);
+    if (offset > 0) this.lastOffset = offset;
+    this.stats.subscribedTo(this.channelIndex, 1);
   }
 
   private reply(text: string): void {
@@ -321,11 +339,7 @@ export class LeanConnection implements ReaderState, LoadConnection {
         return;
       case 'subscribed':
         if (this.state !== LeanState.Subscribing) return;
-        this.state = LeanState.Subscribed;
-        // Until now a silent server was a failed attempt; from here silence is just idle.
-        this.socket.setTimeout(0);
-        if (typeof f.offset === 'number') this.lastOffset = f.offset;
-        this.stats.subscribedTo(this.channelIndex, 1);
+        this.subscribed(typeof f.offset === 'number' ? f.offset : 0);
         return;
       case 'error':
         if (this.state === LeanState.Subscribing || this.state === LeanState.Authenticating) {
@@ -339,7 +353,7 @@ export class LeanConnection implements ReaderState, LoadConnection {
     }
   }
 
-  private failed(reason: string): void {
+  protected failed(reason: string): void {
     if (this.state === LeanState.Closed) return;
     if (this.state !== LeanState.Subscribed) {
       this.giveUpOrRetry(reason);

@@ -23,6 +23,10 @@ export const CONNECTIONS_PER_SOURCE_ADDRESS = 10_000;
 export const BENCH_TRANSPORTS = ['websocket', 'sse', 'http-stream'] as const;
 export type BenchTransport = (typeof BENCH_TRANSPORTS)[number];
 
+/** Client protocols the gateway can be measured with: Gatehouse's own (v1) and Pusher Channels v7. */
+export const BENCH_PROTOCOLS = ['native', 'pusher'] as const;
+export type BenchProtocol = (typeof BENCH_PROTOCOLS)[number];
+
 /** Everything a bench run is told, after defaults and validation. */
 export interface BenchParams {
   scenario: Scenario;
@@ -35,6 +39,8 @@ export interface BenchParams {
   client: 'lean' | 'sdk';
   /** Transports the gateway is measured over, in this order, in the same run (default websocket). */
   transports: BenchTransport[];
+  /** Protocols measured in the same run: the native one always, `pusher` as an extra phase (--protocol). */
+  protocols: BenchProtocol[];
   workers: number;
   gateways: number;
   rampPerSecond: number;
@@ -75,6 +81,7 @@ const OPTIONS = {
   'baseline-mode': { type: 'string', multiple: true },
   client: { type: 'string' },
   transport: { type: 'string', multiple: true },
+  protocol: { type: 'string', multiple: true },
   workers: { type: 'string' },
   gateways: { type: 'string' },
   ramp: { type: 'string' },
@@ -139,6 +146,9 @@ Load:
   --transport <t>             websocket, sse, http-stream: the gateway over each, in the same run
                               (repeat or comma-separate; default websocket); streams use lean
                               clients (raw TCP, chunked response decoded by hand)
+  --protocol native|pusher    pusher: also measure the gateway with lean Pusher Channels v7
+                              clients on /app/{key} (a Pusher app "bench" configured, publications
+                              into its namespace), beside the native protocol, in the same run
   --workers <n>               load worker processes (default: one per 15,000 connections)
   --ramp <per second>         connection opening rate over all workers (default 1000)
   --settle <seconds>          wait after the last subscription before measuring (default 2)
@@ -282,6 +292,17 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
     throw new UsageError('--transport sse and http-stream run lean clients: not with --client sdk or the storm scenario');
   }
 
+  const protocolsRaw = ((v['protocol'] as string[] | undefined) ?? ['native']).flatMap((t) => t.split(',')).map((t) => t.trim());
+  for (const t of protocolsRaw) {
+    if (!BENCH_PROTOCOLS.includes(t as BenchProtocol))
+      throw new UsageError(`--protocol must be one of ${BENCH_PROTOCOLS.join(', ')}, got ${JSON.stringify(t)}`);
+  }
+  // The native protocol is always measured: it is the column the Pusher phase is compared with.
+  const protocols: BenchProtocol[] = protocolsRaw.includes('pusher') ? ['native', 'pusher'] : ['native'];
+  if (protocols.includes('pusher') && (client !== 'lean' || scenario === 'storm' || urls.length > 0)) {
+    throw new UsageError('--protocol pusher runs lean clients against gateways the bench starts: not with --client sdk, storm or --url');
+  }
+
   const publishing = scenario === 'fanout' || scenario === 'channels';
   if (!publishing) {
     for (const f of ['rate', 'burst', 'batch'] as const) {
@@ -325,7 +346,7 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
   const payloadBytes = int(v, 'payload', 64, 2, 60_000);
   const connectMs = (connections / rampPerSecond) * 1000;
   const publishMs = burst !== undefined ? 120_000 : durationSeconds * 1000;
-  const phases = rounds * (1 + (against ? baselineModes.length : 0));
+  const phases = rounds * (transports.length + protocols.length - 1 + (against ? baselineModes.length : 0));
   // Generous: a loaded machine ramps slower than asked, and each phase also settles, probes,
   // waits for deliveries and stops its processes.
   const computedTimeout = Math.ceil((phases * (connectMs * 4 + publishMs + settleSeconds * 1000 + 240_000)) / 1000);
@@ -338,6 +359,7 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
     baselineModes,
     client,
     transports,
+    protocols,
     workers,
     gateways,
     rampPerSecond,

@@ -56,6 +56,8 @@ export class Publisher {
     private readonly apiKey: string | undefined,
     private readonly concurrency: number,
     private readonly toAll: boolean,
+    /** The channel a publication for a load channel is sent to (a Pusher app's namespace). */
+    private readonly rename: (channel: string) => string = (c) => c,
   ) {
     this.agent = new Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
   }
@@ -80,7 +82,7 @@ export class Publisher {
 
   /** One publication to every target (or the next one); resolves with whether all accepted. */
   async publishOne(channel: string, dataJson: string, errors: Record<string, number>): Promise<boolean> {
-    const body = `{"channel":${JSON.stringify(channel)},"data":${dataJson}}`;
+    const body = `{"channel":${JSON.stringify(this.rename(channel))},"data":${dataJson}}`;
     const bases = this.toAll ? this.bases : [this.bases[this.next++ % this.bases.length] as string];
     this.inflight++;
     try {

@@ -94,6 +94,7 @@ export function paramsForDocument(p: BenchParams): Record<string, unknown> {
   if (p.scenario !== 'channels' && p.scenario !== 'idle') delete out['channels'];
   if (!p.against) delete out['baselineModes'];
   if (p.transports.length === 1 && p.transports[0] === 'websocket') delete out['transports'];
+  if (!p.protocols.includes('pusher')) delete out['protocols'];
   return out;
 }
 

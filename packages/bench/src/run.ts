@@ -342,6 +342,7 @@ async function publishAndWait(
     set.apiKey,
     p.concurrency,
     p.publishTo === 'all',
+    (c) => set.publishChannel(c),
   );
   try {
     const outcome = await publisher.run({

@@ -42,6 +42,8 @@ export interface SpawnOptions {
   verbose: boolean;
   /** Raw baseline only. */
   mode?: BaselineMode;
+  /** Gateway only: a Pusher app to configure (the `--protocol pusher` phase). */
+  pusherApp?: { id: string; key: string; secret: string };
 }
 
 const READY_TIMEOUT_MS = 30_000;
@@ -98,12 +100,29 @@ export class TargetSet {
 
   /** Where load connections go. */
   endpoints(): Endpoint[] {
-    const path = this.transport === 'sse' ? '/sse' : this.transport === 'http-stream' ? '/stream' : '/ws';
+    const key = this.spawn?.pusherApp?.key ?? '';
+    const path =
+      this.transport === 'sse'
+        ? '/sse'
+        : this.transport === 'http-stream'
+          ? '/stream'
+          : this.transport === 'pusher'
+            ? `/app/${key}?protocol=7&client=gatehouse-bench&version=1`
+            : '/ws';
     return this.targets.map((t) => ({ host: t.host, port: t.port, path }));
   }
 
   /** The transport the load uses on this set (gateways only; set before measuring). */
-  transport: 'websocket' | 'sse' | 'http-stream' = 'websocket';
+  transport: 'websocket' | 'sse' | 'http-stream' | 'pusher' = 'websocket';
+
+  /**
+   * The channel a publication for load channel `channel` goes to: itself, or for Pusher clients
+   * the same name in the app's namespace (`public:bench` => `pusher-bench:bench`).
+   */
+  publishChannel(channel: string): string {
+    const app = this.spawn?.pusherApp;
+    return this.transport === 'pusher' && app ? `pusher-${app.id}:${channel.slice(channel.indexOf(':') + 1)}` : channel;
+  }
 
   private async startAll(): Promise<void> {
     const o = this.spawn as SpawnOptions;
@@ -121,6 +140,7 @@ export class TargetSet {
           ...(o.coalesceMs !== undefined ? { coalesceMs: o.coalesceMs } : {}),
           nodeId: `bench-${this.kind === 'gateway' ? 'gw' : 'raw'}-${i + 1}`,
           ...(o.mode ? { mode: o.mode } : {}),
+          ...(o.pusherApp ? { pusherApp: o.pusherApp } : {}),
         }),
       ),
     );

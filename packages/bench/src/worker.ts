@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { LeanConnection, LoadStats, SdkConnection, subscribeFrameFor } from './load.js';
 import type { Endpoint, LoadConnection, LoadReport } from './load.js';
+import { PusherConnection, pusherSubscribeFrameFor } from './pusher-load.js';
 import { StreamConnection } from './stream-load.js';
 
 /** One channel and how many of this worker's connections subscribe to it. */
@@ -60,8 +61,10 @@ function start(msg: Extract<ToWorker, { type: 'start' }>): void {
     const timer = setTimeout(
       () => {
         if (current.stopping) return;
+        // The same kind of connection again (v1 or Pusher).
+        const Again = failed.constructor as typeof LeanConnection;
         conns.push(
-          new LeanConnection(current, failed.channelIndex, failed.subscribeFrame, failed.endpoint, failed.localAddress, failed.attempt + 1),
+          new Again(current, failed.channelIndex, failed.subscribeFrame, failed.endpoint, failed.localAddress, failed.attempt + 1),
         );
       },
       1000 + Math.random() * 1000,
@@ -69,7 +72,8 @@ function start(msg: Extract<ToWorker, { type: 'start' }>): void {
     timer.unref();
   };
   const total = msg.plan.reduce((a, p) => a + p.count, 0);
-  const frames = msg.plan.map((p) => subscribeFrameFor(p.channel));
+  const pusher = msg.endpoints[0]?.path.startsWith('/app/') === true;
+  const frames = msg.plan.map((p) => (pusher ? pusherSubscribeFrameFor(p.channel) : subscribeFrameFor(p.channel)));
   let entry = 0;
   let leftInEntry = msg.plan[0]?.count ?? 0;
   let k = 0;
@@ -87,7 +91,9 @@ function start(msg: Extract<ToWorker, { type: 'start' }>): void {
           ? new SdkConnection(stats, entry, channel, endpoint, local)
           : endpoint.path === '/ws'
             ? new LeanConnection(stats, entry, frames[entry] as Buffer, endpoint, local)
-            : new StreamConnection(stats, entry, channel, endpoint, local),
+            : endpoint.path.startsWith('/app/')
+              ? new PusherConnection(stats, entry, frames[entry] as Buffer, endpoint, local)
+              : new StreamConnection(stats, entry, channel, endpoint, local),
       );
       k++;
     }

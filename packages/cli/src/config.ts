@@ -232,9 +232,17 @@ export function loadStartConfig(flags: Record<string, unknown>, env: NodeJS.Proc
         // `pusher: { apps: [ "id:key:secret" | {id, key, secret} ] }`, as --pusher-app would give them.
         const apps = (raw as { apps?: unknown }).apps;
         const list = Array.isArray(apps)
-          ? apps.map((a: { id?: unknown; key?: unknown; secret?: unknown }) =>
-              typeof a === 'object' && a !== null ? `${String(a.id)}:${String(a.key)}:${String(a.secret)}` : a,
-            )
+          ? apps.map((a: { id?: unknown; key?: unknown; secret?: unknown }, i) => {
+              if (typeof a !== 'object' || a === null) return a;
+              // Webhooks have their own setting; a field this reader would drop is refused, never ignored.
+              const extra = Object.keys(a).find((k) => k !== 'id' && k !== 'key' && k !== 'secret');
+              if (extra !== undefined) {
+                throw new OptionsError(
+                  `config file ${file}: pusher.apps[${i}] has an unknown field "${extra}" (an app is {id, key, secret}; webhooks go in pusherWebhooks: ["<app id>=<url>"])`,
+                );
+              }
+              return `${String(a.id)}:${String(a.key)}:${String(a.secret)}`;
+            })
           : apps;
         values.set(setting('pusher-app'), list, { name: 'pusher.apps', file, raw: apps });
         continue;

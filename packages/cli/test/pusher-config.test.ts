@@ -33,3 +33,20 @@ test('a malformed or duplicate Pusher app stops the start with a message naming 
   assert.throws(() => loadStartConfig({ 'pusher-app': ['1:k:short'] }, {}), /secret must be at least 8/);
   assert.throws(() => loadStartConfig({ 'pusher-app': ['1:k:secret-0123', '2:k:secret-0123'] }, {}), /share the key/);
 });
+
+test('pusher.apps objects take id, key and secret only: a webhookUrl there is refused, pointing at pusherWebhooks', () => {
+  const path = join(dir, 'pusher-hook.yaml');
+  writeFileSync(path, 'pusher:\n  apps:\n    - { id: "7", key: file-key, secret: file-secret-01, webhookUrl: "http://hooks.example/p" }\n');
+  assert.throws(() => loadStartConfig({ config: path }, {}), /pusher\.apps\[0\] has an unknown field "webhookUrl".*pusherWebhooks/);
+  const ok = join(dir, 'pusher-hook-ok.yaml');
+  writeFileSync(
+    ok,
+    'pusher:\n  apps:\n    - { id: "7", key: file-key, secret: file-secret-01 }\npusherWebhooks: ["7=http://hooks.example/p"]\n',
+  );
+  const o = resolveOptions(loadStartConfig({ config: ok }, {}).gateway as Partial<GatewayOptions>);
+  assert.equal(o.pusherApps[0]?.webhookUrl, 'http://hooks.example/p');
+  assert.throws(
+    () => resolveOptions({ pusherApps: [{ id: '7', key: 'k', secret: 'secret-0123', webhookUrl: 'ftp://x' }] }),
+    /webhookUrl must be an http\(s\) URL/,
+  );
+});

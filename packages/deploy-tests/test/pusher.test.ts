@@ -282,8 +282,9 @@ describe('Pusher door (one gateway)', () => {
     await waitFor('subscribed', () => first.frames.some((f) => f['event'] === 'pusher_internal:subscription_succeeded'));
     for (let i = 1; i <= 3; i++) await server.trigger('public-recover', 'tick', i);
     await waitFor('three ticks', () => events(first).length === 3);
-    const last = events(first)[2]?.['gatehouse'] as { epoch: string; offset: number };
-    assert.ok(last && typeof last.epoch === 'string' && last.offset > 0, 'events carry their position');
+    const { ts, ...last } = events(first)[2]?.['gatehouse'] as { epoch: string; offset: number; ts: number };
+    assert.ok(typeof last.epoch === 'string' && last.offset > 0, 'events carry their position');
+    assert.ok(Math.abs(Date.now() - ts) < 60_000, 'and when the gateway accepted them');
     first.ws.close();
     for (let i = 4; i <= 5; i++) await server.trigger('public-recover', 'tick', i);
     const second = await open();
@@ -304,6 +305,27 @@ describe('Pusher door (one gateway)', () => {
     const reply = third.frames.find((f) => f['event'] === 'pusher_internal:subscription_succeeded');
     assert.equal((reply?.['gatehouse'] as { recovered?: boolean }).recovered, false);
     for (const r of [second, third]) r.ws.close();
+  });
+
+  test('connection metrics carry the protocol: pusher beside gatehouse', async () => {
+    const metrics = async () => (await fetch(`http://${HOST}:${gw.port}/metrics`)).text();
+    const c = client();
+    await connected(c);
+    const native = new WebSocket(`ws://${HOST}:${gw.port}/ws`);
+    native.on('open', () => native.send(JSON.stringify({ op: 'connect', id: 1, v: 1 })));
+    await withDeadline('native connected', new Promise((resolve) => native.on('message', resolve)));
+    const text = await metrics();
+    const value = (name: string, protocol: string) =>
+      Number(new RegExp(`^${name}\\{[^}]*protocol="${protocol}"[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    assert.ok(value('gatehouse_connections', 'pusher') >= 1, 'open Pusher connections');
+    assert.ok(value('gatehouse_connections', 'gatehouse') >= 1, 'open native connections');
+    assert.ok(value('gatehouse_connects_total', 'pusher') >= 1);
+    assert.ok(value('gatehouse_connects_total', 'gatehouse') >= 1);
+    c.disconnect();
+    await waitFor('a Pusher disconnect counted', async () =>
+      /^gatehouse_disconnects_total\{[^}]*protocol="pusher"[^}]*\} [1-9]/m.test(await metrics()),
+    );
+    native.close();
   });
 
   test('a drain makes pusher-js reconnect (4200 range), not give up', async () => {

@@ -154,7 +154,7 @@ export class ClientProtocol implements SessionHandler {
     this.d.hub.removeSession(s);
     this.d.registry.delete(s);
     if (wasOpen && s.grant && s.grant.user !== '') this.d.registry.removeUser(s.grant.user);
-    this.d.metrics.disconnectsTotal.inc({ code: String(s.closeCode || code), transport: s.transport.kind });
+    this.d.metrics.disconnectsTotal.inc({ code: String(s.closeCode || code), transport: s.transport.kind, protocol: 'gatehouse' });
   }
 
   onMessage(s: Session, data: Buffer, isBinary: boolean): void {
@@ -302,7 +302,7 @@ export class ClientProtocol implements SessionHandler {
     s.state = SessionState.Open;
     s.openedAt = Date.now();
     s.id = `${options.nodeId}-${++this.seq}`;
-    metrics.connectsTotal.inc({ transport: s.transport.kind });
+    metrics.connectsTotal.inc({ transport: s.transport.kind, protocol: 'gatehouse' });
     if (frame.reconnect) metrics.reconnectsTotal.inc();
     this.d.hub.send(
       s,

@@ -5,11 +5,17 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The labels every connection metric carries: how the client connected and which protocol it speaks. */
+export interface ConnectionLabels {
+  transport: string;
+  protocol: string;
+}
+
 /** What the metrics read at scrape time. */
 export interface MetricsSource {
   connectionCount(): number;
-  /** Open connections per transport kind (`websocket`, `sse`, `http-stream`). */
-  connectionsByTransport?(): Map<string, number>;
+  /** Open connections per transport kind (`websocket`, `sse`, `http-stream`) and client protocol (`gatehouse`, `pusher`). */
+  connectionsByTransport?(): Map<string, ConnectionLabels & { n: number }>;
   /** Bytes waiting to be written per open connection. */
   queueDepths(): Iterable<number>;
   backboneUp(): boolean;
@@ -38,9 +44,9 @@ class NodeRegistry extends Registry {
 export class GatewayMetrics {
   private readonly nodeRegistry = new NodeRegistry();
   readonly registry: Registry = this.nodeRegistry;
-  readonly connectsTotal: Counter<'transport'>;
+  readonly connectsTotal: Counter<'transport' | 'protocol'>;
   readonly reconnectsTotal: Counter;
-  readonly disconnectsTotal: Counter<'code' | 'transport'>;
+  readonly disconnectsTotal: Counter<'code' | 'transport' | 'protocol'>;
   readonly publishDelivery: Histogram;
   readonly slowConsumerDisconnects: Counter;
   readonly admissionRejects: Counter<'reason'>;
@@ -73,19 +79,21 @@ export class GatewayMetrics {
 
     new Gauge({
       name: 'gatehouse_connections',
-      help: 'Open connections on this node, by transport (websocket, sse, http-stream)',
-      labelNames: ['transport'],
+      help: 'Open connections on this node, by transport (websocket, sse, http-stream) and client protocol (gatehouse, pusher)',
+      labelNames: ['transport', 'protocol'],
       registers,
       collect() {
         this.reset();
-        const by = source.connectionsByTransport?.() ?? new Map([['websocket', source.connectionCount()]]);
-        for (const [transport, n] of by) this.set({ transport }, n);
+        const by = source.connectionsByTransport?.().values() ?? [
+          { transport: 'websocket', protocol: 'gatehouse', n: source.connectionCount() },
+        ];
+        for (const { transport, protocol, n } of by) this.set({ transport, protocol }, n);
       },
     });
     this.connectsTotal = new Counter({
       name: 'gatehouse_connects_total',
-      help: 'Connections that completed connect, by transport',
-      labelNames: ['transport'],
+      help: 'Connections that completed connect, by transport and client protocol',
+      labelNames: ['transport', 'protocol'],
       registers,
     });
     this.reconnectsTotal = new Counter({
@@ -96,7 +104,7 @@ export class GatewayMetrics {
     this.disconnectsTotal = new Counter({
       name: 'gatehouse_disconnects_total',
       help: 'Connections closed, by close code: the code the server decided when it started the close (a slow consumer cut is 4300 even though its socket is dropped), otherwise the code the client sent or 1006',
-      labelNames: ['code', 'transport'],
+      labelNames: ['code', 'transport', 'protocol'],
       registers,
     });
     this.publishDelivery = new Histogram({

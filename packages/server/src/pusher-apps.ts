@@ -43,6 +43,8 @@ export function parsePusherApps(raw: unknown): PusherApp[] {
     if (typeof app.key !== 'string' || !APP_KEY_RE.test(app.key))
       throw new Error(`pusherApps[${i}]: key must be 1-64 characters from A-Z a-z 0-9 _ . -`);
     if (typeof app.secret !== 'string' || app.secret.length < 8) throw new Error(`pusherApps[${i}]: secret must be at least 8 characters`);
+    if (app.webhookUrl !== undefined && (typeof app.webhookUrl !== 'string' || !/^https?:\/\/\S+$/.test(app.webhookUrl)))
+      throw new Error(`pusherApps[${i}]: webhookUrl must be an http(s) URL`);
     return { id: app.id, key: app.key, secret: app.secret, ...(typeof app.webhookUrl === 'string' ? { webhookUrl: app.webhookUrl } : {}) };
   });
   for (const field of ['id', 'key'] as const) {

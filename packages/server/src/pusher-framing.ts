@@ -76,7 +76,7 @@ function positionedFrame(pub: Publication): string {
   parse(pub);
   if (pub !== lastPositioned) {
     lastPositioned = pub;
-    lastPositionedFrame = `${lastFrame.slice(0, -1)},"gatehouse":{"epoch":${JSON.stringify(pub.epoch)},"offset":${pub.offset}}}`;
+    lastPositionedFrame = `${lastFrame.slice(0, -1)},"gatehouse":{"epoch":${JSON.stringify(pub.epoch)},"offset":${pub.offset},"ts":${pub.ts}}}`;
   }
   return lastPositionedFrame;
 }

@@ -101,7 +101,7 @@ export class PusherProtocol implements SessionHandler {
     s.id = `${this.prefix}.${++this.seq}`;
     s.state = SessionState.Open;
     s.openedAt = Date.now();
-    this.d.metrics.connectsTotal.inc();
+    this.d.metrics.connectsTotal.inc({ transport: 'websocket', protocol: 'pusher' });
     this.send(s, pusherFrame('pusher:connection_established', { socket_id: s.id, activity_timeout: ACTIVITY_TIMEOUT_S }));
     return s;
   }
@@ -154,7 +154,7 @@ export class PusherProtocol implements SessionHandler {
     this.d.hub.removeSession(s);
     if (this.d.registry.delete(s)) this.open--;
     if (s.grant && s.grant.user !== '') this.d.registry.removeUser(s.grant.user);
-    this.d.metrics.disconnectsTotal.inc({ code: String(s.closeCode || code) });
+    this.d.metrics.disconnectsTotal.inc({ code: String(s.closeCode || code), transport: 'websocket', protocol: 'pusher' });
   }
 
   onMessage(s: Session, data: Buffer, isBinary: boolean): void {

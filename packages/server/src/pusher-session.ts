@@ -25,6 +25,10 @@ export class PusherSession extends Session {
     super(transport, handler);
   }
 
+  override get protocol(): string {
+    return 'pusher';
+  }
+
   /** Counts an inbound message in this second's window (the node's message limit); returns the count. */
   countMessage(): number {
     const now = Math.floor(Date.now() / 1000);

@@ -4,6 +4,7 @@
  * the whole node at once.
  */
 import type { Session } from './session.js';
+import type { ConnectionLabels } from './metrics.js';
 
 /** Shards of the registry (and heartbeat slots per interval). */
 export const REGISTRY_SHARDS = 8;
@@ -61,10 +62,17 @@ export class SessionRegistry implements Iterable<Session> {
     else this.users.set(user, n);
   }
 
-  /** Sessions per transport kind (for the `transport` label of gatehouse_connections). */
-  byTransport(): Map<string, number> {
-    const out = new Map<string, number>([['websocket', 0]]);
-    for (const s of this) out.set(s.transport.kind, (out.get(s.transport.kind) ?? 0) + 1);
+  /** Sessions per transport kind and client protocol (the `transport` and `protocol` labels of gatehouse_connections). */
+  byTransport(): Map<string, ConnectionLabels & { n: number }> {
+    const out = new Map<string, ConnectionLabels & { n: number }>([
+      ['websocket gatehouse', { transport: 'websocket', protocol: 'gatehouse', n: 0 }],
+    ]);
+    for (const s of this) {
+      const key = `${s.transport.kind} ${s.protocol}`;
+      const e = out.get(key);
+      if (e) e.n++;
+      else out.set(key, { transport: s.transport.kind, protocol: s.protocol, n: 1 });
+    }
     return out;
   }
 

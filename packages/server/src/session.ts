@@ -39,6 +39,10 @@ export class Session implements TransportListener {
   grant: Grant | undefined;
   /** When `connect` was accepted, ms since the epoch (0 before). */
   openedAt = 0;
+  /** The client protocol, for the `protocol` label of the connection metrics (a prototype getter: no per-session cost). */
+  get protocol(): string {
+    return 'gatehouse';
+  }
 
   // ---- delivery (the hub) ----
   /** Channels this session is subscribed to (a small array: at most maxSubscriptions; replaced, not grown, on subscribe). */

@@ -89,8 +89,8 @@ export function renderNginx(spec: ProxySpec, listenPort: number, dir: string): {
     site,
     /^( +)(proxy_read_timeout|proxy_send_timeout|send_timeout) 75s;$/gm,
     (_m, indent: string, directive: string) => `${indent}${directive} ${spec.idleTimeoutSeconds}s;`,
-    6,
-    'WebSocket and stream idle timeouts',
+    9,
+    'WebSocket, stream and Pusher idle timeouts',
   );
   if (spec.failTimeoutSeconds !== undefined) {
     site = substitute(site, / fail_timeout=10s;/g, ` fail_timeout=${spec.failTimeoutSeconds}s;`, spec.backends.length, 'fail_timeout');

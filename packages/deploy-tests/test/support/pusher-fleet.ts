@@ -10,16 +10,16 @@ import { serviceSkipReason, waitFor } from '@gatehouse/testkit';
 import { connectionsOn } from './gateways.js';
 import { findBinary } from './processes.js';
 import { startProxy } from './proxies.js';
-import type { Proxy } from './proxies.js';
+import type { Proxy, ProxyKind } from './proxies.js';
 import { APP_SPEC } from './pusher.js';
 
 const API_KEY = 'pusher-fleet-api-key-01';
 
-/** Why a Pusher fleet suite skips (Redis or HAProxy missing), or undefined. */
-export async function pusherFleetSkip(suite: string): Promise<string | undefined> {
+/** Why a Pusher fleet suite skips (Redis or the proxy missing), or undefined. */
+export async function pusherFleetSkip(suite: string, proxyKind: ProxyKind = 'haproxy'): Promise<string | undefined> {
   return (
     (await serviceSkipReason('redis', suite)) ??
-    (await serviceSkipReason('haproxy', suite, async () => findBinary('haproxy') !== undefined))
+    (await serviceSkipReason(proxyKind, suite, async () => findBinary(proxyKind) !== undefined))
   );
 }
 
@@ -30,7 +30,7 @@ export class PusherFleet {
     readonly proxy: Proxy,
   ) {}
 
-  static async start(extraArgs: string[] = []): Promise<PusherFleet> {
+  static async start(extraArgs: string[] = [], proxyKind: ProxyKind = 'haproxy'): Promise<PusherFleet> {
     const namespace = `pusher-${randomBytes(4).toString('hex')}`;
     const spec = (i: number): NodeSpec => ({
       nodeId: `pusher-gw${i}`,
@@ -41,7 +41,7 @@ export class PusherFleet {
       extraArgs: ['--pusher-app', APP_SPEC, '--backbone-namespace', namespace, '--trust-proxy', '--announce-interval', '0.5', ...extraArgs],
     });
     const nodes = await Promise.all([1, 2, 3].map((i) => GatewayNode.start(spec(i))));
-    const proxy = await startProxy('haproxy', { backends: nodes.map((n) => n.port), idleTimeoutSeconds: 30, checkIntervalMs: 500 });
+    const proxy = await startProxy(proxyKind, { backends: nodes.map((n) => n.port), idleTimeoutSeconds: 30, checkIntervalMs: 500 });
     const fleet = new PusherFleet(nodes, proxy);
     await fleet.ready();
     return fleet;
