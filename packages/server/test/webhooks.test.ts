@@ -8,20 +8,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { waitFor } from '@gatehouse/testkit';
-import { GatewayMetrics } from '../src/metrics.js';
+import type { GatewayMetrics } from '../src/metrics.js';
 import { WebhookSender, signWebhook, type WebhookEvent } from '../src/webhooks.js';
+import { idleMetrics } from './fake-transport.js';
 
-function metrics(): GatewayMetrics {
-  return new GatewayMetrics('wh', {
-    connectionCount: () => 0,
-    queueDepths: () => [],
-    backboneUp: () => true,
-    channelCount: () => 0,
-    tokenCacheEntries: () => 0,
-    draining: () => false,
-    backboneStats: () => undefined,
-  });
-}
+const metrics = (): GatewayMetrics => idleMetrics('wh');
 
 async function counter(m: GatewayMetrics, outcome: string): Promise<number> {
   const json = await m.registry.getSingleMetric('gatehouse_webhook_events_total')?.get();
