@@ -249,6 +249,15 @@ class Sampler {
     });
   }
 
+  /**
+   * Samples the time since the last point (at least 100 ms of it), so a run shorter than one
+   * interval still has a point and a longer one keeps its tail.
+   */
+  finish(): void {
+    clearInterval(this.timer);
+    if (this.series.length === 0 || performance.now() - this.lastAt >= 100) this.sample();
+  }
+
   stop(): void {
     clearInterval(this.timer);
     this.ctx.progress.done();
@@ -484,6 +493,7 @@ export async function measure(ctx: PhaseContext, set: TargetSet): Promise<Target
     }
 
     const totals = await pool.refresh();
+    sampler.finish();
     const writes = window.to.writeCalls === null || window.from.writeCalls === null ? null : window.to.writeCalls - window.from.writeCalls;
     return {
       target: set.label,
