@@ -68,6 +68,11 @@ export class FleetRequests {
     control.on(ApiControlType.Reply, (msg) => this.onReply(msg));
   }
 
+  /** This node's id. */
+  get node(): string {
+    return this.control.node;
+  }
+
   /** Registers what this node does for requests of `kind`. */
   handle(kind: string, handler: FleetRequestHandler): void {
     this.handlers.set(kind, handler);

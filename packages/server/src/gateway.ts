@@ -181,7 +181,7 @@ export class Gateway {
     };
     const apiParts = wireServerApi(o, { backbone, control, view, registry, hub, protocol, publisher, apiKeys, metrics, log }, node);
     const streamParts = { door: this.door, control: this.control, fleet: this.fleet.view, verifier: this.verifier };
-    this.streams = new StreamDoor({ options: o, log, protocol, ...streamParts });
+    this.streams = new StreamDoor({ options: o, log, protocol, requests: apiParts.requests, ...streamParts });
     const pusherDeps = { hub, registry, publisher, protocol, requests: apiParts.requests, metrics, log, backbone };
     const pusher = wirePusher(o, { ...pusherDeps, presence: this.presence });
     this.door.extra = pusher?.door;

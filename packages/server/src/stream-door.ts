@@ -21,6 +21,7 @@ import { parseObject } from './control.js';
 import { ApiError, readBody, sendError, sendJson } from './http-api.js';
 import type { GatewayOptions } from './options.js';
 import type { Session } from './session.js';
+import type { FleetRequests } from './fleet-requests.js';
 import { StreamRouter, StreamControlType } from './stream-routing.js';
 import type { CommandResult } from './stream-routing.js';
 import { StreamTickets } from './stream-ticket.js';
@@ -40,6 +41,8 @@ export interface StreamDoorDeps {
   /** Admission: origin, per-address rate, node refusals. */
   door: WebSocketDoor;
   control: ControlPlane;
+  /** Fleet requests: a command for a stream held by another node is forwarded as one. */
+  requests: FleetRequests;
   /** Takes each new stream, as it takes each WebSocket. */
   protocol: { accept(transport: Transport): Session };
   /** Which nodes are live (a forward to one not heard of gives up sooner). */
@@ -58,7 +61,7 @@ export class StreamDoor {
 
   constructor(private readonly d: StreamDoorDeps) {
     const isMember = (node: string) => d.fleet.list().some((m) => m.node === node);
-    this.router = new StreamRouter(d.control, (id, secret, frames) => this.local(id, secret, frames), isMember, d.log);
+    this.router = new StreamRouter(d.requests, (id, secret, frames) => this.local(id, secret, frames), isMember);
     this.tickets = new StreamTickets(d.options.tokenSecret);
     d.control.on(StreamControlType.TicketUsed, (msg) => {
       const nonce = parseObject(msg.data)?.['nonce'];
@@ -78,7 +81,6 @@ export class StreamDoor {
 
   stop(): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    this.router.stop();
   }
 
   /** Answers the request when `path` is one of the stream routes; false otherwise. */
