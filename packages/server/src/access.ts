@@ -1,7 +1,7 @@
 /**
  * Who may subscribe to and publish on a channel: the namespace must be configured, and the
- * connection's grant (or the namespace's anonymous and authenticated rules) must allow it. Every
- * protocol that lets a connection subscribe or publish asks here, so the rules live once.
+ * connection's grant (or the namespace's anonymous and authenticated rules) must allow it. Protocol
+ * v1 asks here on every transport (the Pusher door authorises by Pusher's signed auth strings).
  */
 import { matchAny, namespaceOf } from '@gatehouse/protocol';
 import type { ErrorCode } from '@gatehouse/protocol';
