@@ -47,13 +47,19 @@ export class PusherFleet {
     return fleet;
   }
 
-  /** Resolves once every running node answers /readyz with 200. */
+  /**
+   * Resolves once every running node answers /readyz with 200 and its fleet view holds every
+   * running node: fleet-wide answers (channel info, the node holding a socket) come from that view.
+   */
   async ready(): Promise<void> {
-    await waitFor(
-      'every node ready',
-      async () => (await Promise.all(this.nodes.filter((n) => n.running).map((n) => n.readyStatus()))).every((s) => s === 200),
-      20_000,
-    );
+    const running = this.nodes.filter((n) => n.running);
+    await waitFor('every node ready', async () => (await Promise.all(running.map((n) => n.readyStatus()))).every((s) => s === 200), 20_000);
+    const seesAll = async (n: GatewayNode) => {
+      const res = await fetch(`${n.base}/admin/nodes`, { headers: { authorization: `apikey ${API_KEY}` } });
+      const view = ((await res.json()) as { nodes: { ready: boolean }[] }).nodes;
+      return view.length === running.length && view.every((v) => v.ready);
+    };
+    await waitFor('every node sees the whole fleet', async () => (await Promise.all(running.map(seesAll))).every(Boolean), 20_000);
   }
 
   /** Connections on each node, in order (0 for a dead one). */
