@@ -241,7 +241,7 @@ export const SETTINGS: Setting[] = [
     flag: 'max-batch-delay-ms',
     kind: 'int',
     option: 'maxBatchDelayMs',
-    help: 'bound on the delay adaptive write batching adds on a busy node (0: off)',
+    help: 'bound on the delay adaptive write batching adds on a saturated node (0: off)',
     defaultText: String(DEFAULTS.maxBatchDelayMs),
   },
   {

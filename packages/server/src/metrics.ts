@@ -198,7 +198,7 @@ export class GatewayMetrics {
     });
     this.batchDelay = new Histogram({
       name: 'gatehouse_batch_delay_seconds',
-      help: 'Delay adaptive write batching added to a flush on a busy node (one observation per delayed flush; none when idle)',
+      help: 'Delay adaptive write batching added to a flush on a saturated node (one observation per delayed flush; none on a node with time to spare)',
       buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1],
       registers,
     });

@@ -3,6 +3,7 @@
  * messages that name the offending field. A zero or missing value means "use the default".
  */
 
+import { DEFAULT_MAX_BATCH_DELAY_MS } from './batching.js';
 import { applyPusherWebhooks, parsePusherApps, pusherNamespace } from './pusher-apps.js';
 import type { PusherApp } from './pusher-apps.js';
 
@@ -107,9 +108,10 @@ export interface GatewayOptions {
    */
   coalesceMs: number;
   /**
-   * Bound, in ms, on the delay adaptive write batching adds to a flush when the node's flush passes
-   * take long (publications arriving meanwhile share one write per socket). An idle node always
-   * flushes on the next tick. 0 turns batching off. Default 50. Unused when coalesceMs is set.
+   * Bound, in ms, on the delay adaptive write batching adds to a flush on a saturated node (one
+   * whose process has been using a whole core since its last flush pass began; publications
+   * arriving meanwhile share one write per socket). A node with time to spare always flushes on the
+   * next tick. 0 turns batching off. Default 20. Unused when coalesceMs is set.
    */
   maxBatchDelayMs: number;
   /** Ms an empty channel keeps its backbone subscription (absorbs churn). Default 2000. */
@@ -190,7 +192,7 @@ export const DEFAULTS: GatewayOptions = {
   trustProxy: false,
   closeTimeoutMs: 5000,
   coalesceMs: 0,
-  maxBatchDelayMs: 50,
+  maxBatchDelayMs: DEFAULT_MAX_BATCH_DELAY_MS,
   channelLingerMs: 2000,
   drainWindowMs: 30_000,
   admissionLagMs: 500,

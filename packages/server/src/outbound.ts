@@ -4,8 +4,8 @@
  * queued, and a session past them is handed to `onSlowConsumer`. A connection whose transport
  * holds more than HIGH_WATER_BYTES gets no writes until it drains.
  *
- * Adaptive batching (batching.ts) decides when the next flush runs: on the next tick on an idle
- * node, a little later on a node whose passes take long, so that what arrives meanwhile shares it.
+ * Adaptive batching (batching.ts) decides when the next flush runs: on the next tick on a node with
+ * time to spare, a little later on a saturated one, so that what arrives meanwhile shares it.
  */
 import { nowMs } from './backbone.js';
 import { FlushPacer, systemFlushTiming } from './batching.js';
@@ -29,7 +29,7 @@ export interface OutboundOptions {
   /** Hold each flush this many ms so publications arriving meanwhile share one write (0: next tick). */
   coalesceMs: number;
   /**
-   * Bound, in ms, on what adaptive batching may add to a flush on a busy node (0 turns it off).
+   * Bound, in ms, on what adaptive batching may add to a flush on a saturated node (0 turns it off).
    * Unused when `coalesceMs` is set. Default: DEFAULT_MAX_BATCH_DELAY_MS.
    */
   maxBatchDelayMs?: number;
@@ -86,6 +86,7 @@ export class Outbound {
   flush(): void {
     this.flushScheduled = false;
     const started = this.timing.now();
+    const startedCpu = this.timing.cpu();
     const dirty = this.dirty;
     this.dirty = this.spare;
     for (const s of dirty) {
@@ -112,7 +113,7 @@ export class Outbound {
       for (const ts of this.flushTs) this.o.metrics.publishDelivery.observe(Math.max(0, now - ts) / 1000);
       this.flushTs.length = 0;
     }
-    this.pacer.passed(started, this.timing.now());
+    this.pacer.passed(started, this.timing.now(), startedCpu);
   }
 
   /** `s`'s transport drained: its held queue goes out with the next flush. */
@@ -131,7 +132,7 @@ export class Outbound {
       this.timing.later(this.flushBound, this.o.coalesceMs);
       return;
     }
-    const wait = this.pacer.delay(this.timing.now());
+    const wait = this.pacer.delay(this.timing.now(), this.timing.cpu());
     if (wait > 0) {
       this.o.metrics.batchDelay.observe(wait / 1000);
       this.timing.later(this.flushBound, wait);
