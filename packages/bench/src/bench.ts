@@ -144,6 +144,8 @@ async function run(
     // storm keeps the gateway's adaptive admission, since refusals are part of what it measures.
     admissionLagMs: p.scenario === 'storm' ? undefined : 3_600_000,
     coalesceMs: p.coalesceMs,
+    maxBatchDelayMs: p.maxBatchDelayMs,
+    gatewayNodeFlags: p.gatewayNodeFlags,
     verbose: p.verbose,
   };
   const start = async (phase: Phase): Promise<TargetSet> => {

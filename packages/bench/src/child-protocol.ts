@@ -22,6 +22,8 @@ export interface ServerChildConfig {
   admissionLagMs?: number;
   /** Gateway only: the hub's flush window, ms (the gateway's default when absent). */
   coalesceMs?: number;
+  /** Gateway only: the bound on adaptive batching's added delay, ms (the gateway's default when absent). */
+  maxBatchDelayMs?: number;
   nodeId?: string;
   /** Gateway only: a Pusher app (id, key, secret) for Pusher clients on /app/{key}. */
   pusherApp?: { id: string; key: string; secret: string };

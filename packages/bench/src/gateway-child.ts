@@ -19,6 +19,7 @@ const gateway = new Gateway({
   ...(config.maxConnections ? { maxConnections: config.maxConnections } : {}),
   ...(config.admissionLagMs ? { admissionLagMs: config.admissionLagMs } : {}),
   ...(config.coalesceMs !== undefined ? { coalesceMs: config.coalesceMs } : {}),
+  ...(config.maxBatchDelayMs !== undefined ? { maxBatchDelayMs: config.maxBatchDelayMs } : {}),
   ...(config.pusherApp ? { pusherApps: [config.pusherApp] } : {}),
 });
 const { port } = await gateway.start();

@@ -58,6 +58,10 @@ export interface BenchParams {
   gatewayConnectRate: number;
   /** Flush window of started gateways, ms; undefined keeps the gateway's default. */
   coalesceMs: number | undefined;
+  /** Bound on adaptive batching's added delay in started gateways, ms; undefined keeps the gateway's default. */
+  maxBatchDelayMs: number | undefined;
+  /** Node/V8 flags for started gateways (not baselines). */
+  gatewayNodeFlags: string[];
   rounds: number;
   timeoutSeconds: number;
   probes: number;
@@ -98,6 +102,8 @@ const OPTIONS = {
   cause: { type: 'string' },
   'gateway-connect-rate': { type: 'string' },
   'coalesce-ms': { type: 'string' },
+  'max-batch-delay-ms': { type: 'string' },
+  'gateway-node-flags': { type: 'string' },
   rounds: { type: 'string' },
   timeout: { type: 'string' },
   probes: { type: 'string' },
@@ -172,6 +178,11 @@ Bench-started servers:
                               event-loop lag is off except in storm
   --coalesce-ms <ms>          flush window of started gateways: publications arriving within it
                               share one write per socket (default: the gateway's, 0)
+  --max-batch-delay-ms <ms>   bound on the delay adaptive batching may add to a flush in started
+                              gateways; 0 turns batching off (default: the gateway's, 20)
+  --gateway-node-flags=<f>    Node/V8 flags for started gateways only, space-separated (e.g.
+                              --gateway-node-flags=--max-semi-space-size=8); baselines run with
+                              Node's defaults
   --profile <dir>             CPU-profile the started servers over the measured window (not the
                               ramp) into <dir>; print the gateway's hot spots
 
@@ -334,6 +345,14 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
   if (urls.length > 0 && !apiKey) throw new UsageError('--api-key is required with --url: the bench publishes through the HTTP API');
   if (v['coalesce-ms'] !== undefined && urls.length > 0)
     throw new UsageError('--coalesce-ms configures gateways the bench starts: set it on your --url gateways instead');
+  const gatewayNodeFlags = ((v['gateway-node-flags'] as string | undefined) ?? '').split(' ').filter((f) => f !== '');
+  const badFlag = gatewayNodeFlags.find((f) => !f.startsWith('--'));
+  if (badFlag !== undefined)
+    throw new UsageError(`--gateway-node-flags takes Node flags such as --max-semi-space-size=8, got "${badFlag}"`);
+  if (gatewayNodeFlags.length > 0 && urls.length > 0)
+    throw new UsageError('--gateway-node-flags configures gateways the bench starts: start your --url gateways with them instead');
+  if (v['max-batch-delay-ms'] !== undefined && urls.length > 0)
+    throw new UsageError('--max-batch-delay-ms configures gateways the bench starts: set it on your --url gateways instead');
   const profileDir = v['profile'] as string | undefined;
   if (profileDir !== undefined && urls.length > 0)
     throw new UsageError('--profile profiles gateways the bench starts: drop --url (profile your own with node --cpu-prof)');
@@ -376,6 +395,8 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
     cause,
     gatewayConnectRate: int(v, 'gateway-connect-rate', scenario === 'storm' ? 1000 : 1_000_000, 1, 100_000_000),
     coalesceMs: v['coalesce-ms'] === undefined ? undefined : int(v, 'coalesce-ms', 0, 0, 1000),
+    maxBatchDelayMs: v['max-batch-delay-ms'] === undefined ? undefined : int(v, 'max-batch-delay-ms', 0, 0, 1000),
+    gatewayNodeFlags,
     rounds,
     timeoutSeconds: int(v, 'timeout', computedTimeout, 1, 7 * 86_400),
     probes,

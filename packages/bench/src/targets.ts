@@ -38,6 +38,10 @@ export interface SpawnOptions {
   admissionLagMs: number | undefined;
   /** Gateway flush window, ms; undefined keeps the gateway's default. */
   coalesceMs: number | undefined;
+  /** Gateway bound on adaptive batching's added delay, ms; undefined keeps the gateway's default. */
+  maxBatchDelayMs: number | undefined;
+  /** Node/V8 flags for gateway processes (not baselines). */
+  gatewayNodeFlags?: string[];
   /** Pass the processes' stdout and stderr through (their logs); default: stderr only. */
   verbose: boolean;
   /** Raw baseline only. */
@@ -138,6 +142,7 @@ export class TargetSet {
           maxConnections: 1_000_000,
           ...(o.admissionLagMs !== undefined ? { admissionLagMs: o.admissionLagMs } : {}),
           ...(o.coalesceMs !== undefined ? { coalesceMs: o.coalesceMs } : {}),
+          ...(o.maxBatchDelayMs !== undefined ? { maxBatchDelayMs: o.maxBatchDelayMs } : {}),
           nodeId: `bench-${this.kind === 'gateway' ? 'gw' : 'raw'}-${i + 1}`,
           ...(o.mode ? { mode: o.mode } : {}),
           ...(o.pusherApp ? { pusherApp: o.pusherApp } : {}),
@@ -154,7 +159,7 @@ export class TargetSet {
 
   private startOne(config: ServerChildConfig): Promise<Target> {
     const o = this.spawn as SpawnOptions;
-    const execArgv = ['--expose-gc'];
+    const execArgv = ['--expose-gc', ...(this.kind === 'gateway' ? (o.gatewayNodeFlags ?? []) : [])];
     const child = fork(this.script as URL, [JSON.stringify(config)], {
       execArgv,
       env: { ...process.env, GATEHOUSE_LOG_LEVEL: process.env['GATEHOUSE_LOG_LEVEL'] ?? (o.verbose ? 'info' : 'warn') },

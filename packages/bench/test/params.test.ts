@@ -38,6 +38,16 @@ const CASES: [string[], RegExp][] = [
     ['fanout', '--coalesce-ms', '5', '--url', 'http://127.0.0.1:8080', '--api-key', 'k'],
     /--coalesce-ms configures gateways the bench starts/,
   ],
+  [['fanout', '--max-batch-delay-ms', '1001'], /--max-batch-delay-ms must be a whole number from 0 to 1,000/],
+  [
+    ['fanout', '--max-batch-delay-ms', '5', '--url', 'http://127.0.0.1:8080', '--api-key', 'k'],
+    /--max-batch-delay-ms configures gateways the bench starts/,
+  ],
+  [['fanout', '--gateway-node-flags', 'max-semi-space-size=8'], /--gateway-node-flags takes Node flags such as/],
+  [
+    ['fanout', '--gateway-node-flags=--max-semi-space-size=8', '--url', 'http://127.0.0.1:8080', '--api-key', 'k'],
+    /--gateway-node-flags configures gateways the bench starts/,
+  ],
 ];
 
 describe('gatehouse bench parameters', () => {
@@ -64,6 +74,17 @@ describe('gatehouse bench parameters', () => {
     assert.equal(p.workers, 7);
     assert.equal(p.gateways, 7);
     assert.ok(p.connections / p.workers <= 19_000);
+  });
+
+  test('passes batching and Node flags to started gateways only when asked', () => {
+    const p = parseBenchArgs(['fanout', '--max-batch-delay-ms', '0', '--gateway-node-flags=--max-semi-space-size=8  --no-opt']);
+    assert.ok(p !== 'help');
+    assert.equal(p.maxBatchDelayMs, 0);
+    assert.deepEqual(p.gatewayNodeFlags, ['--max-semi-space-size=8', '--no-opt']);
+    const d = parseBenchArgs(['fanout']);
+    assert.ok(d !== 'help');
+    assert.equal(d.maxBatchDelayMs, undefined);
+    assert.deepEqual(d.gatewayNodeFlags, []);
   });
 
   test("defaults storm to SDK clients and the gateway's own admission rate", () => {
