@@ -160,7 +160,7 @@ export class StreamDoor {
     channels.forEach((channel, i) => frames.push(JSON.stringify({ op: 'subscribe', id: i + 2, channel, since: resume.get(channel) })));
     const t = this.open('sse', req, res, cors);
     if (!t) return;
-    for (const [c, p] of resume) if (channels.includes(c)) t.positions.set(c, p);
+    for (const [c, p] of resume) if (channels.includes(c)) t.resumeAt(c, p);
     for (const f of frames) t.inject(Buffer.from(f, 'utf8'));
   }
 

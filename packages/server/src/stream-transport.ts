@@ -116,12 +116,23 @@ const NO_CHANNELS: readonly string[] = [];
 
 const SSE_PING = 'event: ping\ndata: {"op":"ping"}\n\n';
 
+// One pair of listener functions for every stream (Node calls them with `this` = the response), so
+// a connection costs no closures here.
+const kStream = Symbol('gatehouse.stream');
+type Tagged = ServerResponse & { [kStream]: StreamTransport };
+function onResponseClose(this: ServerResponse): void {
+  (this as Tagged)[kStream].responseClosed();
+}
+function onResponseError(this: ServerResponse, err: Error): void {
+  (this as Tagged)[kStream].listener?.onError(err);
+}
+
 /** One client's stream: an HTTP response kept open. */
 export class StreamTransport implements Transport {
   readonly framing: Framing;
   listener: TransportListener | undefined;
-  /** SSE only: each subscribed channel's position as of the last event written. */
-  readonly positions = new Map<string, { epoch: string; offset: number }>();
+  /** SSE only: each subscribed channel's position as of the last event written (allocated with the first). */
+  private positions: Map<string, { epoch: string; offset: number }> | undefined;
   /**
    * SSE only: the session whose channels the event ids list (set by the door once the session
    * exists). Held by reference: the hub replaces a session's channel array on subscribe.
@@ -140,13 +151,22 @@ export class StreamTransport implements Transport {
     private readonly drainCode: number,
   ) {
     this.framing = kind === 'sse' ? SSE_FRAMING : NDJSON_FRAMING;
-    res.on('close', () => {
-      this.closed = true;
-      this.listener?.onClose(this.closeCode || 1006);
-    });
-    res.on('error', (err: Error) => this.listener?.onError(err));
+    (res as Tagged)[kStream] = this;
+    res.on('close', onResponseClose);
+    res.on('error', onResponseError);
     req.socket.setKeepAlive(true, 30_000);
     req.socket.setNoDelay(true);
+  }
+
+  /** @internal The response closed (the client left, or the close this side began finished). */
+  responseClosed(): void {
+    this.closed = true;
+    this.listener?.onClose(this.closeCode || 1006);
+  }
+
+  /** SSE only: `channel` resumes at `pos` (a reconnect's Last-Event-ID); the next event id carries it. */
+  resumeAt(channel: string, pos: { epoch: string; offset: number }): void {
+    (this.positions ??= new Map()).set(channel, pos);
   }
 
   /** The channels the session subscribes to now. */
@@ -193,9 +213,10 @@ export class StreamTransport implements Transport {
     for (const c of chunks) {
       const p = positions.get(c);
       if (p !== undefined && p.recovered !== true) {
-        this.positions.set(p.channel, { epoch: p.epoch, offset: p.offset });
-        if (this.positions.size > this.channels.length * 2 + 8) this.prune();
-        out.push(Buffer.from(`id: ${encodeEventId(this.positions, this.channels)}\n`, 'utf8'), c);
+        const positions = (this.positions ??= new Map());
+        positions.set(p.channel, { epoch: p.epoch, offset: p.offset });
+        if (positions.size > this.channels.length * 2 + 8) this.prune(positions);
+        out.push(Buffer.from(`id: ${encodeEventId(positions, this.channels)}\n`, 'utf8'), c);
         // A resume history could not cover: say so as a gap event too, for EventSource users (the
         // SDK, which reads `recovered` itself, skips gaps marked `resume`).
         if (p.recovered === false) {
@@ -211,8 +232,8 @@ export class StreamTransport implements Transport {
   }
 
   /** Forgets positions of channels the session left. */
-  private prune(): void {
-    for (const c of this.positions.keys()) if (!this.channels.includes(c)) this.positions.delete(c);
+  private prune(positions: Map<string, unknown>): void {
+    for (const c of positions.keys()) if (!this.channels.includes(c)) positions.delete(c);
   }
 
   heartbeat(): void {
