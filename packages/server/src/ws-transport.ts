@@ -34,7 +34,7 @@ function buildFrame(opcode: number, payload: Buffer): Buffer {
 /** Whole WebSocket text frames: what the fast path writes to the socket. */
 export const WS_FRAMES: Framing = {
   id: FramingId.WsFrames,
-  message: (json) => buildFrame(OP_TEXT, Buffer.from(json, 'utf8')),
+  message: wsTextFrame,
 };
 
 /** The UTF-8 payload alone: what the fallback hands to `send()`, which frames it. */
@@ -44,15 +44,6 @@ export const WS_PAYLOADS: Framing = {
 };
 
 const APP_PING = '{"op":"ping"}';
-/**
- * The heartbeat on the fast path: a WebSocket ping (answered by every client, browsers included,
- * which proves the path is alive) and the application ping the SDK watches (browsers cannot see
- * protocol pings), in one buffer so a beat costs one write per socket.
- */
-const HEARTBEAT_BYTES =
-  typeof Sender?.frame === 'function'
-    ? Buffer.concat([buildFrame(OP_PING, Buffer.alloc(0)), WS_FRAMES.message(APP_PING)])
-    : Buffer.alloc(0);
 
 /**
  * The last batch of frames joined into one write, and its bytes. A flush pass that carries several
@@ -85,7 +76,11 @@ export interface WsVariant {
   readonly payloads: Framing;
   /** The application ping the protocol's clients answer or watch. */
   readonly appPing: string;
-  /** The fast path's heartbeat: a WebSocket ping and `appPing`, in one buffer. */
+  /**
+   * The fast path's heartbeat: a WebSocket ping (answered by every client, browsers included, which
+   * proves the path is alive) and `appPing` (browsers cannot see protocol pings), in one buffer so
+   * a beat costs one write per socket.
+   */
   readonly beat: Buffer;
 }
 
@@ -101,7 +96,7 @@ export function wsTextFrame(text: string): Buffer {
   return buildFrame(OP_TEXT, Buffer.from(text, 'utf8'));
 }
 
-const NATIVE: WsVariant = { frames: WS_FRAMES, payloads: WS_PAYLOADS, appPing: APP_PING, beat: HEARTBEAT_BYTES };
+const NATIVE: WsVariant = wsVariant(WS_FRAMES, WS_PAYLOADS, APP_PING);
 
 let fastPath: boolean | undefined;
 
