@@ -55,6 +55,8 @@ export interface SubscribeResult {
 }
 
 const MAX_RESYNC_BUFFER = 10_000;
+/** In a fan-out's per-framing cache: this framing sends nothing for the event. */
+const NO_FRAME = Buffer.alloc(0);
 
 /** Channel registry and fan-out. */
 export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChange'> {
@@ -337,8 +339,13 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
     const frames = this.frames;
     for (const s of ch.subs) {
       const framing = s.transport.framing;
-      const own = framing.gap ? framing.gap(ch.name, reason) : json;
-      if (own !== undefined) this.out.enqueue(s, (frames[framing.id] ??= framing.message(own)));
+      // Built once per framing, like a publication; NO_FRAME marks a framing that reports no gap.
+      let frame = frames[framing.id];
+      if (frame === undefined) {
+        const own = framing.gap ? framing.gap(ch.name, reason) : json;
+        frame = frames[framing.id] = own === undefined ? NO_FRAME : framing.message(own);
+      }
+      if (frame !== NO_FRAME) this.out.enqueue(s, frame);
     }
     frames.length = 0;
   }
