@@ -5,7 +5,7 @@
  * one system call per connection, whatever the number of publications it carries. Publications
  * that arrive while a pass runs already share the next one (the queues are flushed once per
  * tick). What this adds is for a saturated node, one whose process has been using a whole core
- * since its last pass began: there the next pass starts no sooner than one pass's duration after
+ * (measured between the ends of passes of a millisecond or more): there the next pass starts no sooner than one pass's duration after
  * the previous one ended, and never later than `maxDelayMs` after the frame that asked for it was
  * queued, so the node keeps time for everything else and what arrives meanwhile shares its writes.
  * A node with time to spare flushes on the next tick: there a held flush only adds latency (the
@@ -32,7 +32,7 @@ const SHARE_SMOOTHING = 0.3;
 export interface FlushTiming {
   /** A monotonic clock, ms. */
   now(): number;
-  /** CPU time the process has used, ms. */
+  /** CPU time the process has used, ms (read after long passes only). */
   cpu(): number;
   /** Runs `fn` on the next turn of the event loop (after pending I/O). */
   next(fn: () => void): void;
@@ -55,44 +55,55 @@ export const systemFlushTiming: FlushTiming = {
 export class FlushPacer {
   private readonly maxDelayMs: number;
   private lastPassMs = 0;
-  private lastStart = 0;
-  private lastStartCpu = 0;
   private lastEnd = 0;
-  /** Smoothed CPU time per wall-clock time since the start of the last pass, measured at each flush asked for. */
+  /** The end of the last pass that read the CPU clock, and what it read (-1: none yet). */
+  private measuredEnd = -1;
+  private measuredCpu = 0;
+  /** Smoothed CPU time per wall-clock time between the ends of passes that read the CPU clock. */
   private busy = 0;
 
-  constructor(maxDelayMs = DEFAULT_MAX_BATCH_DELAY_MS) {
+  /**
+   * `cpu` reads the process's CPU time in ms. It is read only at the end of a pass of a millisecond
+   * or more, so a node of short passes (small fan-outs, many ticks) pays no system call for it.
+   */
+  constructor(
+    maxDelayMs = DEFAULT_MAX_BATCH_DELAY_MS,
+    private readonly cpu: () => number = systemFlushTiming.cpu,
+  ) {
     this.maxDelayMs = Math.max(0, maxDelayMs);
   }
 
-  /** A flush pass ran from `start` to `end` (ms of the pacing clock); the process had used `startCpu` ms of CPU at its start. */
-  passed(start: number, end: number, startCpu: number): void {
+  /**
+   * A flush pass ran from `start` to `end` (ms of the pacing clock). After a pass of a millisecond
+   * or more, the CPU share since the last such pass ended (short passes and idle time included)
+   * joins the smoothed share.
+   */
+  passed(start: number, end: number): void {
     this.lastPassMs = Math.max(0, end - start);
-    this.lastStart = start;
-    this.lastStartCpu = startCpu;
     this.lastEnd = end;
+    if (this.lastPassMs < 1 || this.maxDelayMs === 0) return;
+    const used = this.cpu();
+    if (this.measuredEnd >= 0 && end > this.measuredEnd) {
+      const share = Math.min(1, (used - this.measuredCpu) / (end - this.measuredEnd));
+      this.busy += SHARE_SMOOTHING * (share - this.busy);
+    }
+    this.measuredEnd = end;
+    this.measuredCpu = used;
   }
 
-  /** The smoothed CPU share (1: a whole core), as of the last flush asked for. */
+  /** The smoothed CPU share (1: a whole core), as of the last pass of a millisecond or more. */
   get busyShare(): number {
     return this.busy;
   }
 
   /**
-   * Ms the flush asked for at `now`, with the process at `cpu` ms of CPU, should wait (0: next
-   * tick). The CPU share is the CPU used since the last pass began over the wall time since then;
-   * only a node whose smoothed share is at least SATURATED_SHARE, after a pass of at least a
-   * millisecond, waits, and only for what is left of one pass duration (at most `maxDelayMs`) since
-   * that pass ended.
+   * Ms the flush asked for at `now` should wait (0: next tick). Only a node whose smoothed CPU
+   * share is at least SATURATED_SHARE, after a pass of at least a millisecond, waits, and only for
+   * what is left of one pass duration (at most `maxDelayMs`) since that pass ended.
    */
-  delay(now: number, cpu: number): number {
-    const wall = now - this.lastStart;
-    const share = this.lastPassMs > 0 && wall > 0 ? Math.min(1, (cpu - this.lastStartCpu) / wall) : 0;
-    this.busy += SHARE_SMOOTHING * (share - this.busy);
-    const since = Math.max(0, now - this.lastEnd);
+  delay(now: number): number {
     if (this.busy < SATURATED_SHARE || this.lastPassMs < 1) return 0;
-    const wait = Math.min(this.maxDelayMs, this.lastPassMs) - since;
-    if (!(wait >= 1)) return 0;
-    return Math.ceil(wait);
+    const wait = Math.min(this.maxDelayMs, this.lastPassMs) - Math.max(0, now - this.lastEnd);
+    return wait >= 1 ? Math.ceil(wait) : 0;
   }
 }

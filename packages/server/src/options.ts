@@ -109,7 +109,7 @@ export interface GatewayOptions {
   coalesceMs: number;
   /**
    * Bound, in ms, on the delay adaptive write batching adds to a flush on a saturated node (one
-   * whose process has been using a whole core since its last flush pass began; publications
+   * whose process has been using a whole core over its recent long flush passes; publications
    * arriving meanwhile share one write per socket). A node with time to spare always flushes on the
    * next tick. 0 turns batching off. Default 20. Unused when coalesceMs is set.
    */

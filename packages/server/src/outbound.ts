@@ -52,7 +52,8 @@ export class Outbound {
 
   constructor(private readonly o: OutboundOptions) {
     this.timing = o.flushTiming ?? systemFlushTiming;
-    this.pacer = new FlushPacer(o.maxBatchDelayMs);
+    const timing = this.timing;
+    this.pacer = new FlushPacer(o.maxBatchDelayMs, () => timing.cpu());
   }
 
   /** A publication accepted at `ts` was queued for at least one session in this tick. */
@@ -86,7 +87,6 @@ export class Outbound {
   flush(): void {
     this.flushScheduled = false;
     const started = this.timing.now();
-    const startedCpu = this.timing.cpu();
     const dirty = this.dirty;
     this.dirty = this.spare;
     for (const s of dirty) {
@@ -113,7 +113,7 @@ export class Outbound {
       for (const ts of this.flushTs) this.o.metrics.publishDelivery.observe(Math.max(0, now - ts) / 1000);
       this.flushTs.length = 0;
     }
-    this.pacer.passed(started, this.timing.now(), startedCpu);
+    this.pacer.passed(started, this.timing.now());
   }
 
   /** `s`'s transport drained: its held queue goes out with the next flush. */
@@ -132,7 +132,7 @@ export class Outbound {
       this.timing.later(this.flushBound, this.o.coalesceMs);
       return;
     }
-    const wait = this.pacer.delay(this.timing.now(), this.timing.cpu());
+    const wait = this.pacer.delay(this.timing.now());
     if (wait > 0) {
       this.o.metrics.batchDelay.observe(wait / 1000);
       this.timing.later(this.flushBound, wait);

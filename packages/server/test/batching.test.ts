@@ -273,31 +273,58 @@ test('the message cap stays exact while a flush is held: the publication past it
 });
 
 test('FlushPacer: waits only once the CPU share stays at the threshold, for what is left of a pass, up to the bound', () => {
-  const p = new FlushPacer();
-  assert.equal(p.delay(0, 0), 0, 'before any pass');
+  let cpu = 0;
+  let reads = 0;
+  const clock = () => {
+    reads++;
+    return cpu;
+  };
+  const p = new FlushPacer(DEFAULT_MAX_BATCH_DELAY_MS, clock);
+  assert.equal(p.delay(0), 0, 'before any pass');
   // Back-to-back 10 ms passes, all CPU: the smoothed share climbs towards 1.
   let t = 100;
   let n = 0;
   for (; n < 50 && p.busyShare < SATURATED_SHARE; n++) {
-    p.passed(t, t + 10, t);
+    cpu += 10;
+    p.passed(t, t + 10);
     t += 10;
-    const d = p.delay(t, t);
+    const d = p.delay(t);
     if (p.busyShare < SATURATED_SHARE) assert.equal(d, 0, 'no wait below the threshold');
     else assert.equal(d, 10, 'a wait of one pass duration once at the threshold');
   }
   assert.ok(n > 3 && n < 50, `the threshold is reached after several saturated passes (${n})`);
-  assert.equal(p.delay(t + 4, t + 4), 6, 'what is left of the pass duration');
-  assert.equal(p.delay(t + 10, t + 10), 0, 'nothing once a pass duration has passed');
-  // A pass under a millisecond leads to no wait, however busy the process.
-  p.passed(t, t + 0.5, t);
-  assert.equal(p.delay(t + 0.5, t + 0.5), 0);
+  assert.equal(p.delay(t + 4), 6, 'what is left of the pass duration');
+  assert.equal(p.delay(t + 10), 0, 'nothing once a pass duration has passed');
+  // A pass under a millisecond leads to no wait, however busy the process, and reads no CPU clock.
+  const before = reads;
+  cpu += 0.5;
+  p.passed(t, t + 0.5);
+  t += 0.5;
+  assert.equal(p.delay(t), 0);
+  assert.equal(reads, before, 'no CPU clock read after a short pass');
   // A long pass: the wait is bounded.
-  p.passed(t, t + 1000, t);
-  assert.equal(p.delay(t + 1000, t + 1000), DEFAULT_MAX_BATCH_DELAY_MS);
+  cpu += 1000;
+  p.passed(t, t + 1000);
+  t += 1000;
+  assert.equal(p.delay(t), DEFAULT_MAX_BATCH_DELAY_MS);
+
   // The same passes with the CPU mostly elsewhere: no wait.
-  const q = new FlushPacer();
-  for (let i = 0, c = 0; i < 50; i++, t += 40, c += 10) {
-    q.passed(t, t + 40, c);
-    assert.equal(q.delay(t + 40, c + 10), 0);
+  let elsewhere = 0;
+  const q = new FlushPacer(DEFAULT_MAX_BATCH_DELAY_MS, () => elsewhere);
+  for (let i = 0; i < 50; i++, t += 40) {
+    elsewhere += 10;
+    q.passed(t, t + 40);
+    assert.equal(q.delay(t + 40), 0);
   }
+  // Batching off: never a wait, never a CPU clock read.
+  let offReads = 0;
+  const off = new FlushPacer(0, () => {
+    offReads++;
+    return t;
+  });
+  for (let i = 0; i < 20; i++, t += 10) {
+    off.passed(t, t + 10);
+    assert.equal(off.delay(t + 10), 0);
+  }
+  assert.equal(offReads, 0);
 });
