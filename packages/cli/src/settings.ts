@@ -245,6 +245,13 @@ export const SETTINGS: Setting[] = [
     defaultText: String(DEFAULTS.maxBatchDelayMs),
   },
   {
+    flag: 'native-writes',
+    kind: 'string',
+    option: 'nativeWrites',
+    help: 'the batched send (one call writes a publication to many sockets): auto, on (refuse to start without it), off',
+    defaultText: DEFAULTS.nativeWrites,
+  },
+  {
     flag: 'admission-lag-ms',
     kind: 'int',
     option: 'admissionLagMs',

@@ -70,9 +70,8 @@ export class ClientProtocol implements SessionHandler {
     if (s.authTimer) clearTimeout(s.authTimer);
     s.held = undefined;
     s.closeAfter = undefined;
-    if (!discard && s.queue.length > 0 && s.transport.writable) s.transport.writeMany(s.queue, s.queuedBytes);
-    s.queue.length = 0;
-    s.queuedBytes = 0;
+    if (discard) s.clearQueued();
+    else s.writeQueued();
     // Reasons can quote client input (an unknown op) and formatCloseReason counts characters, not
     // bytes: non-ASCII could pass 123 bytes, and ws throws on that (abuse case 27).
     s.transport.close(s.transport.framing.closeCode?.(code) ?? code, formatCloseReason(reason.replace(/[^\x20-\x7e]/g, '?'), retryMs));

@@ -36,6 +36,8 @@ import { SessionRegistry } from './registry.js';
 import { Revocations } from './revocations.js';
 import { SessionState } from './session.js';
 import type { Session } from './session.js';
+import { loadNativeSend, nativeSendFor } from './native-send.js';
+import type { NativeSend } from './native-send.js';
 import { StreamDoor } from './stream-door.js';
 import { WebSocketDoor } from './upgrade.js';
 
@@ -60,6 +62,8 @@ export class Gateway {
   readonly log: Logger;
   private readonly registry = new SessionRegistry();
   private readonly hub: Hub;
+  /** The batched send fan-outs use (native-send.ts), or undefined for net.Socket writes. */
+  private batchedSend: NativeSend | undefined;
   private readonly verifier: TokenVerifier;
   private readonly publisher: Publisher;
   private readonly protocol: ClientProtocol;
@@ -111,6 +115,7 @@ export class Gateway {
       channelLingerMs: o.channelLingerMs,
       coalesceMs: o.coalesceMs,
       maxBatchDelayMs: o.maxBatchDelayMs,
+      send: (this.batchedSend = nativeSendFor(o.nativeWrites)),
       replayCacheBytes: REPLAY_CACHE_BYTES,
       historyLimit: (channel) => Math.max(1, publisher.namespace(channel)?.historySize ?? 1),
       onSlowConsumer: (s) => this.protocol.onSlowConsumer(s),
@@ -280,7 +285,17 @@ export class Gateway {
     this.door.start();
     this.streams.start();
     const port = (this.server.address() as AddressInfo).port;
-    this.log.info({ port, host: this.options.host, backbone: this.backbone.kind, tls: !!this.options.tlsCert }, 'gateway listening');
+    // Which write path fan-outs take, and why not the batched send where it is not used.
+    const writes =
+      this.batchedSend !== undefined
+        ? 'batched send'
+        : this.options.nativeWrites === 'off'
+          ? 'net.Socket (nativeWrites off)'
+          : `net.Socket (batched send unavailable: ${loadNativeSend().error ?? 'unknown'})`;
+    this.log.info(
+      { port, host: this.options.host, backbone: this.backbone.kind, tls: !!this.options.tlsCert, writes },
+      'gateway listening',
+    );
     return { port };
   }
 

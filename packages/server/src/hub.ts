@@ -256,8 +256,7 @@ export class Hub implements Pick<BackboneHandler, 'onPublication' | 'onStateChan
   removeSession(s: Session): void {
     for (const channel of s.channels.slice()) this.removeFromChannel(s, channel);
     s.recovering = undefined;
-    s.queue.length = 0;
-    s.queuedBytes = 0;
+    s.clearQueued();
   }
 
   private removeFromChannel(s: Session, channel: string): void {

@@ -61,6 +61,7 @@ export class GatewayMetrics {
   readonly recoveries: Counter<'outcome'>;
   readonly backboneTransit: Histogram;
   readonly batchDelay: Histogram;
+  readonly batchedSends: Counter<'outcome'>;
   readonly drainClosed: Counter;
   readonly rebalanceClosed: Counter;
 
@@ -200,6 +201,12 @@ export class GatewayMetrics {
       name: 'gatehouse_batch_delay_seconds',
       help: 'Delay adaptive write batching added to a flush on a saturated node (one observation per delayed flush; none on a node with time to spare)',
       buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1],
+      registers,
+    });
+    this.batchedSends = new Counter({
+      name: 'gatehouse_batched_sends_total',
+      help: 'Socket writes made by the batched send (one send(2) each), by outcome: all taken, or the rest left to the socket (full buffer, error)',
+      labelNames: ['outcome'],
       registers,
     });
     this.backboneStateChanges = new Counter({

@@ -4,6 +4,7 @@
  */
 
 import { DEFAULT_MAX_BATCH_DELAY_MS } from './batching.js';
+import type { NativeWrites } from './native-send.js';
 import { applyPusherWebhooks, parsePusherApps, pusherNamespace } from './pusher-apps.js';
 import type { PusherApp } from './pusher-apps.js';
 
@@ -114,6 +115,12 @@ export interface GatewayOptions {
    * next tick. 0 turns batching off. Default 20. Unused when coalesceMs is set.
    */
   maxBatchDelayMs: number;
+  /**
+   * The batched send (native-send.ts: one call writes a publication to a run of plain TCP sockets,
+   * one send(2) each): 'auto' (default) uses it where it was built and loads, 'on' refuses to start
+   * without it, 'off' writes through net.Socket only.
+   */
+  nativeWrites: NativeWrites;
   /** Ms an empty channel keeps its backbone subscription (absorbs churn). Default 2000. */
   channelLingerMs: number;
   /** Ms over which a drain spreads its closes. Default 30000. */
@@ -193,6 +200,7 @@ export const DEFAULTS: GatewayOptions = {
   closeTimeoutMs: 5000,
   coalesceMs: 0,
   maxBatchDelayMs: DEFAULT_MAX_BATCH_DELAY_MS,
+  nativeWrites: 'auto',
   channelLingerMs: 2000,
   drainWindowMs: 30_000,
   admissionLagMs: 500,
@@ -281,6 +289,9 @@ export function resolveOptions(input: Partial<GatewayOptions> = {}): GatewayOpti
   intField(rec, 'maxAuthFailures', 1, 1_000_000);
   if (typeof o.adminUi !== 'boolean') throw new OptionsError('adminUi must be true or false');
   intField(rec, 'maxBatchDelayMs', 0, 1000);
+  if (o.nativeWrites !== 'auto' && o.nativeWrites !== 'on' && o.nativeWrites !== 'off') {
+    throw new OptionsError(`nativeWrites must be auto, on or off, got ${JSON.stringify(o.nativeWrites)}`);
+  }
   if (typeof o.rebalanceTolerance !== 'number' || !(o.rebalanceTolerance >= 0 && o.rebalanceTolerance <= 10)) {
     throw new OptionsError(`rebalanceTolerance must be a number from 0 to 10, got ${JSON.stringify(o.rebalanceTolerance)}`);
   }

@@ -11,6 +11,7 @@ import { nowMs } from './backbone.js';
 import { FlushPacer, systemFlushTiming } from './batching.js';
 import type { FlushTiming } from './batching.js';
 import type { GatewayMetrics } from './metrics.js';
+import type { NativeSend } from './native-send.js';
 import { SessionState } from './session.js';
 import type { Session } from './session.js';
 
@@ -20,6 +21,31 @@ import type { Session } from './session.js';
  * drop it, so the close frame that follows reaches a client that is still reading.
  */
 export const HIGH_WATER_BYTES = 128 * 1024;
+
+/**
+ * The last batch of frames joined into one write, and its bytes. A flush pass that carries several
+ * publications hands every subscriber of a channel the same frames in the same order, so the bytes
+ * are joined once per pass and the same Buffer is written to each socket (sockets never modify
+ * what they write), instead of one allocation and copy per socket. Holds one batch at most.
+ */
+const lastJoin = { frames: [] as Buffer[], bytes: Buffer.alloc(0) };
+
+export function joinFrames(chunks: readonly Buffer[], totalBytes: number): Buffer {
+  const frames = lastJoin.frames;
+  if (frames.length === chunks.length && lastJoin.bytes.length === totalBytes) {
+    let i = 0;
+    while (i < frames.length && frames[i] === chunks[i]) i++;
+    if (i === frames.length) return lastJoin.bytes;
+  }
+  const bytes = Buffer.concat(chunks as Buffer[], totalBytes);
+  frames.length = 0;
+  for (const c of chunks) frames.push(c);
+  lastJoin.bytes = bytes;
+  return bytes;
+}
+
+/** Sessions per batched send call: bounds the descriptor arrays (64 KiB together). */
+const RUN_MAX = 8192;
 
 /** What the queues need. */
 export interface OutboundOptions {
@@ -33,6 +59,12 @@ export interface OutboundOptions {
    * Unused when `coalesceMs` is set. Default: DEFAULT_MAX_BATCH_DELAY_MS.
    */
   maxBatchDelayMs?: number;
+  /**
+   * The batched send (native-send.ts): sessions whose transport gives a descriptor and that get
+   * the same bytes in a flush are written in one call. Absent: every session writes through its
+   * transport.
+   */
+  send?: NativeSend;
   /** Time and timers of the flush pacing (tests inject them). */
   flushTiming?: FlushTiming;
   /** Called when a session's queue hits the cap. */
@@ -49,6 +81,12 @@ export class Outbound {
   private readonly flushBound = () => this.flush();
   private readonly pacer: FlushPacer;
   private readonly timing: FlushTiming;
+  /** The batched send's current run: its bytes and sessions (see sendRun). */
+  private runBytes: Buffer | undefined;
+  private runLength = 0;
+  private readonly runSessions: (Session | undefined)[] = [];
+  private readonly runFds = new Int32Array(RUN_MAX);
+  private readonly runResults = new Int32Array(RUN_MAX);
 
   constructor(private readonly o: OutboundOptions) {
     this.timing = o.flushTiming ?? systemFlushTiming;
@@ -67,16 +105,23 @@ export class Outbound {
    */
   enqueue(s: Session, frame: Buffer, countMessage = true): void {
     if (s.state === SessionState.Closing) return;
-    const q = s.queue;
+    const n = s.queuedCount;
     // What the socket still holds cannot change before this tick's flush, so it is read once,
     // with the first frame queued, not once per delivery.
-    if (q.length === 0) s.socketBacklog = s.transport.bufferedBytes;
-    if ((countMessage && q.length >= this.o.maxQueueMessages) || s.queuedBytes + frame.length + s.socketBacklog > this.o.maxQueueBytes) {
+    if (n === 0) s.socketBacklog = s.transport.bufferedBytes;
+    if ((countMessage && n >= this.o.maxQueueMessages) || s.queuedBytes + frame.length + s.socketBacklog > this.o.maxQueueBytes) {
       this.o.onSlowConsumer(s);
       return;
     }
-    if (q.length === 0 && !s.waitingDrain) this.markDirty(s);
-    q.push(frame);
+    if (n === 0) {
+      s.queued = frame;
+      if (!s.waitingDrain) this.markDirty(s);
+    } else if (n === 1) {
+      s.queued = [s.queued as Buffer, frame];
+    } else {
+      (s.queued as Buffer[]).push(frame);
+    }
+    s.queuedCount = n + 1;
     s.queuedBytes += frame.length;
   }
 
@@ -90,8 +135,8 @@ export class Outbound {
     const dirty = this.dirty;
     this.dirty = this.spare;
     for (const s of dirty) {
-      const q = s.queue;
-      if (q.length === 0) continue;
+      const q = s.queued;
+      if (q === undefined) continue;
       if (s.state !== SessionState.Closing && s.transport.writable) {
         if (
           s.socketBacklog > HIGH_WATER_BYTES &&
@@ -101,11 +146,20 @@ export class Outbound {
           s.waitingDrain = true;
           continue;
         }
-        s.transport.writeMany(q, s.queuedBytes);
+        if (this.o.send !== undefined && s.transport.sendFd !== undefined) {
+          // Consecutive sessions getting the same bytes (a channel's subscribers) form one run.
+          const bytes = Array.isArray(q) ? joinFrames(q, s.queuedBytes) : q;
+          if (bytes !== this.runBytes || this.runLength === RUN_MAX) this.sendRun(bytes);
+          this.runSessions[this.runLength++] = s;
+        } else if (Array.isArray(q)) {
+          s.transport.writeMany(q, s.queuedBytes);
+        } else {
+          s.transport.write(q);
+        }
       }
-      q.length = 0;
-      s.queuedBytes = 0;
+      s.clearQueued();
     }
+    this.sendRun(undefined);
     dirty.length = 0;
     this.spare = dirty;
     if (this.flushTs.length > 0) {
@@ -116,11 +170,43 @@ export class Outbound {
     this.pacer.passed(started, this.timing.now());
   }
 
+  /**
+   * Sends the run's bytes to each of its sessions in one call, then starts a run of `next`. A
+   * session whose socket cannot take them directly now (something waits in its queue, it closed),
+   * or did not take all of them (its buffer filled, an error), gets the rest through its transport,
+   * which queues them in order and reports errors the usual way.
+   */
+  private sendRun(next: Buffer | undefined): void {
+    const n = this.runLength;
+    const bytes = this.runBytes;
+    this.runLength = 0;
+    this.runBytes = next;
+    if (n === 0 || bytes === undefined) return;
+    const sessions = this.runSessions;
+    const fds = this.runFds;
+    const results = this.runResults;
+    // Descriptors are read here, and nothing runs between this loop and the send.
+    for (let i = 0; i < n; i++) fds[i] = (sessions[i] as Session).transport.sendFd?.() ?? -1;
+    const complete = (this.o.send as NativeSend).sendEach(fds, n, bytes, results);
+    if (complete < n) {
+      let partial = 0;
+      for (let i = 0; i < n; i++) {
+        const r = results[i] as number;
+        if (r === bytes.length) continue;
+        if (fds[i] !== -1) partial++;
+        (sessions[i] as Session).transport.write(r > 0 ? bytes.subarray(r) : bytes);
+      }
+      if (partial > 0) this.o.metrics.batchedSends.inc({ outcome: 'rest_to_socket' }, partial);
+    }
+    if (complete > 0) this.o.metrics.batchedSends.inc({ outcome: 'complete' }, complete);
+    sessions.fill(undefined, 0, n);
+  }
+
   /** `s`'s transport drained: its held queue goes out with the next flush. */
   private drained(s: Session): void {
     s.waitingDrain = false;
     s.socketBacklog = s.transport.bufferedBytes;
-    if (s.state !== SessionState.Closing && s.queue.length > 0) this.markDirty(s);
+    if (s.state !== SessionState.Closing && s.queuedCount > 0) this.markDirty(s);
   }
 
   /** `s` has frames for the next flush; schedules the flush if none is. */

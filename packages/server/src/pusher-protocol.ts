@@ -112,9 +112,7 @@ export class PusherProtocol implements SessionHandler {
     this.error(s, code, message);
     s.state = SessionState.Closing;
     s.closeCode = code;
-    if (s.queue.length > 0 && s.transport.writable) s.transport.writeMany(s.queue, s.queuedBytes);
-    s.queue.length = 0;
-    s.queuedBytes = 0;
+    s.writeQueued();
     s.transport.close(code, message);
   }
 

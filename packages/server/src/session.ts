@@ -58,8 +58,13 @@ export class Session implements TransportListener {
    * this session. Allocated only then; an entry goes once a publication passes it.
    */
   floors: Map<string, { epoch: string; offset: number }> | undefined;
-  /** Frames queued since the last flush, and their total size. */
-  readonly queue: Buffer[] = [];
+  /**
+   * Frames queued since the last flush: none, one (most ticks: no array, so a tick that queues one
+   * frame allocates nothing per connection), or several in order. outbound.ts owns them.
+   */
+  queued: Buffer | Buffer[] | undefined = undefined;
+  /** How many frames `queued` holds, and their total size. */
+  queuedCount = 0;
   queuedBytes = 0;
   /** The transport's unsent bytes when this tick's first frame was queued. */
   socketBacklog = 0;
@@ -116,6 +121,23 @@ export class Session implements TransportListener {
   /** The client's address. */
   get address(): string {
     return this.transport.remoteAddress;
+  }
+
+  /** Drops what is queued (the session is closing, or its queue was written). */
+  clearQueued(): void {
+    this.queued = undefined;
+    this.queuedCount = 0;
+    this.queuedBytes = 0;
+  }
+
+  /** Writes what is queued through the transport now, in one write, and clears it (a close follows). */
+  writeQueued(): void {
+    const q = this.queued;
+    if (q !== undefined && this.transport.writable) {
+      if (Array.isArray(q)) this.transport.writeMany(q, this.queuedBytes);
+      else this.transport.write(q);
+    }
+    this.clearQueued();
   }
 
   /** Bytes waiting: queued in this tick plus what the transport has not handed to the kernel yet. */

@@ -86,6 +86,14 @@ export interface Transport {
    * never calls `fn`) where the transport cannot tell; the caller then writes without waiting.
    */
   whenDrained(fn: () => void): boolean;
+  /**
+   * The descriptor of the transport's own socket when pre-framed bytes may be sent straight to it
+   * now (the batched send, native-send.ts): a plain TCP socket, open, with nothing waiting in its
+   * write queue, so a direct send stays in order with everything written before. -1 when not.
+   * Absent where the bytes need the transport's own handling (TLS, HTTP responses). Read right
+   * before the send: a descriptor is only good while its socket is open.
+   */
+  sendFd?(): number;
   /** Writes pre-framed bytes (built by `framing`). */
   write(bytes: Buffer): void;
   /** Writes several pre-framed chunks, `totalBytes` long together, as one write where possible. */

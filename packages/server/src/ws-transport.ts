@@ -10,13 +10,14 @@
 import type { Duplex } from 'node:stream';
 import * as wsModule from 'ws';
 import type { RawData, WebSocket } from 'ws';
+import { joinFrames } from './outbound.js';
 import { FramingId } from './transport.js';
 import type { Framing, Transport, TransportListener } from './transport.js';
 
 const OP_TEXT = 0x1;
 const OP_PING = 0x9;
 
-type RawSocket = Duplex & { writableLength: number };
+type RawSocket = Duplex & { writableLength: number; encrypted?: boolean; _handle?: { fd?: unknown } | null };
 
 /** ws's frame builder (public, but not in @types/ws). */
 interface FrameBuilder {
@@ -44,28 +45,6 @@ export const WS_PAYLOADS: Framing = {
 };
 
 const APP_PING = '{"op":"ping"}';
-
-/**
- * The last batch of frames joined into one write, and its bytes. A flush pass that carries several
- * publications hands every subscriber of a channel the same frames in the same order, so the bytes
- * are joined once per pass and the same Buffer is written to each socket (sockets never modify
- * what they write), instead of one allocation and copy per socket. Holds one batch at most.
- */
-const lastJoin = { frames: [] as Buffer[], bytes: Buffer.alloc(0) };
-
-function joinFrames(chunks: readonly Buffer[], totalBytes: number): Buffer {
-  const frames = lastJoin.frames;
-  if (frames.length === chunks.length && lastJoin.bytes.length === totalBytes) {
-    let i = 0;
-    while (i < frames.length && frames[i] === chunks[i]) i++;
-    if (i === frames.length) return lastJoin.bytes;
-  }
-  const bytes = Buffer.concat(chunks as Buffer[], totalBytes);
-  frames.length = 0;
-  for (const c of chunks) frames.push(c);
-  lastJoin.bytes = bytes;
-  return bytes;
-}
 
 /**
  * What a protocol spoken over WebSocket frames differently: its framings (whole frames for the fast
@@ -201,6 +180,8 @@ export class WebSocketTransport implements Transport {
   /** @internal Set by `listen`. */
   listener: TransportListener | undefined;
   private readonly socket: RawSocket | undefined;
+  /** The socket's descriptor for the batched send; -1 where there is none (TLS, fallback). */
+  private readonly fd: number;
 
   constructor(
     private readonly ws: WebSocket,
@@ -210,6 +191,9 @@ export class WebSocketTransport implements Transport {
     const socket = probeFastPath() ? rawSocketOf(ws) : undefined;
     this.socket = socket;
     this.framing = socket ? variant.frames : variant.payloads;
+    // A TLS socket encrypts in Node: only a plain socket's descriptor takes frames as they are.
+    const fd = socket !== undefined && socket.encrypted !== true ? socket._handle?.fd : undefined;
+    this.fd = typeof fd === 'number' && fd >= 0 ? fd : -1;
     (ws as Tagged)[kTransport] = this;
     ws.close = closeWithReason;
     leanEvents(ws);
@@ -239,6 +223,14 @@ export class WebSocketTransport implements Transport {
     if (!this.socket) return false;
     this.socket.once('drain', fn);
     return true;
+  }
+
+  sendFd(): number {
+    const socket = this.socket;
+    // Node closes the descriptor and drops the handle in the same call (destroy): while the handle
+    // is there, the descriptor is this socket's. Anything waiting in its write queue goes first.
+    if (this.fd < 0 || socket === undefined || socket._handle == null || socket.writableLength !== 0) return -1;
+    return this.fd;
   }
 
   write(bytes: Buffer): void {

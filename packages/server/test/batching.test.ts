@@ -109,8 +109,7 @@ async function setup(options: Partial<HubOptions> = {}, sessions = 2) {
     onSlowConsumer: (s) => {
       slow.push(s);
       s.state = SessionState.Closing;
-      s.queue.length = 0;
-      s.queuedBytes = 0;
+      s.clearQueued();
       s.transport.close(4300, 'slow consumer');
     },
     ...options,

@@ -169,8 +169,7 @@ class Harness {
         this.slow.push(s);
         if (s.state === SessionState.Closing) return;
         s.state = SessionState.Closing;
-        s.queue.length = 0;
-        s.queuedBytes = 0;
+        s.clearQueued();
         s.transport.close(SLOW_CODE, 'slow consumer');
       },
       ...options,
@@ -250,7 +249,7 @@ async function holeWithHeldFill(h: Harness & { backbone: ScriptedBackbone }) {
  */
 async function publishUntilQueued(h: Harness, x: { s: Session }, from: number): Promise<number> {
   let published = from - 1;
-  while (x.s.queue.length === 0) {
+  while (x.s.queuedCount === 0) {
     assert.ok(published < 1_000_000, 'the resync buffer never stopped growing');
     await h.backbone.publish(CH, String(++published), KEEP);
   }
@@ -706,7 +705,7 @@ test('a connection past the high-water mark gets no writes until it drains; then
   await turn();
   await turn();
   assert.equal(x.t.writes.length, 0, 'held while the transport is past the mark');
-  assert.equal(x.s.queue.length, 3);
+  assert.equal(x.s.queuedCount, 3);
   await h.publishMany(2);
   await turn();
   assert.equal(x.t.writes.length, 0);
@@ -714,7 +713,7 @@ test('a connection past the high-water mark gets no writes until it drains; then
   await waitFor('the held queue to be written', () => x.t.writes.length > 0);
   assert.equal(x.t.writes.length, 1, 'one write for everything that waited');
   assert.equal(x.t.offsets(CH).length, 5);
-  assert.equal(x.s.queue.length, 0);
+  assert.equal(x.s.queuedCount, 0);
 });
 
 test('a session that subscribes while a fill from history runs gets nothing at or below its subscribed position', async () => {
