@@ -145,6 +145,7 @@ async function run(
     admissionLagMs: p.scenario === 'storm' ? undefined : 3_600_000,
     coalesceMs: p.coalesceMs,
     maxBatchDelayMs: p.maxBatchDelayMs,
+    nativeWrites: p.nativeWrites,
     gatewayNodeFlags: p.gatewayNodeFlags,
     verbose: p.verbose,
   };

@@ -24,6 +24,8 @@ export interface ServerChildConfig {
   coalesceMs?: number;
   /** Gateway only: the bound on adaptive batching's added delay, ms (the gateway's default when absent). */
   maxBatchDelayMs?: number;
+  /** Gateway only: the batched send, auto, on or off (the gateway's default when absent). */
+  nativeWrites?: 'auto' | 'on' | 'off';
   nodeId?: string;
   /** Gateway only: a Pusher app (id, key, secret) for Pusher clients on /app/{key}. */
   pusherApp?: { id: string; key: string; secret: string };

@@ -20,6 +20,7 @@ const gateway = new Gateway({
   ...(config.admissionLagMs ? { admissionLagMs: config.admissionLagMs } : {}),
   ...(config.coalesceMs !== undefined ? { coalesceMs: config.coalesceMs } : {}),
   ...(config.maxBatchDelayMs !== undefined ? { maxBatchDelayMs: config.maxBatchDelayMs } : {}),
+  ...(config.nativeWrites !== undefined ? { nativeWrites: config.nativeWrites } : {}),
   ...(config.pusherApp ? { pusherApps: [config.pusherApp] } : {}),
 });
 const { port } = await gateway.start();

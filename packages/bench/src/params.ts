@@ -60,6 +60,8 @@ export interface BenchParams {
   coalesceMs: number | undefined;
   /** Bound on adaptive batching's added delay in started gateways, ms; undefined keeps the gateway's default. */
   maxBatchDelayMs: number | undefined;
+  /** Started gateways' batched send (auto, on, off); undefined keeps the gateway's default. */
+  nativeWrites: 'auto' | 'on' | 'off' | undefined;
   /** Node/V8 flags for started gateways (not baselines). */
   gatewayNodeFlags: string[];
   rounds: number;
@@ -103,6 +105,7 @@ const OPTIONS = {
   'gateway-connect-rate': { type: 'string' },
   'coalesce-ms': { type: 'string' },
   'max-batch-delay-ms': { type: 'string' },
+  'native-writes': { type: 'string' },
   'gateway-node-flags': { type: 'string' },
   rounds: { type: 'string' },
   timeout: { type: 'string' },
@@ -180,6 +183,8 @@ Bench-started servers:
                               share one write per socket (default: the gateway's, 0)
   --max-batch-delay-ms <ms>   bound on the delay adaptive batching may add to a flush in started
                               gateways; 0 turns batching off (default: the gateway's, 20)
+  --native-writes <m>         started gateways' batched send: auto, on or off (default: the
+                              gateway's, auto); off writes through net.Socket, for a before/after
   --gateway-node-flags=<f>    Node/V8 flags for started gateways only, space-separated (e.g.
                               --gateway-node-flags=--max-semi-space-size=8); baselines run with
                               Node's defaults
@@ -353,6 +358,8 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
     throw new UsageError('--gateway-node-flags configures gateways the bench starts: start your --url gateways with them instead');
   if (v['max-batch-delay-ms'] !== undefined && urls.length > 0)
     throw new UsageError('--max-batch-delay-ms configures gateways the bench starts: set it on your --url gateways instead');
+  if (v['native-writes'] !== undefined && urls.length > 0)
+    throw new UsageError('--native-writes configures gateways the bench starts: set it on your --url gateways instead');
   const profileDir = v['profile'] as string | undefined;
   if (profileDir !== undefined && urls.length > 0)
     throw new UsageError('--profile profiles gateways the bench starts: drop --url (profile your own with node --cpu-prof)');
@@ -396,6 +403,7 @@ export function parseBenchArgs(argv: string[]): BenchParams | 'help' {
     gatewayConnectRate: int(v, 'gateway-connect-rate', scenario === 'storm' ? 1000 : 1_000_000, 1, 100_000_000),
     coalesceMs: v['coalesce-ms'] === undefined ? undefined : int(v, 'coalesce-ms', 0, 0, 1000),
     maxBatchDelayMs: v['max-batch-delay-ms'] === undefined ? undefined : int(v, 'max-batch-delay-ms', 0, 0, 1000),
+    nativeWrites: v['native-writes'] === undefined ? undefined : choice(v, 'native-writes', ['auto', 'on', 'off'] as const, 'auto'),
     gatewayNodeFlags,
     rounds,
     timeoutSeconds: int(v, 'timeout', computedTimeout, 1, 7 * 86_400),

@@ -69,7 +69,8 @@ export interface ServerFigures {
   /**
    * write(2)/writev(2) calls the server processes made so far (syscw in /proc/<pid>/io), for
    * processes the bench started on this machine; null otherwise. Socket writes dominate it; HTTP
-   * answers, IPC messages and logs add a little.
+   * answers, IPC messages and logs add a little. The gateway's batched send uses send(2), which
+   * syscw does not count: its calls (gatehouse_batched_sends_total) are added.
    */
   writeCalls: number | null;
   /** gatehouse_batch_delay_seconds: flushes adaptive batching held, and the seconds it held them, summed. */
@@ -93,7 +94,7 @@ export function combine(scrapes: Samples[], at: number, writeCalls: number | nul
     connections: sum('gatehouse_connections'),
     admissionRejects: sum('gatehouse_admission_rejects_total'),
     slowConsumers: sum('gatehouse_slow_consumer_disconnects_total'),
-    writeCalls,
+    writeCalls: writeCalls === null ? null : writeCalls + sum('gatehouse_batched_sends_total'),
     batchDelayedFlushes: sum('gatehouse_batch_delay_seconds_count'),
     batchDelaySeconds: sum('gatehouse_batch_delay_seconds_sum'),
     at,

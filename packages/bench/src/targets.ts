@@ -40,6 +40,8 @@ export interface SpawnOptions {
   coalesceMs: number | undefined;
   /** Gateway bound on adaptive batching's added delay, ms; undefined keeps the gateway's default. */
   maxBatchDelayMs: number | undefined;
+  /** Gateway batched send: auto, on or off; undefined keeps the gateway's default. */
+  nativeWrites?: 'auto' | 'on' | 'off' | undefined;
   /** Node/V8 flags for gateway processes (not baselines). */
   gatewayNodeFlags?: string[];
   /** Pass the processes' stdout and stderr through (their logs); default: stderr only. */
@@ -143,6 +145,7 @@ export class TargetSet {
           ...(o.admissionLagMs !== undefined ? { admissionLagMs: o.admissionLagMs } : {}),
           ...(o.coalesceMs !== undefined ? { coalesceMs: o.coalesceMs } : {}),
           ...(o.maxBatchDelayMs !== undefined ? { maxBatchDelayMs: o.maxBatchDelayMs } : {}),
+          ...(o.nativeWrites !== undefined ? { nativeWrites: o.nativeWrites } : {}),
           nodeId: `bench-${this.kind === 'gateway' ? 'gw' : 'raw'}-${i + 1}`,
           ...(o.mode ? { mode: o.mode } : {}),
           ...(o.pusherApp ? { pusherApp: o.pusherApp } : {}),
