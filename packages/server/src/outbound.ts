@@ -44,6 +44,9 @@ export function joinFrames(chunks: readonly Buffer[], totalBytes: number): Buffe
   return bytes;
 }
 
+/** `Session.socketBacklog` after a write whose effect on the socket's queue is not known: read it at the next enqueue. */
+const BACKLOG_UNKNOWN = -1;
+
 /** Sessions per batched send call: bounds the descriptor arrays (64 KiB together). */
 const RUN_MAX = 8192;
 
@@ -107,8 +110,10 @@ export class Outbound {
     if (s.state === SessionState.Closing) return;
     const n = s.queuedCount;
     // What the socket still holds cannot change before this tick's flush, so it is read once,
-    // with the first frame queued, not once per delivery.
-    if (n === 0) s.socketBacklog = s.transport.bufferedBytes;
+    // with the first frame queued, not once per delivery; and not at all after a batched send
+    // that the kernel took whole left it empty (only the transport's own pings and pongs can have
+    // joined it since: a few bytes).
+    if (n === 0 && s.socketBacklog !== 0) s.socketBacklog = s.transport.bufferedBytes;
     if ((countMessage && n >= this.o.maxQueueMessages) || s.queuedBytes + frame.length + s.socketBacklog > this.o.maxQueueBytes) {
       this.o.onSlowConsumer(s);
       return;
@@ -134,27 +139,28 @@ export class Outbound {
     const started = this.timing.now();
     const dirty = this.dirty;
     this.dirty = this.spare;
+    const send = this.o.send;
     for (const s of dirty) {
       const q = s.queued;
       if (q === undefined) continue;
-      if (s.state !== SessionState.Closing && s.transport.writable) {
-        if (
-          s.socketBacklog > HIGH_WATER_BYTES &&
-          s.transport.bufferedBytes > HIGH_WATER_BYTES &&
-          s.transport.whenDrained(() => this.drained(s))
-        ) {
+      const t = s.transport;
+      // A transport with a descriptor says whether it is writable when its run is sent (sendRun).
+      const direct = send !== undefined && t.sendFd !== undefined;
+      if (s.state !== SessionState.Closing && (direct || t.writable)) {
+        if (s.socketBacklog > HIGH_WATER_BYTES && t.bufferedBytes > HIGH_WATER_BYTES && t.whenDrained(() => this.drained(s))) {
           s.waitingDrain = true;
           continue;
         }
-        if (this.o.send !== undefined && s.transport.sendFd !== undefined) {
+        if (direct) {
           // Consecutive sessions getting the same bytes (a channel's subscribers) form one run.
           const bytes = Array.isArray(q) ? joinFrames(q, s.queuedBytes) : q;
           if (bytes !== this.runBytes || this.runLength === RUN_MAX) this.sendRun(bytes);
           this.runSessions[this.runLength++] = s;
-        } else if (Array.isArray(q)) {
-          s.transport.writeMany(q, s.queuedBytes);
+          s.socketBacklog = 0; // unless the kernel does not take it all (sendRun)
         } else {
-          s.transport.write(q);
+          if (Array.isArray(q)) t.writeMany(q, s.queuedBytes);
+          else t.write(q);
+          s.socketBacklog = BACKLOG_UNKNOWN;
         }
       }
       s.clearQueued();
@@ -172,9 +178,10 @@ export class Outbound {
 
   /**
    * Sends the run's bytes to each of its sessions in one call, then starts a run of `next`. A
-   * session whose socket cannot take them directly now (something waits in its queue, it closed),
-   * or did not take all of them (its buffer filled, an error), gets the rest through its transport,
-   * which queues them in order and reports errors the usual way.
+   * session whose socket cannot take them directly now (something waits in its queue), or did not
+   * take all of them (its buffer filled, an error), gets the rest through its transport, which
+   * queues them in order and reports errors the usual way; one that is no longer writable (closed,
+   * or its peer began a close) gets nothing.
    */
   private sendRun(next: Buffer | undefined): void {
     const n = this.runLength;
@@ -193,8 +200,11 @@ export class Outbound {
       for (let i = 0; i < n; i++) {
         const r = results[i] as number;
         if (r === bytes.length) continue;
+        const s = sessions[i] as Session;
+        s.socketBacklog = BACKLOG_UNKNOWN;
         if (fds[i] !== -1) partial++;
-        (sessions[i] as Session).transport.write(r > 0 ? bytes.subarray(r) : bytes);
+        else if (!s.transport.writable) continue;
+        s.transport.write(r > 0 ? bytes.subarray(r) : bytes);
       }
       if (partial > 0) this.o.metrics.batchedSends.inc({ outcome: 'rest_to_socket' }, partial);
     }

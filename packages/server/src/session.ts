@@ -66,7 +66,10 @@ export class Session implements TransportListener {
   /** How many frames `queued` holds, and their total size. */
   queuedCount = 0;
   queuedBytes = 0;
-  /** The transport's unsent bytes when this tick's first frame was queued. */
+  /**
+   * The transport's unsent bytes when this tick's first frame was queued; 0 after a batched send
+   * the kernel took whole (then it is not read again), -1 after any other write (read it again).
+   */
   socketBacklog = 0;
   /** The queue is held until the transport drains (its backlog passed the hub's high-water mark). */
   waitingDrain = false;

@@ -88,8 +88,9 @@ export interface Transport {
   whenDrained(fn: () => void): boolean;
   /**
    * The descriptor of the transport's own socket when pre-framed bytes may be sent straight to it
-   * now (the batched send, native-send.ts): a plain TCP socket, open, with nothing waiting in its
-   * write queue, so a direct send stays in order with everything written before. -1 when not.
+   * now (the batched send, native-send.ts): a plain TCP socket, open and `writable`, with nothing
+   * waiting in its write queue, so a direct send stays in order with everything written before.
+   * -1 when not (the caller then writes through `write` if the transport is `writable`).
    * Absent where the bytes need the transport's own handling (TLS, HTTP responses). Read right
    * before the send: a descriptor is only good while its socket is open.
    */

@@ -228,8 +228,9 @@ export class WebSocketTransport implements Transport {
   sendFd(): number {
     const socket = this.socket;
     // Node closes the descriptor and drops the handle in the same call (destroy): while the handle
-    // is there, the descriptor is this socket's. Anything waiting in its write queue goes first.
-    if (this.fd < 0 || socket === undefined || socket._handle == null || socket.writableLength !== 0) return -1;
+    // is there, the descriptor is this socket's. Anything waiting in its write queue goes first,
+    // and nothing follows a close frame (readyState leaves OPEN with the peer's, as in `writable`).
+    if (this.fd < 0 || socket === undefined || socket._handle == null || socket.writableLength !== 0 || this.ws.readyState !== 1) return -1;
     return this.fd;
   }
 
