@@ -47,6 +47,12 @@ export function joinFrames(chunks: readonly Buffer[], totalBytes: number): Buffe
 /** `Session.socketBacklog` after a write whose effect on the socket's queue is not known: read it at the next enqueue. */
 const BACKLOG_UNKNOWN = -1;
 
+/**
+ * Up to this many frames, a session's queue is an array shared with the other sessions that got
+ * the same frames in this tick (`Outbound.appended`); past it, each has its own.
+ */
+const SHARED_QUEUE_MAX = 32;
+
 /** Sessions per batched send call: bounds the descriptor arrays (64 KiB together). */
 const RUN_MAX = 8192;
 
@@ -76,14 +82,24 @@ export interface OutboundOptions {
 
 /** The outbound queues of a node's sessions. */
 export class Outbound {
-  private dirty: Session[] = [];
-  private spare: Session[] = [];
+  /**
+   * Sessions with frames for the next flush (the first `dirtyCount`), and the list of the flush
+   * before, kept for reuse: emptying an array with \`length = 0\` drops its storage, and a fan-out to
+   * every socket would grow it anew on every tick.
+   */
+  private dirty: (Session | undefined)[] = [];
+  private dirtyCount = 0;
+  private spare: (Session | undefined)[] = [];
   private flushScheduled = false;
   /** Accept times of publications fanned out since the last flush (one per publication). */
   private readonly flushTs: number[] = [];
   private readonly flushBound = () => this.flush();
   private readonly pacer: FlushPacer;
   private readonly timing: FlushTiming;
+  /** The last queue `appended` made, and from what (shared by the sessions that follow). */
+  private lastPrev: Buffer | Buffer[] | undefined;
+  private lastFrame: Buffer | undefined;
+  private lastNext: Buffer[] | undefined;
   /** The batched send's current run: its bytes and sessions (see sendRun). */
   private runBytes: Buffer | undefined;
   private runLength = 0;
@@ -121,13 +137,29 @@ export class Outbound {
     if (n === 0) {
       s.queued = frame;
       if (!s.waitingDrain) this.markDirty(s);
-    } else if (n === 1) {
-      s.queued = [s.queued as Buffer, frame];
+    } else if (n > SHARED_QUEUE_MAX) {
+      (s.queued as Buffer[]).push(frame); // its own array (made below), never shared
     } else {
-      (s.queued as Buffer[]).push(frame);
+      s.queued = this.appended(s.queued as Buffer | Buffer[], frame, n);
     }
     s.queuedCount = n + 1;
     s.queuedBytes += frame.length;
+  }
+
+  /**
+   * `prev` (a session's `n` queued frames) followed by `frame`, as a new array that is never
+   * modified (up to SHARED_QUEUE_MAX frames): the subscribers of a channel queue the same frames
+   * in the same order, so the one made for the first of them serves all that follow, instead of
+   * an array per connection per tick. Past SHARED_QUEUE_MAX a session gets an array of its own.
+   */
+  private appended(prev: Buffer | Buffer[], frame: Buffer, n: number): Buffer[] {
+    if (prev === this.lastPrev && frame === this.lastFrame) return this.lastNext as Buffer[];
+    const next = n === 1 ? [prev as Buffer, frame] : (prev as Buffer[]).concat(frame);
+    if (n === SHARED_QUEUE_MAX) return next;
+    this.lastPrev = prev;
+    this.lastFrame = frame;
+    this.lastNext = next;
+    return next;
   }
 
   /**
@@ -136,11 +168,15 @@ export class Outbound {
    */
   flush(): void {
     this.flushScheduled = false;
+    this.lastPrev = this.lastFrame = this.lastNext = undefined;
     const started = this.timing.now();
     const dirty = this.dirty;
+    const count = this.dirtyCount;
     this.dirty = this.spare;
+    this.dirtyCount = 0;
     const send = this.o.send;
-    for (const s of dirty) {
+    for (let i = 0; i < count; i++) {
+      const s = dirty[i] as Session;
       const q = s.queued;
       if (q === undefined) continue;
       const t = s.transport;
@@ -166,7 +202,7 @@ export class Outbound {
       s.clearQueued();
     }
     this.sendRun(undefined);
-    dirty.length = 0;
+    dirty.fill(undefined, 0, count);
     this.spare = dirty;
     if (this.flushTs.length > 0) {
       const now = nowMs();
@@ -221,7 +257,7 @@ export class Outbound {
 
   /** `s` has frames for the next flush; schedules the flush if none is. */
   private markDirty(s: Session): void {
-    this.dirty.push(s);
+    this.dirty[this.dirtyCount++] = s;
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     if (this.o.coalesceMs > 0) {

@@ -60,7 +60,8 @@ export class Session implements TransportListener {
   floors: Map<string, { epoch: string; offset: number }> | undefined;
   /**
    * Frames queued since the last flush: none, one (most ticks: no array, so a tick that queues one
-   * frame allocates nothing per connection), or several in order. outbound.ts owns them.
+   * frame allocates nothing per connection), or several in order, in an array that other sessions
+   * may share and that only outbound.ts changes (see `Outbound.appended`).
    */
   queued: Buffer | Buffer[] | undefined = undefined;
   /** How many frames `queued` holds, and their total size. */
