@@ -66,7 +66,7 @@ describe('gatehouse capacity', () => {
     assert.match(r.out, /RAM per node\s+[\d.]+ (GiB|MiB)/);
     assert.match(r.out, /with headroom\s+[\d.]+ (GiB|MiB) \(headroom [\d.]+ (GiB|MiB), 30%\)/);
     assert.match(r.out, /nodes needed\s+4/);
-    assert.match(r.out, /6,144 B gateway \(--bytes-per-connection\) \+ 4,096 B kernel/);
+    assert.match(r.out, /6,144 B gateway \(--bytes-per-connection\) \+ 4,352 B kernel/);
   });
 
   test('takes bytes per connection and the process base from a bench JSON document', async () => {
@@ -81,7 +81,7 @@ describe('gatehouse capacity', () => {
     const plan = JSON.parse(r.out);
     assert.equal(plan.input.bytesPerConnection, 7000);
     assert.equal(plan.input.processBaseBytes, 80 * MiB);
-    assert.equal(plan.nodeBytes, 80 * MiB + 10_000 * (7000 + 4096));
+    assert.equal(plan.nodeBytes, 80 * MiB + 10_000 * (7000 + 4352));
   });
 
   const BAD: [string[], RegExp][] = [
