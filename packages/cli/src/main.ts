@@ -125,6 +125,15 @@ function runPrimary(config: StartConfig, logger: Logger): void {
       hosts.set(worker, host);
       void host.start();
     }
+    // Between a worker's disconnect and its exit, a publication or another worker's fleet message
+    // can still be sent to it; that send fails with ERR_IPC_CHANNEL_CLOSED, emitted as an 'error'
+    // that would otherwise end this process (and every worker with it).
+    const channelError = (err: unknown) => {
+      if (!stopping) logger.warn({ worker: index, err }, 'worker channel error');
+    };
+    worker.on('error', channelError);
+    worker.process.on('error', channelError);
+    worker.on('disconnect', () => void hosts.get(worker)?.close());
     worker.on('exit', (code, signal) => {
       void hosts.get(worker)?.close();
       hosts.delete(worker);

@@ -292,10 +292,9 @@ export class Gateway {
         : this.options.nativeWrites === 'off'
           ? 'net.Socket (nativeWrites off)'
           : `net.Socket (batched send unavailable: ${loadNativeSend().error ?? 'unknown'})`;
-    this.log.info(
-      { port, host: this.options.host, backbone: this.backbone.kind, tls: !!this.options.tlsCert, writes },
-      'gateway listening',
-    );
+    // A line of its own: the terminal format keeps `gateway listening` on one line.
+    this.log.info({ port, host: this.options.host, backbone: this.backbone.kind, tls: !!this.options.tlsCert }, 'gateway listening');
+    this.log.info({ writes }, 'fan-out write path');
     return { port };
   }
 
